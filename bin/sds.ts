@@ -1,0 +1,67 @@
+#!/usr/bin/env node
+// The command-line entry point: `sds serve` (the default for `npm start`) and `sds bench`.
+import { ConfigError, SERVE_OPTIONS, parseServeConfig } from '../server/config.js';
+
+const HELP = `sds — real-time video restyling server (WebRTC in, restyled WebRTC out)
+
+Usage:
+  sds serve [options]        serve the web app, WHIP ingest and the API (npm start)
+  sds bench <kind> [options] run a benchmark; kinds: model, e2e (see sds bench --help)
+  sds --help
+
+serve options (flag, or environment variable):
+${Object.entries(SERVE_OPTIONS)
+  .map(([flag, [env, text]]) => `  --${flag.padEnd(18)} ${env.padEnd(18)} ${text}`)
+  .join('\n')}
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(HELP);
+    return command === undefined ? 1 : 0;
+  }
+  if (command === 'serve') {
+    if (rest.includes('--help') || rest.includes('-h')) {
+      process.stdout.write(HELP);
+      return 0;
+    }
+    const config = parseServeConfig(rest);
+    const { startServer } = await import('../server/server.js');
+    const server = await startServer(config);
+    const stop = (signal: string): void => {
+      server.logger.info({ signal }, 'shutting down');
+      server.close().then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    return -1; // keep running
+  }
+  if (command === 'bench') {
+    const { runBenchCli } = await import('../bench/cli.js');
+    return runBenchCli(rest);
+  }
+  process.stderr.write(`unknown command "${command}"\n\n${HELP}`);
+  return 2;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exitCode = code;
+  },
+  (error: unknown) => {
+    if (error instanceof ConfigError || (error instanceof Error && error.name === 'ModelLoadError')) {
+      process.stderr.write(`sds: ${error.message}\n`);
+      process.exit(2);
+    }
+    if (error instanceof TypeError && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`sds: ${error.message}\nRun "sds --help" for the options.\n`);
+      process.exit(2);
+    }
+    process.stderr.write(`sds: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exit(1);
+  },
+);

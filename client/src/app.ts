@@ -1,0 +1,385 @@
+// The web app at `/`: camera in, restyled video out over one WHIP session, live parameters over
+// the `control` DataChannel, and a stats overlay. Every failure ends in a message the user can act on.
+
+import { byId, ParamsForm } from './controls.js';
+import { fetchModelInfo, parseServerMessage, type ModelInfo, type ServerStats } from './protocol.js';
+import { ParamsSender } from './params-sender.js';
+import { Publisher, type ConnectionHealth } from './publisher.js';
+import { formatWait, SignalingError } from './signaling.js';
+import { FrameRateMeter, readTransportStats, type TransportStats } from './stats.js';
+
+const WHIP_ENDPOINT = '/whip';
+/** If the DataChannel has not opened by then, the initial parameters go by PATCH instead. */
+const CHANNEL_OPEN_WAIT_MS = 3000;
+
+const ui = {
+  start: byId<HTMLButtonElement>('start'),
+  resolution: byId<HTMLSelectElement>('resolution'),
+  mirror: byId<HTMLInputElement>('mirror'),
+  stage: byId<HTMLElement>('stage'),
+  input: byId<HTMLVideoElement>('input'),
+  output: byId<HTMLVideoElement>('output'),
+  placeholder: byId<HTMLElement>('placeholder'),
+  noticeTitle: byId<HTMLElement>('notice-title'),
+  noticeDetail: byId<HTMLElement>('notice-detail'),
+  stats: byId<HTMLElement>('stats'),
+  sessionInfo: byId<HTMLElement>('session-info'),
+  status: byId<HTMLElement>('status'),
+  modelName: byId<HTMLElement>('model-name'),
+  toasts: byId<HTMLElement>('toasts'),
+};
+
+type Status = 'idle' | 'connecting' | 'live' | 'interrupted' | 'error';
+
+interface LiveSession {
+  camera: MediaStream;
+  publisher: Publisher;
+  sender: ParamsSender;
+  inputMeter: FrameRateMeter;
+  outputMeter: FrameRateMeter;
+  serverStats?: ServerStats;
+  transport?: TransportStats;
+  timers: ReturnType<typeof setInterval>[];
+}
+
+let model: ModelInfo | undefined;
+let session: LiveSession | undefined;
+let starting = false;
+let retryCountdown: ReturnType<typeof setInterval> | undefined;
+
+const form = new ParamsForm((change) => session?.sender.update(change));
+
+// ---- lifecycle -------------------------------------------------------------------------------
+
+async function loadModel(): Promise<ModelInfo | undefined> {
+  if (model) return model;
+  try {
+    model = await fetchModelInfo();
+    form.setModel(model);
+    ui.modelName.textContent = `${model.name} · ${model.width}×${model.height}`;
+    return model;
+  } catch {
+    showNotice('error', 'Cannot reach the server', `${location.host} did not answer. Check that the server is running, then press Start.`);
+    setStatus('error', 'Offline');
+    return undefined;
+  }
+}
+
+async function start(): Promise<void> {
+  if (starting || session) return;
+  starting = true;
+  clearInterval(retryCountdown);
+  ui.start.disabled = true;
+  setStatus('connecting', 'Starting camera…');
+  showNotice('info', 'Starting camera…', 'Allow camera access if the browser asks.');
+  let camera: MediaStream | undefined;
+  try {
+    if (!(await loadModel())) return;
+    camera = await openCamera();
+    ui.input.srcObject = camera;
+    setStatus('connecting', 'Connecting…');
+    showNotice('info', 'Connecting to the server…', 'Negotiating the video connection.');
+    const publisher = await Publisher.start(WHIP_ENDPOINT, camera.getVideoTracks()[0], {
+      onOutput: (stream) => {
+        ui.output.srcObject = stream;
+      },
+      onHealth,
+    });
+    session = begin(camera, publisher);
+  } catch (err) {
+    camera?.getTracks().forEach((t) => t.stop());
+    ui.input.srcObject = null;
+    failStart(err);
+  } finally {
+    starting = false;
+    ui.start.disabled = false;
+    renderStartButton();
+  }
+}
+
+function begin(camera: MediaStream, publisher: Publisher): LiveSession {
+  const sender = new ParamsSender(publisher.channel, publisher.resourceUrl, (p) => form.apply(p), (m) => toast(m));
+  const live: LiveSession = {
+    camera,
+    publisher,
+    sender,
+    inputMeter: new FrameRateMeter(ui.input),
+    outputMeter: new FrameRateMeter(ui.output),
+    timers: [],
+  };
+  const sendAll = (): void => sender.update(form.values);
+  publisher.channel.addEventListener('open', sendAll);
+  publisher.channel.addEventListener('message', (e) => onServerMessage(live, e.data));
+  const openTimer = setTimeout(() => {
+    if (publisher.channel.readyState !== 'open' && !publisher.isClosed) sendAll();
+  }, CHANNEL_OPEN_WAIT_MS);
+  live.timers.push(openTimer as unknown as ReturnType<typeof setInterval>);
+  live.timers.push(setInterval(() => void pollTransport(live), 1000));
+  live.timers.push(setInterval(() => renderStats(live), 500));
+
+  ui.output.addEventListener('playing', onOutputPlaying);
+  ui.stats.hidden = false;
+  ui.sessionInfo.hidden = false;
+  setStatus('connecting', 'Waiting for video…');
+  showNotice('info', 'Waiting for the restyled video…', 'The first frame usually arrives within a second.');
+  return live;
+}
+
+function onOutputPlaying(): void {
+  if (!session) return;
+  ui.placeholder.hidden = true;
+  setStatus('live', 'Live');
+}
+
+/** Ends the session: stops the camera and DELETEs the session resource. */
+function stop(reason?: { title: string; detail: string }, options: { keepalive?: boolean } = {}): void {
+  const live = session;
+  session = undefined;
+  if (live) {
+    live.timers.forEach((t) => clearInterval(t));
+    live.inputMeter.stop();
+    live.outputMeter.stop();
+    live.sender.close();
+    void live.publisher.close(options);
+    live.camera.getTracks().forEach((t) => t.stop());
+  }
+  ui.output.removeEventListener('playing', onOutputPlaying);
+  ui.input.srcObject = null;
+  ui.output.srcObject = null;
+  ui.stats.hidden = true;
+  ui.sessionInfo.hidden = true;
+  renderStartButton();
+  if (reason) {
+    showNotice('error', reason.title, reason.detail);
+    setStatus('error', 'Disconnected');
+  } else {
+    showNotice('info', 'Press Start to restyle your camera', 'Your camera stays off until you press Start.');
+    setStatus('idle', 'Idle');
+  }
+}
+
+function onHealth(health: ConnectionHealth): void {
+  if (!session) return;
+  switch (health) {
+    case 'connected':
+      if (!ui.placeholder.hidden) setStatus('connecting', 'Waiting for video…');
+      else setStatus('live', 'Live');
+      break;
+    case 'interrupted':
+      setStatus('interrupted', 'Reconnecting…');
+      break;
+    case 'lost':
+      stop({
+        title: 'Connection to the server was lost',
+        detail: 'The network dropped or the server stopped. Press Start to connect again.',
+      });
+      break;
+    case 'connecting':
+      break;
+  }
+}
+
+function onServerMessage(live: LiveSession, data: unknown): void {
+  const message = parseServerMessage(data);
+  if (!message) return;
+  switch (message.type) {
+    case 'params':
+      form.apply(message.params);
+      break;
+    case 'stats':
+      live.serverStats = message as unknown as ServerStats;
+      break;
+    case 'error':
+      toast(message.message);
+      break;
+  }
+}
+
+// ---- camera ----------------------------------------------------------------------------------
+
+function selectedResolution(): { width: number; height: number } {
+  const [width, height] = ui.resolution.value.split('x').map(Number);
+  return { width, height };
+}
+
+async function openCamera(): Promise<MediaStream> {
+  if (!navigator.mediaDevices?.getUserMedia) {
+    throw new CameraError(
+      'The camera is not available here',
+      'Browsers only allow the camera on https:// pages or on http://localhost. Open the page that way and try again.',
+    );
+  }
+  const { width, height } = selectedResolution();
+  try {
+    return await navigator.mediaDevices.getUserMedia({
+      audio: false,
+      video: { width: { ideal: width }, height: { ideal: height }, frameRate: { ideal: 30 } },
+    });
+  } catch (err) {
+    throw cameraError(err, width, height);
+  }
+}
+
+class CameraError extends Error {
+  constructor(
+    readonly title: string,
+    readonly detail: string,
+  ) {
+    super(`${title}: ${detail}`);
+  }
+}
+
+function cameraError(err: unknown, width: number, height: number): CameraError {
+  const name = err instanceof DOMException ? err.name : '';
+  switch (name) {
+    case 'NotAllowedError':
+    case 'SecurityError':
+      return new CameraError(
+        'Camera access was denied',
+        'Allow the camera for this site (the camera icon in the address bar or the site settings), then press Start again.',
+      );
+    case 'NotFoundError':
+    case 'DevicesNotFoundError':
+      return new CameraError('No camera found', 'Connect a camera (or enable it in your system settings), then press Start again.');
+    case 'NotReadableError':
+    case 'TrackStartError':
+    case 'AbortError':
+      return new CameraError(
+        'The camera could not be started',
+        'Another application may be using it. Close that application, then press Start again.',
+      );
+    case 'OverconstrainedError':
+      return new CameraError(`The camera cannot capture ${width}×${height}`, 'Choose another resolution and press Start again.');
+    default:
+      return new CameraError('The camera could not be started', err instanceof Error ? err.message : String(err));
+  }
+}
+
+async function changeResolution(): Promise<void> {
+  const { width, height } = selectedResolution();
+  ui.stage.dataset.aspect = width / height > 1.5 ? '16:9' : '4:3';
+  const track = session?.camera.getVideoTracks()[0];
+  if (!track) return;
+  try {
+    await track.applyConstraints({ width: { ideal: width }, height: { ideal: height }, frameRate: { ideal: 30 } });
+  } catch {
+    toast(`The camera cannot switch to ${width}×${height}.`);
+  }
+}
+
+// ---- failures --------------------------------------------------------------------------------
+
+function failStart(err: unknown): void {
+  setStatus('error', 'Not connected');
+  if (err instanceof CameraError) {
+    showNotice('error', err.title, err.detail);
+    return;
+  }
+  if (err instanceof SignalingError) {
+    switch (err.kind) {
+      case 'unreachable':
+        showNotice('error', 'Cannot reach the server', err.message);
+        return;
+      case 'full':
+        showServerFull(err);
+        return;
+      default:
+        showNotice('error', 'The server refused the stream', err.message);
+        return;
+    }
+  }
+  showNotice('error', 'Could not connect', err instanceof Error ? err.message : String(err));
+}
+
+function showServerFull(err: SignalingError): void {
+  const why = err.reason ? `The server says: ${err.reason.replace(/\.?$/, '.')}` : 'All sessions are in use.';
+  const render = (): void => {
+    const left = err.retryAt ? err.retryAt.getTime() - Date.now() : 0;
+    if (err.retryAt && left > 0) {
+      showNotice('wait', 'The server is full', `${why} Try again in ${formatWait(left)}.`);
+    } else {
+      clearInterval(retryCountdown);
+      showNotice('wait', 'The server was full', 'A session may be free now: press Start to try again.');
+    }
+  };
+  render();
+  setStatus('error', 'Server full');
+  clearInterval(retryCountdown);
+  retryCountdown = setInterval(render, 1000);
+}
+
+// ---- rendering -------------------------------------------------------------------------------
+
+function setStatus(state: Status, text: string): void {
+  ui.status.dataset.state = state;
+  ui.status.textContent = text;
+}
+
+function showNotice(kind: 'info' | 'error' | 'wait', title: string, detail: string): void {
+  ui.placeholder.hidden = false;
+  ui.placeholder.dataset.kind = kind;
+  ui.noticeTitle.textContent = title;
+  ui.noticeDetail.textContent = detail;
+}
+
+function renderStartButton(): void {
+  const live = session !== undefined;
+  ui.start.textContent = live ? 'Stop' : 'Start';
+  ui.start.classList.toggle('stop', live);
+}
+
+function toast(message: string, kind: 'error' | 'info' = 'error'): void {
+  const el = document.createElement('div');
+  el.className = `toast ${kind}`;
+  el.setAttribute('role', kind === 'error' ? 'alert' : 'status');
+  el.textContent = message;
+  ui.toasts.append(el);
+  while (ui.toasts.childElementCount > 3) ui.toasts.firstElementChild?.remove();
+  setTimeout(() => el.remove(), 5000);
+}
+
+async function pollTransport(live: LiveSession): Promise<void> {
+  try {
+    live.transport = await readTransportStats(live.publisher.pc);
+  } catch {
+    // closed between ticks
+  }
+}
+
+function renderStats(live: LiveSession): void {
+  const stat = (name: string, text: string): void => {
+    const el = ui.stats.querySelector<HTMLElement>(`[data-stat="${name}"]`);
+    if (el) el.textContent = text;
+  };
+  const fps = (n: number | undefined): string => (n === undefined ? '–' : `${n.toFixed(0)} fps`);
+  const ms = (n: number | undefined): string => (typeof n === 'number' ? n.toFixed(0) : '–');
+  const inputFps = live.transport?.sentFps ?? live.inputMeter.fps;
+  const res = live.transport?.sendResolution;
+  stat('input-fps', `${fps(inputFps)}${res ? ` · ${res}` : ''}`);
+  stat('output-fps', fps(live.outputMeter.fps ?? live.transport?.receivedFps));
+  const s = live.serverStats;
+  stat('latency', s ? `${ms(s.latencyP50Ms)} / ${ms(s.latencyP95Ms)} ms` : '–');
+  stat('dropped', s ? `${s.droppedFrames ?? 0}${s.deadlineMisses ? ` · ${s.deadlineMisses} late` : ''}` : '–');
+  stat('rtt', live.transport?.roundTripMs === undefined ? '–' : `${ms(live.transport.roundTripMs)} ms`);
+
+  const info = (name: string, text: string): void => {
+    const el = ui.sessionInfo.querySelector<HTMLElement>(`[data-info="${name}"]`);
+    if (el) el.textContent = text;
+  };
+  info('codec', live.transport?.codec ?? '–');
+  info('sending', res ? `${res} @ ${fps(inputFps)}` : '–');
+  const sessionPath = new URL(live.publisher.resourceUrl).pathname;
+  info('session', sessionPath);
+  ui.sessionInfo.querySelector<HTMLElement>('[data-info="session"]')!.title = live.publisher.resourceUrl;
+}
+
+// ---- wiring ----------------------------------------------------------------------------------
+
+ui.start.addEventListener('click', () => (session ? stop() : void start()));
+ui.resolution.addEventListener('change', () => void changeResolution());
+ui.mirror.addEventListener('change', () => ui.stage.classList.toggle('mirrored', ui.mirror.checked));
+ui.stage.classList.toggle('mirrored', ui.mirror.checked);
+// sendBeacon cannot DELETE; a keepalive fetch outlives the page.
+window.addEventListener('pagehide', () => stop(undefined, { keepalive: true }));
+
+void loadModel();

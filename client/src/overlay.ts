@@ -1,0 +1,88 @@
+// The viewer overlay at /overlay/:name: chrome-less and transparent (for OBS browser sources), it
+// plays the named stream by WHEP full-window and reconnects with exponential backoff when it drops.
+
+import { deleteResource, negotiate, SignalingError } from './signaling.js';
+
+const BACKOFF_MIN_MS = 1000;
+const BACKOFF_MAX_MS = 30_000;
+/** A connection that shows no new frame for this long is treated as gone (werift sends no close). */
+const STALL_MS = 8000;
+
+const player = document.getElementById('player') as HTMLVideoElement;
+const state = document.getElementById('state') as HTMLElement;
+const name = streamName();
+
+let backoff = BACKOFF_MIN_MS;
+let current: { pc: RTCPeerConnection; resourceUrl: string; watchdog: ReturnType<typeof setInterval> } | undefined;
+
+function streamName(): string {
+  const fromQuery = new URLSearchParams(location.search).get('name');
+  if (fromQuery) return fromQuery;
+  const parts = location.pathname.split('/').filter(Boolean);
+  return decodeURIComponent(parts[parts.length - 1] ?? 'default');
+}
+
+async function connect(): Promise<void> {
+  const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
+  pc.addTransceiver('video', { direction: 'recvonly' });
+  pc.addEventListener('track', (e) => {
+    player.srcObject = e.streams[0] ?? new MediaStream([e.track]);
+  });
+  try {
+    const { resourceUrl } = await negotiate(pc, `/whep/${encodeURIComponent(name)}`);
+    let lastFrames = -1;
+    let lastProgress = performance.now();
+    const watchdog = setInterval(() => {
+      const frames = player.getVideoPlaybackQuality?.().totalVideoFrames ?? 0;
+      if (frames !== lastFrames) {
+        lastFrames = frames;
+        lastProgress = performance.now();
+      } else if (performance.now() - lastProgress > STALL_MS) {
+        drop('no video');
+      }
+    }, 1000);
+    current = { pc, resourceUrl, watchdog };
+    pc.addEventListener('connectionstatechange', () => {
+      if (pc.connectionState === 'failed' || pc.connectionState === 'closed') drop('connection lost');
+    });
+    player.addEventListener('playing', onPlaying, { once: true });
+  } catch (err) {
+    pc.close();
+    const message =
+      err instanceof SignalingError && err.kind === 'not-found'
+        ? `waiting for “${name}”`
+        : err instanceof Error
+          ? err.message
+          : String(err);
+    retryLater(message, err instanceof SignalingError ? err.retryAt : undefined);
+  }
+}
+
+function onPlaying(): void {
+  backoff = BACKOFF_MIN_MS;
+  state.textContent = '';
+}
+
+function drop(reason: string): void {
+  const c = current;
+  if (!c) return;
+  current = undefined;
+  clearInterval(c.watchdog);
+  c.pc.close();
+  void deleteResource(c.resourceUrl);
+  player.srcObject = null;
+  retryLater(reason);
+}
+
+function retryLater(reason: string, notBefore?: Date): void {
+  const wait = Math.max(backoff, notBefore ? notBefore.getTime() - Date.now() : 0);
+  backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
+  state.textContent = `${reason} · retrying in ${Math.ceil(wait / 1000)} s`;
+  setTimeout(() => void connect(), wait);
+}
+
+window.addEventListener('pagehide', () => {
+  if (current) void deleteResource(current.resourceUrl, true);
+});
+
+void connect();

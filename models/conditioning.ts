@@ -1,0 +1,57 @@
+// Conditioning vectors for the denoiser: named style embeddings (style models), linear blends between
+// two of them (smooth style transitions), and a cached neutral embedding for text models until prompt
+// encoding lands.
+import type { ModelManifest } from './manifest.js';
+
+export interface StyleBlend {
+  from: string;
+  to: string;
+  /** 0 → `from`, 1 → `to`. */
+  t: number;
+}
+
+export class UnknownStyleError extends Error {
+  constructor(style: string, known: readonly string[]) {
+    super(`unknown style "${style}" (available: ${known.join(', ') || 'none'})`);
+    this.name = 'UnknownStyleError';
+  }
+}
+
+export function blendEmbeddings(a: Float32Array, b: Float32Array, t: number, out: Float32Array = new Float32Array(a.length)): Float32Array {
+  if (a.length !== b.length) throw new Error(`cannot blend embeddings of ${a.length} and ${b.length} values`);
+  const k = Math.min(1, Math.max(0, t));
+  for (let i = 0; i < a.length; i++) out[i] = a[i]! + (b[i]! - a[i]!) * k;
+  return out;
+}
+
+export class ConditioningTable {
+  private readonly styles = new Map<string, Float32Array>();
+  private neutral: Float32Array | undefined;
+
+  constructor(private readonly manifest: ModelManifest) {
+    if (manifest.conditioning.kind === 'styles') for (const s of manifest.conditioning.styles) this.styles.set(s.id, s.embedding);
+  }
+
+  get styleIds(): string[] {
+    return [...this.styles.keys()];
+  }
+
+  /**
+   * The embedding for a request: a style id or a blend (style models), or a zero embedding of
+   * `tokens × dim` (text models, for now).
+   */
+  embedding(style: string | StyleBlend, tokens: number, dim: number): Float32Array {
+    if (this.manifest.conditioning.kind === 'text') {
+      if (!this.neutral || this.neutral.length !== tokens * dim) this.neutral = new Float32Array(tokens * dim);
+      return this.neutral;
+    }
+    if (typeof style === 'string') return this.lookup(style === '' ? this.manifest.defaults.style : style);
+    return blendEmbeddings(this.lookup(style.from), this.lookup(style.to), style.t);
+  }
+
+  private lookup(id: string): Float32Array {
+    const e = this.styles.get(id);
+    if (!e) throw new UnknownStyleError(id, this.styleIds);
+    return e;
+  }
+}

@@ -1,0 +1,109 @@
+// The img2img pipeline, one frame: RGB → VAE encode → noise to t0 → denoise ×steps → VAE decode → RGB.
+// Read top to bottom like a diffusers pipeline; the math lives in ./scheduler.ts, the tensors in
+// ./components.ts. Each stage is timed with nowMs() so the engine can see where the frame went.
+import type { RgbImage, StageName, StageTiming } from '../realtime/frame.js';
+import { nowMs } from '../realtime/clock.js';
+import type { DiffusionComponents, Latent } from './components.js';
+import type { ModelManifest } from './manifest.js';
+import { addNoise, gaussianNoise, NoiseSchedule, predictX0, streamTimesteps } from './scheduler.js';
+
+export interface Img2ImgOptions {
+  steps: number;
+  strength: number;
+  /** Denoiser conditioning (a style embedding, a blend, or a text embedding). */
+  conditioning: Float32Array;
+  noise: FixedNoise;
+}
+
+/** A stream's fixed noise: the same seed and latent size always give the same tensor. */
+export class FixedNoise {
+  private cached: Float32Array | undefined;
+  constructor(readonly seed: number) {}
+  get(length: number): Float32Array {
+    if (!this.cached || this.cached.length !== length) this.cached = gaussianNoise(this.seed, length);
+    return this.cached;
+  }
+}
+
+export class ImageSizeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ImageSizeError';
+  }
+}
+
+export async function img2img(
+  model: { manifest: ModelManifest; schedule: NoiseSchedule; components: DiffusionComponents },
+  image: RgbImage,
+  opts: Img2ImgOptions,
+  stages: StageTiming[],
+): Promise<RgbImage> {
+  const { manifest, schedule } = model;
+  const { encoder, denoiser, decoder } = model.components;
+  const timed = async <T>(name: StageName, fn: () => T | Promise<T>): Promise<T> => {
+    const startMs = nowMs();
+    const result = await fn();
+    stages.push({ name, startMs, endMs: nowMs() });
+    return result;
+  };
+
+  if (!Number.isInteger(opts.steps) || opts.steps < 1) throw new RangeError(`steps must be a positive integer, got ${opts.steps}`);
+  const pixels = await timed('preprocess', () => rgbToTensor(image, manifest));
+  const encoded = await timed('vae_encode', () => encoder.encode(pixels, image.width, image.height));
+
+  const latent = await timed('denoise', async () => {
+    const sf = manifest.latent.scalingFactor;
+    const x0 = encoded.data.map((v) => v * sf);
+    const noise = opts.noise.get(x0.length);
+    const timesteps = streamTimesteps(opts.steps, opts.strength, manifest.scheduler.numTrainTimesteps);
+    const x: Latent = { data: addNoise(x0, noise, schedule.alphaBar(timesteps[0]!)), dims: encoded.dims };
+    for (let i = 0; i < timesteps.length; i++) {
+      const t = timesteps[i]!;
+      const prediction = await denoiser.predict(x, t, opts.conditioning);
+      predictX0(prediction, x.data, schedule.alphaBar(t), manifest.scheduler.predictionType, x0);
+      // Multi-step: re-noise the x0 estimate to the next timestep with the stream's fixed noise.
+      const next = timesteps[i + 1];
+      if (next !== undefined) addNoise(x0, noise, schedule.alphaBar(next), x.data);
+    }
+    for (let i = 0; i < x0.length; i++) x0[i] = x0[i]! / sf;
+    return { data: x0, dims: encoded.dims };
+  });
+
+  const decoded = await timed('vae_decode', () => decoder.decode(latent));
+  return timed('postprocess', () => tensorToRgb(decoded.data, decoded.width, decoded.height, manifest));
+}
+
+/** Packed RGB24 → NCHW float32 [1,3,H,W] in the model's pixel range. */
+export function rgbToTensor(image: RgbImage, manifest: ModelManifest): Float32Array {
+  const { width, height, data } = image;
+  if (data.length !== width * height * 3)
+    throw new ImageSizeError(`image data has ${data.length} bytes; ${width}×${height} RGB needs ${width * height * 3}`);
+  const m = manifest.sizeMultiple;
+  if (width % m !== 0 || height % m !== 0) throw new ImageSizeError(`image ${width}×${height} is not a multiple of ${m}`);
+  const [lo, hi] = manifest.pixelRange;
+  const scale = (hi - lo) / 255;
+  const plane = width * height;
+  const out = new Float32Array(3 * plane);
+  for (let p = 0, i = 0; p < plane; p++, i += 3) {
+    out[p] = lo + data[i]! * scale;
+    out[plane + p] = lo + data[i + 1]! * scale;
+    out[2 * plane + p] = lo + data[i + 2]! * scale;
+  }
+  return out;
+}
+
+/** NCHW float [1,3,H,W] in the pixel range → packed RGB24 (clamped, rounded half to even). */
+export function tensorToRgb(tensor: Float32Array, width: number, height: number, manifest: ModelManifest): RgbImage {
+  const [lo, hi] = manifest.pixelRange;
+  const scale = 255 / (hi - lo);
+  const plane = width * height;
+  const data = new Uint8Array(plane * 3);
+  // A clamped view rounds (half to even), clamps to 0..255 and maps NaN to 0 in the store itself.
+  const out = new Uint8ClampedArray(data.buffer);
+  for (let p = 0, i = 0; p < plane; p++, i += 3) {
+    out[i] = (tensor[p]! - lo) * scale;
+    out[i + 1] = (tensor[plane + p]! - lo) * scale;
+    out[i + 2] = (tensor[2 * plane + p]! - lo) * scale;
+  }
+  return { width, height, data };
+}

@@ -1,0 +1,261 @@
+// The model runtime as the engine sees it (a Restyler): a pool of inference worker threads, each holding
+// its own ONNX sessions. A stream is pinned to one worker (its fixed noise lives there); pixels cross
+// threads as transferred buffers. A worker that fails a request rejects only that request; a worker
+// that dies is restarted and its in-flight requests rejected. close() terminates every worker.
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import type { StyleBlend } from './conditioning.js';
+import { loadManifest, type ModelManifest } from './manifest.js';
+import type { RuntimeLogger } from './onnx-component.js';
+import type { ExecutionProvider, RestyleRequest, RestyleResult, Restyler, RestylerInfo } from './restyle-types.js';
+import type { FromWorker, RunRequest, WorkerInit } from './worker/protocol.js';
+
+export interface ModelRuntimeOptions {
+  modelDir: string;
+  provider?: ExecutionProvider;
+  /** When the provider cannot load a model: log one line and use CPU (default), or fail. */
+  fallbackToCpu?: boolean;
+  /** Worker threads (default 1). */
+  workers?: number;
+  /** onnxruntime intra-op threads per worker (default: available cores / workers, at least 1). */
+  intraOpThreads?: number;
+  logger?: RuntimeLogger;
+}
+
+/** A restyle request that may blend two styles (for smooth transitions); `style` is used when absent. */
+export type RuntimeRequest = RestyleRequest & { styleBlend?: StyleBlend };
+
+export class RuntimeClosedError extends Error {
+  constructor() {
+    super('model runtime is closed');
+    this.name = 'RuntimeClosedError';
+  }
+}
+
+interface Pending {
+  resolve(r: RestyleResult): void;
+  reject(e: Error): void;
+}
+
+const WORKER_URL = new URL('./worker/inference-worker.js', import.meta.url);
+
+/** One worker thread and what it owes: restarted in place if it dies. */
+class WorkerSlot {
+  worker: Worker | undefined;
+  ready: Promise<ExecutionProvider>;
+  readonly inflight = new Map<number, Pending>();
+  pinned = 0;
+  private closing = false;
+
+  constructor(
+    readonly index: number,
+    private readonly init: WorkerInit,
+    private readonly logger: RuntimeLogger | undefined,
+  ) {
+    this.ready = this.spawn();
+  }
+
+  private spawn(): Promise<ExecutionProvider> {
+    // Workers inherit the parent's node flags; --input-type (from `node -e`) would stop a file worker.
+    const execArgv = process.execArgv.filter((a) => !a.startsWith('--input-type'));
+    const worker = new Worker(WORKER_URL, { workerData: this.init, name: `inference-${this.index}`, execArgv });
+    this.worker = worker;
+    let wasReady = false;
+    const ready = new Promise<ExecutionProvider>((resolve, reject) => {
+      worker.on('message', (msg: FromWorker) => {
+        switch (msg.type) {
+          case 'ready':
+            wasReady = true;
+            return resolve(msg.provider);
+          case 'init-error':
+            reject(new Error(msg.message));
+            void worker.terminate();
+            return;
+          case 'log':
+            return this.logger?.[msg.level](msg.message);
+          case 'result': {
+            const p = this.inflight.get(msg.id);
+            this.inflight.delete(msg.id);
+            return p?.resolve({ image: { width: msg.width, height: msg.height, data: new Uint8Array(msg.pixels) }, stages: msg.stages });
+          }
+          case 'error': {
+            const p = this.inflight.get(msg.id);
+            this.inflight.delete(msg.id);
+            return p?.reject(new Error(msg.message));
+          }
+        }
+      });
+      worker.on('error', (err) => {
+        this.logger?.warn(`inference worker ${this.index} crashed: ${err.message}`);
+        reject(err);
+      });
+      worker.on('exit', (code) => {
+        if (this.worker === worker) this.worker = undefined;
+        reject(new Error(`inference worker ${this.index} exited (code ${code}) before it was ready`));
+        this.rejectAll(new Error(`inference worker ${this.index} exited (code ${code}) while running this request`));
+        // Restart only a worker that had loaded: one that cannot load would fail the same way again.
+        if (!this.closing && wasReady) {
+          this.logger?.warn(`inference worker ${this.index} exited (code ${code}); restarting it`);
+          this.ready = this.spawn();
+          this.ready.catch((e: Error) => this.logger?.warn(`inference worker ${this.index} failed to restart: ${e.message}`));
+        }
+      });
+    });
+    ready.catch(() => undefined); // observed via this.ready by callers
+    return ready;
+  }
+
+  post(req: RunRequest, transfer: ArrayBuffer[], pending: Pending): void {
+    this.inflight.set(req.id, pending);
+    this.ready.then(
+      () => {
+        if (!this.inflight.has(req.id)) return;
+        if (!this.worker) return this.fail(req.id, new Error(`inference worker ${this.index} is not running`));
+        this.worker.postMessage(req, transfer);
+      },
+      (err: Error) => this.fail(req.id, err),
+    );
+  }
+
+  release(streamId: string): void {
+    this.worker?.postMessage({ type: 'release', streamId });
+  }
+
+  /** Test hook: kill the thread as a crash would. */
+  kill(): Promise<number> {
+    return this.worker?.terminate() ?? Promise.resolve(0);
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    this.rejectAll(new RuntimeClosedError());
+    const w = this.worker;
+    this.worker = undefined;
+    if (w) await w.terminate();
+  }
+
+  private fail(id: number, err: Error): void {
+    const p = this.inflight.get(id);
+    this.inflight.delete(id);
+    p?.reject(err);
+  }
+
+  private rejectAll(err: Error): void {
+    const all = [...this.inflight.values()];
+    this.inflight.clear();
+    for (const p of all) p.reject(err);
+  }
+}
+
+export class ModelRuntime implements Restyler {
+  readonly info: RestylerInfo;
+  private readonly pins = new Map<string, WorkerSlot>();
+  private nextId = 1;
+  private closed = false;
+
+  private constructor(
+    readonly manifest: ModelManifest,
+    private readonly slots: WorkerSlot[],
+    provider: ExecutionProvider,
+  ) {
+    const c = manifest.conditioning;
+    this.info = {
+      name: manifest.name,
+      width: manifest.resolution.width,
+      height: manifest.resolution.height,
+      styles: c.kind === 'styles' ? c.styles.map((s) => s.id) : [],
+      steps: manifest.steps,
+      conditioning: c.kind,
+      defaults: { ...manifest.defaults },
+      provider,
+      workers: slots.length,
+    };
+  }
+
+  /** Read the model folder, start the workers and wait until every one has loaded its sessions. */
+  static async load(options: ModelRuntimeOptions): Promise<ModelRuntime> {
+    const manifest = loadManifest(options.modelDir); // fail fast, on this thread, with the manifest's own message
+    const workers = Math.max(1, Math.floor(options.workers ?? 1));
+    const init: WorkerInit = {
+      modelDir: manifest.dir,
+      provider: options.provider ?? 'cpu',
+      fallbackToCpu: options.fallbackToCpu ?? true,
+      intraOpThreads: Math.max(1, Math.floor(options.intraOpThreads ?? availableParallelism() / workers)),
+    };
+    const slots = Array.from({ length: workers }, (_, i) => new WorkerSlot(i, init, options.logger));
+    try {
+      const providers = await Promise.all(slots.map((s) => s.ready));
+      const provider = providers.every((p) => p === init.provider) ? init.provider : 'cpu';
+      options.logger?.info(`model "${manifest.name}" loaded: ${workers} worker(s), provider ${provider}, ${init.intraOpThreads} intra-op thread(s) each`);
+      return new ModelRuntime(manifest, slots, provider);
+    } catch (err) {
+      await Promise.all(slots.map((s) => s.close()));
+      throw new Error(`cannot load model ${manifest.dir}: ${(err as Error).message}`);
+    }
+  }
+
+  restyle(request: RuntimeRequest): Promise<RestyleResult> {
+    if (this.closed) return Promise.reject(new RuntimeClosedError());
+    const slot = this.slotFor(request.streamId);
+    const { data } = request.image;
+    // Transfer the caller's buffer when the image owns all of it; otherwise copy just the pixels once.
+    // Taking it now (structuredClone with transfer moves the memory, no copy) keeps the contract
+    // that the caller's buffer is gone once restyle() returns, even while the worker is still starting.
+    const whole = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer;
+    const pixels = whole
+      ? structuredClone(data.buffer as ArrayBuffer, { transfer: [data.buffer as ArrayBuffer] })
+      : (data.slice().buffer as ArrayBuffer);
+    const msg: RunRequest = {
+      type: 'run',
+      id: this.nextId++,
+      streamId: request.streamId,
+      width: request.image.width,
+      height: request.image.height,
+      pixels,
+      style: request.styleBlend ?? request.style,
+      strength: request.strength,
+      steps: request.steps,
+      seed: request.seed,
+    };
+    return new Promise((resolve, reject) => slot.post(msg, [pixels], { resolve, reject }));
+  }
+
+  releaseStream(streamId: string): void {
+    const slot = this.pins.get(streamId);
+    if (!slot) return;
+    this.pins.delete(streamId);
+    slot.pinned--;
+    slot.release(streamId);
+  }
+
+  get queueDepth(): number {
+    return this.slots.reduce((n, s) => n + s.inflight.size, 0);
+  }
+
+  /** Worker threads currently alive (0 after close()). */
+  get liveWorkers(): number {
+    return this.slots.filter((s) => s.worker !== undefined).length;
+  }
+
+  /** Terminate worker `index` as if it crashed (tests); the pool restarts it. */
+  async killWorkerForTest(index: number): Promise<void> {
+    await this.slots[index]?.kill();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all(this.slots.map((s) => s.close()));
+    this.pins.clear();
+  }
+
+  private slotFor(streamId: string): WorkerSlot {
+    let slot = this.pins.get(streamId);
+    if (!slot) {
+      slot = this.slots.reduce((best, s) => (s.pinned < best.pinned || (s.pinned === best.pinned && s.inflight.size < best.inflight.size) ? s : best));
+      slot.pinned++;
+      this.pins.set(streamId, slot);
+    }
+    return slot;
+  }
+}

@@ -1,0 +1,164 @@
+// One ONNX model file as a typed component. Input/output names, element types and shapes come from the
+// session metadata at load time (never hard-coded), so diffusers/optimum exports load unchanged; roles
+// (sample, timestep, ...) are matched by name with positional fallbacks. float16 models are fed and read
+// through ./float16.ts.
+import ort from 'onnxruntime-node';
+import type { ExecutionProvider } from './restyle-types.js';
+import { float16ToFloat32, float32ToFloat16 } from './float16.js';
+
+export interface RuntimeLogger {
+  info(msg: string): void;
+  warn(msg: string): void;
+}
+
+export const consoleLogger: RuntimeLogger = {
+  info: (msg) => console.log(msg),
+  warn: (msg) => console.warn(msg),
+};
+
+export interface SessionConfig {
+  provider: ExecutionProvider;
+  /** If the provider cannot create a session: true → log one line and use CPU; false → throw. */
+  fallbackToCpu: boolean;
+  intraOpThreads: number;
+  logger?: RuntimeLogger;
+}
+
+export interface TensorSpec {
+  name: string;
+  type: string;
+  /** Declared dims; symbolic ones are strings (or -1). */
+  shape: readonly (number | string)[];
+}
+
+export class ModelComponentError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ModelComponentError';
+  }
+}
+
+function specsOf(meta: readonly ort.InferenceSession.ValueMetadata[], names: readonly string[]): TensorSpec[] {
+  return names.map((name, i) => {
+    const m = meta.find((x) => x.name === name) ?? meta[i];
+    if (m && m.isTensor) return { name, type: m.type, shape: m.shape };
+    return { name, type: 'unknown', shape: [] };
+  });
+}
+
+/** A loaded ONNX session plus its declared inputs/outputs and the provider it actually runs on. */
+export class OnnxComponent {
+  readonly inputs: TensorSpec[];
+  readonly outputs: TensorSpec[];
+
+  private constructor(
+    readonly path: string,
+    readonly session: ort.InferenceSession,
+    readonly provider: ExecutionProvider,
+  ) {
+    this.inputs = specsOf(session.inputMetadata, session.inputNames);
+    this.outputs = specsOf(session.outputMetadata, session.outputNames);
+  }
+
+  static async load(path: string, config: SessionConfig): Promise<OnnxComponent> {
+    const options = (provider: ExecutionProvider): ort.InferenceSession.SessionOptions => ({
+      executionProviders: [provider],
+      graphOptimizationLevel: 'all',
+      intraOpNumThreads: config.intraOpThreads,
+      interOpNumThreads: 1,
+    });
+    try {
+      return new OnnxComponent(path, await ort.InferenceSession.create(path, options(config.provider)), config.provider);
+    } catch (err) {
+      const why = (err as Error).message.split('\n')[0];
+      if (config.provider === 'cpu') throw new ModelComponentError(`cannot load ${path}: ${why}`);
+      if (!config.fallbackToCpu)
+        throw new ModelComponentError(`execution provider "${config.provider}" failed for ${path}: ${why} (CPU fallback is disabled)`);
+      config.logger?.warn(`execution provider "${config.provider}" unavailable for ${path} (${why}); falling back to CPU`);
+      try {
+        return new OnnxComponent(path, await ort.InferenceSession.create(path, options('cpu')), 'cpu');
+      } catch (err2) {
+        throw new ModelComponentError(`cannot load ${path}: ${(err2 as Error).message.split('\n')[0]}`);
+      }
+    }
+  }
+
+  /** The input named one of `names` (first match wins), else the input at `position`. */
+  input(names: readonly string[], position?: number): TensorSpec | undefined {
+    for (const n of names) {
+      const hit = this.inputs.find((s) => s.name === n);
+      if (hit) return hit;
+    }
+    return position === undefined ? undefined : this.inputs[position];
+  }
+
+  output(names: readonly string[], position?: number): TensorSpec | undefined {
+    for (const n of names) {
+      const hit = this.outputs.find((s) => s.name === n);
+      if (hit) return hit;
+    }
+    return position === undefined ? undefined : this.outputs[position];
+  }
+
+  require(kind: 'input' | 'output', names: readonly string[], position?: number): TensorSpec {
+    const spec = kind === 'input' ? this.input(names, position) : this.output(names, position);
+    if (!spec) {
+      const have = (kind === 'input' ? this.inputs : this.outputs).map((s) => s.name).join(', ');
+      throw new ModelComponentError(`${this.path}: no ${kind} named ${names.join(' or ')} (has: ${have || 'none'})`);
+    }
+    return spec;
+  }
+
+  async run(feeds: Record<string, ort.Tensor>, outputs: readonly TensorSpec[]): Promise<Record<string, ort.Tensor>> {
+    return this.session.run(feeds, outputs.map((o) => o.name));
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+/** A float tensor in the spec's declared element type (float32 or float16). */
+export function floatTensor(spec: TensorSpec, data: Float32Array, dims: readonly number[]): ort.Tensor {
+  if (spec.type === 'float16') return new ort.Tensor('float16', float32ToFloat16(data), dims);
+  if (spec.type === 'float32' || spec.type === 'unknown') return new ort.Tensor('float32', data, dims);
+  throw new ModelComponentError(`input ${spec.name} has type ${spec.type}; expected float32 or float16`);
+}
+
+/** A tensor's data as float32, whatever float type the model produced. */
+export function readFloat(tensor: ort.Tensor): Float32Array {
+  if (tensor.type === 'float32') return tensor.data as Float32Array;
+  if (tensor.type === 'float16') {
+    const d = tensor.data as unknown;
+    // ort may hand back Uint16Array bits, or Float16Array where the runtime has it.
+    if (d instanceof Uint16Array) return float16ToFloat32(d);
+    return Float32Array.from(d as ArrayLike<number>);
+  }
+  throw new ModelComponentError(`output has type ${tensor.type}; expected float32 or float16`);
+}
+
+/** A scalar value in the declared type and rank of `spec` (rank 0 → [], rank 1 → [batch]). */
+export function scalarTensor(spec: TensorSpec, value: number, batch = 1): ort.Tensor {
+  const rank = spec.shape.length;
+  const dims = rank === 0 ? [] : [batch, ...new Array<number>(rank - 1).fill(1)];
+  const n = rank === 0 ? 1 : batch;
+  switch (spec.type) {
+    case 'int64':
+      return new ort.Tensor('int64', BigInt64Array.from({ length: n }, () => BigInt(Math.round(value))), dims);
+    case 'int32':
+      return new ort.Tensor('int32', Int32Array.from({ length: n }, () => Math.round(value)), dims);
+    case 'float16':
+      return new ort.Tensor('float16', float32ToFloat16(new Float32Array(n).fill(value)), dims);
+    case 'float32':
+    case 'unknown':
+      return new ort.Tensor('float32', new Float32Array(n).fill(value), dims);
+    default:
+      throw new ModelComponentError(`input ${spec.name} has type ${spec.type}; expected a float or int64 timestep`);
+  }
+}
+
+/** Declared dim at `axis`, or `fallback` where it is symbolic/dynamic. */
+export function dimOr(spec: TensorSpec, axis: number, fallback: number): number {
+  const d = spec.shape[axis];
+  return typeof d === 'number' && d > 0 ? d : fallback;
+}

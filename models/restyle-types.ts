@@ -1,0 +1,52 @@
+// The contract between the per-stream engine (realtime/) and the model runtime (models/).
+// The engine sends one model-resolution RGB frame and the stream's parameters; the runtime runs
+// encode → denoise ×steps → decode on a worker thread and returns RGB plus the stages it timed.
+import type { RgbImage, StageTiming } from '../realtime/frame.js';
+
+export type ExecutionProvider = 'cpu' | 'cuda' | 'webgpu';
+
+export interface RestyleRequest {
+  /** Stream identity: the worker keeps per-stream state (fixed noise, caches) under this key. */
+  streamId: string;
+  /** Model-resolution input; its buffer is transferred to the worker (the caller must not reuse it). */
+  image: RgbImage;
+  /** Conditioning: a named style (style models) or a prompt (text models). */
+  style: string;
+  prompt: string;
+  strength: number;
+  steps: number;
+  seed: number;
+  consistency: number;
+}
+
+export interface RestyleResult {
+  image: RgbImage;
+  /** Stages measured inside the worker (preprocess, vae_encode, denoise, vae_decode, postprocess). */
+  stages: StageTiming[];
+}
+
+/** What the engine needs from a loaded model runtime. */
+export interface Restyler {
+  readonly info: RestylerInfo;
+  restyle(request: RestyleRequest): Promise<RestyleResult>;
+  /** Forget a stream's per-stream state in the workers (called when a session closes). */
+  releaseStream(streamId: string): void;
+  /** Requests waiting for or running in a worker (a metrics gauge). */
+  readonly queueDepth: number;
+  close(): Promise<void>;
+}
+
+export interface RestylerInfo {
+  name: string;
+  /** Native input/output resolution the engine scales frames to. */
+  width: number;
+  height: number;
+  styles: readonly string[];
+  /** Human-readable names of the styles, by id (optional). */
+  styleLabels?: Readonly<Record<string, string>>;
+  steps: readonly number[];
+  conditioning: 'styles' | 'text';
+  defaults: { style: string; strength: number; steps: number };
+  provider: ExecutionProvider;
+  workers: number;
+}

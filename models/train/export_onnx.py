@@ -1,0 +1,82 @@
+"""Export the trained model to ONNX (opset 17, dynamic batch/height/width) and write manifest.json.
+
+Usage: /usr/bin/python3 models/train/export_onnx.py [--out models/default] [--strength 0.6]
+(--strength defaults to the value recommended by eval.py in out/eval.json, else 0.6)
+"""
+import argparse
+import json
+import os
+import sys
+
+import onnx
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import model as M  # noqa: E402
+from common import HERE, OUT  # noqa: E402
+from styles import STYLES  # noqa: E402
+
+
+def load_models():
+    ae = torch.load(f"{OUT}/ae.pt")
+    dn = torch.load(f"{OUT}/denoiser.pt")
+    enc, dec = M.Encoder(), M.Decoder()
+    enc.load_state_dict(ae["enc"])
+    dec.load_state_dict(ae["dec"])
+    den = M.Denoiser(n_styles=dn["n_styles"])
+    den.load_state_dict(dn["den"])
+    return enc.eval(), dec.eval(), den.eval(), dn["scale"]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=os.path.join(HERE, "..", "default"))
+    ap.add_argument("--strength", type=float, default=None)
+    a = ap.parse_args()
+    enc, dec, den, scale = load_models()
+    M.export_all(enc, dec, den, a.out, opset=17)
+    for f in ("vae_encoder.onnx", "denoiser.onnx", "vae_decoder.onnx"):
+        m = onnx.load(os.path.join(a.out, f))
+        onnx.checker.check_model(m)
+        print(f, os.path.getsize(os.path.join(a.out, f)), "bytes",
+              [i.name for i in m.graph.input], "->", [o.name for o in m.graph.output])
+
+    strength = a.strength
+    ev = f"{OUT}/eval.json"
+    if strength is None and os.path.exists(ev):
+        strength = json.load(open(ev)).get("recommended_strength")
+    strength = 0.6 if strength is None else strength
+
+    emb = den.style_table.weight.detach()
+    manifest = {
+        "format": "sds-model/1",
+        "name": "sds-tiny-styles",
+        "description": ("Tiny latent-diffusion img2img restyler (deterministic 8x conv autoencoder + "
+                        "FiLM-conditioned x0-predicting conv denoiser), trained on CPU from public-domain/CC "
+                        "photos against classical non-photorealistic filter targets. 1-4 steps."),
+        "components": {"vae_encoder": "vae_encoder.onnx", "denoiser": "denoiser.onnx",
+                       "vae_decoder": "vae_decoder.onnx"},
+        "latent": {"channels": M.LATENT_CH, "downscale": 8, "scalingFactor": round(float(scale), 6)},
+        "pixelRange": [-1, 1],
+        "resolution": {"width": 320, "height": 256},
+        "resolutions": [[320, 256], [256, 192], [512, 512]],
+        "sizeMultiple": 16,
+        "scheduler": {"betaSchedule": "scaled_linear", "betaStart": 0.00085, "betaEnd": 0.012,
+                      "numTrainTimesteps": 1000, "predictionType": "sample", "timestepSpacing": "trailing"},
+        "steps": [1, 2, 3, 4],
+        "defaults": {"steps": 1, "strength": strength, "style": "cartoon"},
+        "conditioning": {
+            "kind": "styles",
+            "dim": int(emb.shape[1]),
+            "styles": [{"id": sid, "label": label, "embedding": [round(float(v), 6) for v in emb[i]]}
+                       for i, (sid, label) in enumerate(STYLES)],
+        },
+    }
+    with open(os.path.join(a.out, "manifest.json"), "w") as f:
+        json.dump(manifest, f, indent=2)
+        f.write("\n")
+    print("scalingFactor", scale, "strength", strength)
+
+
+if __name__ == "__main__":
+    main()

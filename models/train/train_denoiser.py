@@ -1,0 +1,129 @@
+"""Train the style-conditioned x0-predicting denoiser on latents of the frozen autoencoder.
+
+1. Encodes every training frame and its 5 style targets once (320x256 -> 4x32x40 latents),
+   computes scalingFactor = 1 / std(latents) and caches everything in out/latents.pt.
+2. Trains D(z_t, t, style) -> z_y with z_t = sqrt(abar_t) z_src + sqrt(1 - abar_t) eps, where
+   z_src is the photo latent z_x (most of the time), the target latent z_y, or a blend of the
+   two (which is what a 2nd/3rd/4th img2img step re-noises).
+
+Usage: /usr/bin/python3 models/train/train_denoiser.py [--iters 8000]
+Writes models/train/out/denoiser.pt (EMA weights + style table + scaling factor).
+"""
+import argparse
+import copy
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import model as M  # noqa: E402
+from common import DATA, OUT, alphas_cumprod, seed_all, to_tensor  # noqa: E402
+
+
+@torch.no_grad()
+def encode_all(enc, arr, bs=32):
+    out = []
+    for i in range(0, arr.shape[0], bs):
+        out.append(enc(to_tensor(arr[i:i + bs])))
+    return torch.cat(out)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--iters", type=int, default=8000)
+    ap.add_argument("--batch", type=int, default=48)
+    ap.add_argument("--crop", type=int, default=16, help="latent crop size (16 -> 128 px)")
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--max-frames", type=int, default=0, help="smoke test only: use the first N frames, no cache")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    seed_all(a.seed)
+    rng = np.random.default_rng(a.seed)
+
+    cache = f"{OUT}/latents.pt"
+    ae = torch.load(f"{OUT}/ae.pt")
+    if a.max_frames:
+        cache = f"{OUT}/latents_smoke.pt"
+    if os.path.exists(cache) and os.path.getmtime(cache) > os.path.getmtime(f"{OUT}/ae.pt") and not a.max_frames:
+        lat = torch.load(cache)
+    else:
+        enc = M.Encoder()
+        enc.load_state_dict(ae["enc"])
+        enc.eval()
+        t0 = time.time()
+        frames = np.load(f"{DATA}/train_frames.npy", mmap_mode="r")
+        targets = np.load(f"{DATA}/train_targets.npy", mmap_mode="r")
+        if a.max_frames:
+            frames, targets = frames[:a.max_frames], targets[:, :a.max_frames]
+        zx = encode_all(enc, frames)
+        zy = torch.stack([encode_all(enc, targets[s]) for s in range(targets.shape[0])])
+        allz = torch.cat([zx[None], zy])
+        scale = 1.0 / allz.std().item()
+        lat = {"zx": zx, "zy": zy, "scale": scale, "mean": allz.mean().item()}
+        torch.save(lat, cache)
+        print(f"encoded latents in {time.time() - t0:.0f}s", flush=True)
+    scale = lat["scale"]
+    zx, zy = lat["zx"] * scale, lat["zy"] * scale  # scaled latent space (unit variance)
+    S, N, C, h, w = zy.shape
+    print(f"scalingFactor {scale:.5f} (raw mean {lat['mean']:.3f}); latents {tuple(zy.shape)}", flush=True)
+
+    den = M.Denoiser(n_styles=S)
+    ema = copy.deepcopy(den)
+    for p in ema.parameters():
+        p.requires_grad_(False)
+    opt = torch.optim.AdamW(den.parameters(), lr=a.lr, weight_decay=1e-4)
+    abar = alphas_cumprod()
+    print(f"denoiser params {M.count_params(den) - den.style_table.weight.numel()} (+ style table {den.style_table.weight.numel()})", flush=True)
+
+    t0 = time.time()
+    c = a.crop
+    B = a.batch
+    for it in range(a.iters + 1):
+        lr = a.lr * min(1.0, it / 300) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * it / a.iters)))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        idx = torch.from_numpy(rng.integers(N, size=B))
+        sty = torch.from_numpy(rng.integers(S, size=B))
+        y0 = torch.from_numpy(rng.integers(h - c + 1, size=B))
+        x0 = torch.from_numpy(rng.integers(w - c + 1, size=B))
+        src = torch.stack([zx[i, :, y:y + c, x:x + c] for i, y, x in zip(idx, y0, x0)])
+        tgt = torch.stack([zy[s, i, :, y:y + c, x:x + c] for s, i, y, x in zip(sty, idx, y0, x0)])
+        # source mix: 55% photo, 20% target, 25% blend (partially restyled state)
+        u = torch.from_numpy(rng.uniform(size=B)).float()
+        alpha = torch.where(u < 0.55, torch.zeros(B), torch.where(u < 0.75, torch.ones(B), torch.rand(B)))
+        zsrc = src + alpha[:, None, None, None] * (tgt - src)
+        # timesteps: photo sources mostly in the img2img range [200, 999]; restyled sources anywhere
+        t_hi = torch.randint(200, 1000, (B,))
+        t_any = torch.randint(0, 1000, (B,))
+        use_any = (alpha > 0) | (torch.rand(B) < 0.1)
+        t = torch.where(use_any, t_any, t_hi)
+        ab = abar[t][:, None, None, None]
+        zt = ab.sqrt() * zsrc + (1 - ab).sqrt() * torch.randn_like(zsrc)
+        emb = den.style_table(sty)[:, None, :]
+        pred = den(zt, t.float(), emb)
+        loss = F.mse_loss(pred, tgt)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(den.parameters(), 1.0)
+        opt.step()
+        d = min(0.999, (1 + it) / (10 + it))
+        with torch.no_grad():
+            for pe, p in zip(ema.parameters(), den.parameters()):
+                pe.mul_(d).add_(p.detach(), alpha=1 - d)
+        if it % 200 == 0:
+            print(f"it {it} loss {loss.item():.4f} lr {lr:.2e} elapsed {time.time() - t0:.0f}s", flush=True)
+        if it % 1000 == 0 or it == a.iters:
+            torch.save({"den": ema.state_dict(), "raw": den.state_dict(), "scale": scale, "iters": it,
+                        "n_styles": S}, f"{OUT}/denoiser.pt" if not a.max_frames else f"{OUT}/denoiser_smoke.pt")
+    print(f"done in {time.time() - t0:.0f}s", flush=True)
+
+
+if __name__ == "__main__":
+    main()

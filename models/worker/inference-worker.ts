@@ -1,0 +1,67 @@
+// Inference worker entry: loads the model's sessions once, then runs img2img per request. onnxruntime's
+// run() blocks its thread, which is why this lives off the main thread. Per-stream state (the fixed
+// noise) lives here, keyed by stream id, because a stream is pinned to one worker.
+import { parentPort, workerData } from 'node:worker_threads';
+import type { StageTiming } from '../../realtime/frame.js';
+import { loadComponents } from '../components.js';
+import { ConditioningTable } from '../conditioning.js';
+import { FixedNoise, img2img } from '../img2img.js';
+import { loadManifest } from '../manifest.js';
+import { NoiseSchedule } from '../scheduler.js';
+import type { FromWorker, RunRequest, ToWorker, WorkerInit } from './protocol.js';
+
+const port = parentPort;
+if (!port) throw new Error('inference-worker.js must run as a worker thread');
+const post = (msg: FromWorker, transfer: ArrayBuffer[] = []): void => port.postMessage(msg, transfer);
+
+async function main(init: WorkerInit): Promise<void> {
+  const manifest = loadManifest(init.modelDir);
+  const components = await loadComponents(manifest, {
+    provider: init.provider,
+    fallbackToCpu: init.fallbackToCpu,
+    intraOpThreads: init.intraOpThreads,
+    logger: {
+      info: (message) => post({ type: 'log', level: 'info', message }),
+      warn: (message) => post({ type: 'log', level: 'warn', message }),
+    },
+  });
+  const model = { manifest, schedule: new NoiseSchedule(manifest.scheduler), components };
+  const conditioning = new ConditioningTable(manifest);
+  const streams = new Map<string, FixedNoise>();
+
+  const run = async (req: RunRequest): Promise<void> => {
+    const stages: StageTiming[] = [];
+    try {
+      let noise = streams.get(req.streamId);
+      if (!noise || noise.seed !== req.seed) streams.set(req.streamId, (noise = new FixedNoise(req.seed)));
+      const { contextTokens, contextDim } = components.denoiser;
+      const out = await img2img(
+        model,
+        { width: req.width, height: req.height, data: new Uint8Array(req.pixels) },
+        {
+          steps: req.steps,
+          strength: req.strength,
+          conditioning: conditioning.embedding(req.style, contextTokens, contextDim),
+          noise,
+        },
+        stages,
+      );
+      const buf = out.data.buffer as ArrayBuffer;
+      post({ type: 'result', id: req.id, width: out.width, height: out.height, pixels: buf, stages }, [buf]);
+    } catch (err) {
+      post({ type: 'error', id: req.id, message: (err as Error)?.message ?? String(err) });
+    }
+  };
+
+  // Requests run one at a time in arrival order; the main thread already tracks what is queued.
+  let chain = Promise.resolve();
+  port!.on('message', (msg: ToWorker) => {
+    if (msg.type === 'release') streams.delete(msg.streamId);
+    else if (msg.type === 'run') chain = chain.then(() => run(msg));
+  });
+  post({ type: 'ready', provider: components.provider });
+}
+
+main(workerData as WorkerInit).catch((err: unknown) => {
+  post({ type: 'init-error', message: (err as Error)?.message ?? String(err) });
+});

@@ -1,0 +1,35 @@
+// Messages between ModelRuntime (main thread) and an inference worker. Pixels travel as transferred
+// ArrayBuffers, never as JSON arrays.
+import type { StageTiming } from '../../realtime/frame.js';
+import type { ExecutionProvider } from '../restyle-types.js';
+import type { StyleBlend } from '../conditioning.js';
+
+export interface WorkerInit {
+  modelDir: string;
+  provider: ExecutionProvider;
+  fallbackToCpu: boolean;
+  intraOpThreads: number;
+}
+
+export interface RunRequest {
+  type: 'run';
+  id: number;
+  streamId: string;
+  width: number;
+  height: number;
+  /** Packed RGB24, transferred. */
+  pixels: ArrayBuffer;
+  style: string | StyleBlend;
+  strength: number;
+  steps: number;
+  seed: number;
+}
+
+export type ToWorker = RunRequest | { type: 'release'; streamId: string };
+
+export type FromWorker =
+  | { type: 'ready'; provider: ExecutionProvider }
+  | { type: 'init-error'; message: string }
+  | { type: 'log'; level: 'info' | 'warn'; message: string }
+  | { type: 'result'; id: number; width: number; height: number; pixels: ArrayBuffer; stages: StageTiming[] }
+  | { type: 'error'; id: number; message: string };

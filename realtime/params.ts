@@ -1,0 +1,104 @@
+// Live, per-session parameters: what the user can change mid-stream (HTTP PATCH or DataChannel).
+// Parsed and validated here, at the edge; everything downstream trusts a SessionParams.
+
+export interface SessionParams {
+  /** Named style of a style-conditioned model (the embedded default model). */
+  style: string;
+  /** Text prompt for text-conditioned models (SD-Turbo class); ignored by style models. */
+  prompt: string;
+  /** img2img strength, 0..1: how far into the noise schedule the input is pushed. */
+  strength: number;
+  /** Denoising steps, 1..4. */
+  steps: number;
+  /** Seed of the stream's fixed noise tensor. */
+  seed: number;
+  /** Temporal consistency (flow-guided reuse of the previous output), 0..1; 0 = independent frames. */
+  consistency: number;
+  /** Reuse the previous output when the input barely changed. */
+  similarityFilter: boolean;
+}
+
+export type ParamsPatch = Partial<SessionParams>;
+
+export class ParamsError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ParamsError';
+  }
+}
+
+/** What the loaded model accepts; the validator checks values against it. */
+export interface ParamsLimits {
+  styles: readonly string[];
+  steps: readonly number[];
+}
+
+const KEYS: ReadonlySet<string> = new Set([
+  'style',
+  'prompt',
+  'strength',
+  'steps',
+  'seed',
+  'consistency',
+  'similarityFilter',
+]);
+
+/**
+ * Validate an untrusted JSON value as a patch. Throws ParamsError with a message naming the field and
+ * the accepted values, so the HTTP layer can answer 400 with it verbatim.
+ */
+export function parseParamsPatch(input: unknown, limits: ParamsLimits): ParamsPatch {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    throw new ParamsError('parameters must be a JSON object');
+  }
+  const patch: ParamsPatch = {};
+  for (const [key, value] of Object.entries(input as Record<string, unknown>)) {
+    if (!KEYS.has(key)) {
+      throw new ParamsError(`unknown parameter "${key}"; known: ${[...KEYS].join(', ')}`);
+    }
+    switch (key) {
+      case 'style':
+        if (typeof value !== 'string' || !limits.styles.includes(value)) {
+          throw new ParamsError(`style must be one of: ${limits.styles.join(', ') || '(model has no named styles)'}`);
+        }
+        patch.style = value;
+        break;
+      case 'prompt':
+        if (typeof value !== 'string' || value.length > 1000) {
+          throw new ParamsError('prompt must be a string of at most 1000 characters');
+        }
+        patch.prompt = value;
+        break;
+      case 'strength':
+        patch.strength = unitInterval(key, value);
+        break;
+      case 'consistency':
+        patch.consistency = unitInterval(key, value);
+        break;
+      case 'steps':
+        if (typeof value !== 'number' || !Number.isInteger(value) || !limits.steps.includes(value)) {
+          throw new ParamsError(`steps must be one of: ${limits.steps.join(', ')}`);
+        }
+        patch.steps = value;
+        break;
+      case 'seed':
+        if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 0xffffffff) {
+          throw new ParamsError('seed must be an integer from 0 to 4294967295');
+        }
+        patch.seed = value;
+        break;
+      case 'similarityFilter':
+        if (typeof value !== 'boolean') throw new ParamsError('similarityFilter must be true or false');
+        patch.similarityFilter = value;
+        break;
+    }
+  }
+  return patch;
+}
+
+function unitInterval(key: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > 1) {
+    throw new ParamsError(`${key} must be a number from 0 to 1`);
+  }
+  return value;
+}

@@ -1,0 +1,124 @@
+// Server configuration from command-line flags and environment variables (flags win). Parsed and
+// validated once at start-up; a bad value stops the server with a message naming the flag.
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import type { ExecutionProvider } from '../models/restyle-types.js';
+
+export type VideoCodec = 'VP8' | 'H264';
+
+export interface ServerConfig {
+  host: string;
+  port: number;
+  modelDir: string;
+  provider: ExecutionProvider;
+  fallbackToCpu: boolean;
+  /** Inference worker threads and ONNX Runtime intra-op threads per worker. */
+  workers: number;
+  intraOpThreads: number;
+  budgetMs: number;
+  /** Model input resolution; undefined = the model's native resolution. */
+  resolution?: { width: number; height: number };
+  codecs: VideoCodec[];
+  maxBitrateKbps: number;
+  maxSessions: number;
+  logLevel: string;
+}
+
+/** The package root (where package.json lives), from the compiled file's location (dist/server/). */
+export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const DEFAULT_MODEL_DIR = path.join(PACKAGE_ROOT, 'models', 'default');
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Flag name → [environment variable, description]. Drives both parsing and `--help`. */
+export const SERVE_OPTIONS = {
+  host: ['HOST', 'address to listen on (default 0.0.0.0)'],
+  port: ['PORT', 'HTTP port (default 8080)'],
+  model: ['MODEL', 'model folder: sds-model/1 manifest or diffusers ONNX export (default: embedded model)'],
+  provider: ['PROVIDER', 'execution provider: cpu | cuda | webgpu (default cpu)'],
+  'no-cpu-fallback': ['NO_CPU_FALLBACK', 'fail instead of falling back to CPU when the provider is unavailable'],
+  workers: ['WORKERS', 'inference worker threads (default 1)'],
+  'intra-op-threads': ['INTRA_OP_THREADS', 'ONNX Runtime threads per worker (default: CPU count)'],
+  'budget-ms': ['BUDGET_MS', 'per-frame latency budget in ms (default 40)'],
+  resolution: ['RESOLUTION', 'model input WxH, e.g. 320x256 (default: the model\'s native resolution)'],
+  codecs: ['CODECS', 'video codecs offered, in preference order (default VP8,H264)'],
+  'max-bitrate-kbps': ['MAX_BITRATE_KBPS', 'cap on the encoder bitrate (default 2000)'],
+  'max-sessions': ['MAX_SESSIONS', 'concurrent publisher sessions before 503 (default 4)'],
+  'log-level': ['LOG_LEVEL', 'trace | debug | info | warn | error (default info)'],
+} as const;
+
+export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): ServerConfig {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    allowPositionals: false,
+    options: Object.fromEntries(
+      Object.keys(SERVE_OPTIONS).map((k) => [k, { type: k === 'no-cpu-fallback' ? 'boolean' : 'string' }]),
+    ) as Record<string, { type: 'string' | 'boolean' }>,
+  });
+  const get = (flag: keyof typeof SERVE_OPTIONS): string | undefined => {
+    const v = values[flag];
+    if (typeof v === 'string') return v;
+    if (v === true) return 'true';
+    return env[SERVE_OPTIONS[flag][0]];
+  };
+  const cpus = availableParallelism();
+  return {
+    host: get('host') ?? '0.0.0.0',
+    port: int('port', get('port'), 8080, 0, 65535),
+    modelDir: path.resolve(get('model') ?? DEFAULT_MODEL_DIR),
+    provider: oneOf('provider', get('provider') ?? 'cpu', ['cpu', 'cuda', 'webgpu'] as const),
+    fallbackToCpu: !truthy(get('no-cpu-fallback')),
+    workers: int('workers', get('workers'), 1, 1, 64),
+    intraOpThreads: int('intra-op-threads', get('intra-op-threads'), cpus, 1, 256),
+    budgetMs: int('budget-ms', get('budget-ms'), 40, 1, 10_000),
+    resolution: resolution(get('resolution')),
+    codecs: codecs(get('codecs') ?? 'VP8,H264'),
+    maxBitrateKbps: int('max-bitrate-kbps', get('max-bitrate-kbps'), 2000, 100, 50_000),
+    maxSessions: int('max-sessions', get('max-sessions'), 4, 1, 1000),
+    logLevel: oneOf('log-level', get('log-level') ?? 'info', ['trace', 'debug', 'info', 'warn', 'error', 'silent'] as const),
+  };
+}
+
+function truthy(v: string | undefined): boolean {
+  return v !== undefined && v !== '' && v !== '0' && v.toLowerCase() !== 'false';
+}
+
+function int(flag: string, raw: string | undefined, fallback: number, min: number, max: number): number {
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new ConfigError(`--${flag} must be an integer from ${min} to ${max} (got "${raw}")`);
+  }
+  return n;
+}
+
+function oneOf<T extends string>(flag: string, raw: string, allowed: readonly T[]): T {
+  if (!(allowed as readonly string[]).includes(raw)) {
+    throw new ConfigError(`--${flag} must be one of ${allowed.join(', ')} (got "${raw}")`);
+  }
+  return raw as T;
+}
+
+function resolution(raw: string | undefined): ServerConfig['resolution'] {
+  if (raw === undefined || raw === '') return undefined;
+  const m = /^(\d+)x(\d+)$/.exec(raw);
+  const width = Number(m?.[1]);
+  const height = Number(m?.[2]);
+  if (!m || width % 16 !== 0 || height % 16 !== 0 || width < 64 || height < 64 || width > 2048 || height > 2048) {
+    throw new ConfigError(`--resolution must be WxH with multiples of 16 from 64 to 2048, e.g. 320x256 (got "${raw}")`);
+  }
+  return { width, height };
+}
+
+function codecs(raw: string): VideoCodec[] {
+  const list = raw.split(',').map((c) => c.trim().toUpperCase().replace('H.264', 'H264'));
+  if (list.length === 0 || list.some((c) => c !== 'VP8' && c !== 'H264')) {
+    throw new ConfigError(`--codecs must list VP8 and/or H264 (got "${raw}")`);
+  }
+  return [...new Set(list)] as VideoCodec[];
+}

@@ -1,0 +1,155 @@
+// The HTTP surface: WHIP ingest, session resources, live parameters, the web app, health and metrics.
+// Routes only translate HTTP to calls on the SessionManager and errors (values with a `status`) to
+// status codes; no media logic lives here.
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import fastifyStatic from '@fastify/static';
+import Fastify, { type FastifyReply } from 'fastify';
+import type { Logger } from 'pino';
+import type { Restyler } from '../models/restyle-types.js';
+import { ParamsError } from '../realtime/params.js';
+import { PACKAGE_ROOT, type ServerConfig } from './config.js';
+import type { ServerMetrics } from './metrics.js';
+import { CapacityError, type SessionManager } from './sessions.js';
+
+export const CLIENT_DIR = path.join(PACKAGE_ROOT, 'dist', 'client', 'public');
+const MAX_SDP_BYTES = 64 * 1024;
+
+export interface HttpAppDeps {
+  config: ServerConfig;
+  sessions: SessionManager;
+  restyler: Restyler;
+  metrics: ServerMetrics;
+  logger: Logger;
+}
+
+export async function buildHttpApp(deps: HttpAppDeps) {
+  const { sessions, restyler, metrics } = deps;
+  const app = Fastify({
+    loggerInstance: deps.logger,
+    disableRequestLogging: true,
+    bodyLimit: 256 * 1024,
+    // Slow clients must not hold sockets forever.
+    requestTimeout: 15_000,
+    connectionTimeout: 30_000,
+  });
+
+  app.addContentTypeParser('application/sdp', { parseAs: 'string', bodyLimit: MAX_SDP_BYTES }, (_req, body, done) =>
+    done(null, body),
+  );
+
+  app.setErrorHandler((error: Error & { status?: number; statusCode?: number }, _request, reply) => {
+    sendError(reply, error);
+  });
+  app.setNotFoundHandler((request, reply) => {
+    void reply.code(404).type('text/plain; charset=utf-8').send(`no such resource: ${request.method} ${request.url}\n`);
+  });
+
+  app.get('/healthz', async () => ({ status: 'ok', sessions: sessions.size, model: restyler.info.name }));
+
+  app.get('/metrics', async (_request, reply) => {
+    reply.type(metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+
+  app.get('/api/model', async () => {
+    const info = restyler.info;
+    const { width, height } = deps.config.resolution ?? info;
+    return {
+      name: info.name,
+      width,
+      height,
+      conditioning: info.conditioning,
+      styles: info.styles.map((id) => ({ id, label: info.styleLabels?.[id] ?? id })),
+      steps: info.steps,
+      defaults: info.defaults,
+      provider: info.provider,
+      budgetMs: deps.config.budgetMs,
+    };
+  });
+
+  app.post('/whip', async (request, reply) => {
+    if (request.headers['content-type']?.split(';')[0]?.trim() !== 'application/sdp') {
+      return sendError(reply, Object.assign(new Error('WHIP offers must have Content-Type: application/sdp'), { status: 415 }));
+    }
+    const offer = request.body;
+    if (typeof offer !== 'string' || offer.trim() === '') {
+      return sendError(reply, Object.assign(new Error('empty SDP offer'), { status: 400 }));
+    }
+    // Initial parameters may ride on the WHIP URL (e.g. /whip?style=sketch&strength=0.5): a publisher
+    // like OBS has only a URL to configure.
+    const session = await sessions.create(offer, queryToParams(request.query));
+    const location = `/sessions/${session.id}`;
+    return reply
+      .code(201)
+      .header('Location', location)
+      .header('ETag', `"${session.id}"`)
+      .type('application/sdp')
+      .send(session.publisher.answerSdp);
+  });
+
+  app.delete<{ Params: { id: string } }>('/sessions/:id', async (request, reply) => {
+    const closed = await sessions.close(request.params.id, 'DELETE by client');
+    if (!closed) return sendError(reply, notFound());
+    return reply.code(200).send();
+  });
+
+  app.get<{ Params: { id: string } }>('/sessions/:id', async (request, reply) => {
+    const session = sessions.get(request.params.id);
+    if (!session) return sendError(reply, notFound());
+    return { ...session.stats(), params: session.engine.currentParams };
+  });
+
+  app.get<{ Params: { id: string } }>('/sessions/:id/params', async (request, reply) => {
+    const session = sessions.get(request.params.id);
+    if (!session) return sendError(reply, notFound());
+    return session.engine.currentParams;
+  });
+
+  app.patch<{ Params: { id: string } }>('/sessions/:id/params', async (request, reply) => {
+    const session = sessions.get(request.params.id);
+    if (!session) return sendError(reply, notFound());
+    return session.updateParams(request.body);
+  });
+
+  if (existsSync(CLIENT_DIR)) {
+    await app.register(fastifyStatic, { root: CLIENT_DIR, index: ['index.html'], wildcard: true });
+    app.get('/overlay/:name', async (_request, reply) => reply.sendFile('overlay.html'));
+  } else {
+    app.get('/', async (_request, reply) =>
+      reply.code(503).type('text/plain').send('web app not built: run `npm run build`\n'),
+    );
+  }
+
+  return app;
+}
+
+/** Query-string values are strings; give numbers and booleans their types so validation can judge them. */
+function queryToParams(query: unknown): Record<string, unknown> | undefined {
+  if (typeof query !== 'object' || query === null) return undefined;
+  const entries = Object.entries(query as Record<string, unknown>);
+  if (entries.length === 0) return undefined;
+  return Object.fromEntries(
+    entries.map(([key, value]) => {
+      if (typeof value !== 'string') return [key, value];
+      if (value === 'true' || value === 'false') return [key, value === 'true'];
+      if (key !== 'style' && key !== 'prompt' && value.trim() !== '' && Number.isFinite(Number(value))) return [key, Number(value)];
+      return [key, value];
+    }),
+  );
+}
+
+function notFound(): Error & { status: number } {
+  return Object.assign(new Error('no such session (it ended, or the id is wrong)'), { status: 404 });
+}
+
+function sendError(reply: FastifyReply, error: Error & { status?: number; statusCode?: number }): FastifyReply {
+  let status = error.status ?? error.statusCode ?? 500;
+  if (error instanceof ParamsError) status = 400;
+  if (error instanceof CapacityError) void reply.header('Retry-After', String(error.retryAfterSeconds));
+  if (status >= 500 && !(error instanceof CapacityError)) {
+    reply.log.error({ err: error }, 'request failed');
+  }
+  const message = status >= 500 && !(error instanceof CapacityError) ? 'internal error (see server log)' : error.message;
+  return reply.code(status).type('text/plain; charset=utf-8').send(`${message}\n`);
+}

@@ -1,0 +1,218 @@
+// Sessions: one publisher's WebRTC session (stream/) joined to its per-stream engine (realtime/).
+// A Session owns both and frees both in close(); the SessionManager admits, finds and closes them.
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Restyler } from '../models/restyle-types.js';
+import { nowMs } from '../realtime/clock.js';
+import type { VideoFrame } from '../realtime/frame.js';
+import { type SessionParams, ParamsError, parseParamsPatch, type ParamsLimits } from '../realtime/params.js';
+import { StreamEngine, type StreamEngineStats } from '../realtime/stream-engine.js';
+import { createPublisherSession, type PublisherSession } from '../stream/publisher-session.js';
+import type { ServerConfig } from './config.js';
+import type { ServerMetrics } from './metrics.js';
+
+export class CapacityError extends Error {
+  override name = 'CapacityError';
+  readonly status = 503;
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message);
+  }
+}
+
+/** Messages a client sends on the `control` DataChannel. */
+type ControlMessage = { type: 'params'; params: unknown };
+
+export class Session {
+  private statsTimer: NodeJS.Timeout | undefined;
+  private closing: Promise<void> | undefined;
+
+  constructor(
+    readonly id: string,
+    readonly createdAt: number,
+    readonly engine: StreamEngine,
+    readonly publisher: PublisherSession,
+    private readonly limits: ParamsLimits,
+    private readonly logger: Logger,
+  ) {}
+
+  startStats(intervalMs: number): void {
+    this.statsTimer = setInterval(() => {
+      const s = this.engine.stats();
+      this.publisher.sendData(
+        JSON.stringify({
+          type: 'stats',
+          inputFps: round(s.inputFps),
+          outputFps: round(s.outputFps),
+          latencyP50Ms: round(s.latencyP50Ms),
+          latencyP95Ms: round(s.latencyP95Ms),
+          droppedFrames: s.droppedFrames,
+          deadlineMisses: s.deadlineMisses,
+        }),
+      );
+    }, intervalMs);
+    this.statsTimer.unref();
+  }
+
+  /** Validate and apply a parameter patch from HTTP or the DataChannel. Throws ParamsError. */
+  updateParams(input: unknown): SessionParams {
+    return this.engine.updateParams(parseParamsPatch(input, this.limits));
+  }
+
+  handleControlMessage(text: string): void {
+    let message: ControlMessage;
+    try {
+      message = JSON.parse(text) as ControlMessage;
+    } catch {
+      this.publisher.sendData(JSON.stringify({ type: 'error', message: 'control messages must be JSON' }));
+      return;
+    }
+    if (message?.type !== 'params') {
+      this.publisher.sendData(JSON.stringify({ type: 'error', message: 'unknown control message type; expected "params"' }));
+      return;
+    }
+    try {
+      const params = this.updateParams(message.params);
+      this.publisher.sendData(JSON.stringify({ type: 'params', params }));
+    } catch (error) {
+      const reason = error instanceof ParamsError ? error.message : 'invalid parameters';
+      this.publisher.sendData(JSON.stringify({ type: 'error', message: reason }));
+    }
+  }
+
+  stats(): StreamEngineStats & { id: string; codec: string; uptimeMs: number } {
+    return { id: this.id, codec: this.publisher.codec, uptimeMs: nowMs() - this.createdAt, ...this.engine.stats() };
+  }
+
+  close(reason: string): Promise<void> {
+    this.closing ??= (async () => {
+      if (this.statsTimer) clearInterval(this.statsTimer);
+      this.engine.close();
+      await this.publisher.close();
+      this.logger.info({ session: this.id, reason }, 'session closed');
+    })();
+    return this.closing;
+  }
+}
+
+/** Sees every frame a session sends (the benchmark's per-frame record). */
+export type FrameObserver = (sessionId: string, frame: VideoFrame, firstPacketOutMs: number) => void;
+
+export class SessionManager {
+  private readonly sessions = new Map<string, Session>();
+  private pending = 0;
+  readonly frameObservers = new Set<FrameObserver>();
+
+  constructor(
+    private readonly config: ServerConfig,
+    private readonly restyler: Restyler,
+    private readonly metrics: ServerMetrics,
+    private readonly logger: Logger,
+  ) {}
+
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  get(id: string): Session | undefined {
+    return this.sessions.get(id);
+  }
+
+  all(): Session[] {
+    return [...this.sessions.values()];
+  }
+
+  defaultParams(): SessionParams {
+    const d = this.restyler.info.defaults;
+    return { style: d.style, prompt: '', strength: d.strength, steps: d.steps, seed: 42, consistency: 0, similarityFilter: false };
+  }
+
+  limits(): ParamsLimits {
+    return { styles: this.restyler.info.styles, steps: this.restyler.info.steps };
+  }
+
+  /** Admit a publisher: answer its offer and start its engine. Throws CapacityError, SdpError, ... */
+  async create(offerSdp: string, initial?: unknown): Promise<Session> {
+    if (this.sessions.size + this.pending >= this.config.maxSessions) {
+      this.metrics.sessionErrors.inc({ kind: 'capacity' });
+      throw new CapacityError(
+        `server is full: ${this.config.maxSessions} sessions are live (limit set by --max-sessions); retry later`,
+        10,
+      );
+    }
+    this.pending++;
+    try {
+      const id = randomBytes(16).toString('base64url');
+      const log = this.logger.child({ session: id });
+      const params = { ...this.defaultParams(), ...(initial ? parseParamsPatch(initial, this.limits()) : {}) };
+      // Late binding: the publisher's callbacks need the session, which needs the publisher.
+      let session: Session | undefined;
+      const engine = new StreamEngine({
+        streamId: id,
+        restyler: this.restyler,
+        params,
+        budgetMs: this.config.budgetMs,
+        onOutput: (frame) => session?.publisher.sendFrame(frame),
+        onDropped: () => this.metrics.framesDropped.inc(),
+        onError: (error) => {
+          this.metrics.sessionErrors.inc({ kind: 'model' });
+          log.warn({ err: error.message }, 'restyle failed; frame skipped');
+        },
+      });
+      const { width, height } = this.config.resolution ?? this.restyler.info;
+      let publisher: PublisherSession;
+      try {
+        publisher = await createPublisherSession(offerSdp, {
+          target: { width, height },
+          codecs: this.config.codecs,
+          maxBitrateKbps: this.config.maxBitrateKbps,
+          logger: log,
+          onFrame: (frame) => {
+            this.metrics.framesIn.inc();
+            engine.push(frame);
+          },
+          onSent: (frame, sentMs) => {
+            engine.frameSent(frame, sentMs);
+            this.metrics.observeSentFrame(frame, sentMs, this.config.budgetMs);
+            for (const observe of this.frameObservers) observe(id, frame, sentMs);
+          },
+          onData: (text) => session?.handleControlMessage(text),
+          onClosed: (reason) => void this.close(id, reason),
+        });
+      } catch (error) {
+        engine.close();
+        throw error;
+      }
+      session = new Session(id, nowMs(), engine, publisher, this.limits(), log);
+      this.sessions.set(id, session);
+      session.startStats(1000);
+      this.metrics.sessionsOpened.inc();
+      log.info({ codec: publisher.codec, width, height }, 'session started');
+      return session;
+    } finally {
+      this.pending--;
+    }
+  }
+
+  async close(id: string, reason: string): Promise<boolean> {
+    const session = this.sessions.get(id);
+    if (!session) return false;
+    this.sessions.delete(id);
+    await session.close(reason);
+    return true;
+  }
+
+  async closeAll(reason: string): Promise<void> {
+    await Promise.all([...this.sessions.keys()].map((id) => this.close(id, reason)));
+  }
+
+  droppedFrames(): number {
+    return this.all().reduce((n, s) => n + s.engine.stats().droppedFrames, 0);
+  }
+}
+
+function round(v: number): number | null {
+  return Number.isFinite(v) ? Math.round(v * 10) / 10 : null;
+}

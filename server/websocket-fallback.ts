@@ -1,0 +1,131 @@
+// WebSocket fallback for clients without WebRTC: the client sends JPEG frames (binary messages) and
+// receives restyled JPEG frames; text messages carry the same control JSON as the DataChannel.
+// Same engine and model runtime as WebRTC sessions; JPEG work runs in sharp's (libuv) threads.
+import type { IncomingMessage, Server } from 'node:http';
+import { randomBytes } from 'node:crypto';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import sharp from 'sharp';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { Restyler } from '../models/restyle-types.js';
+import { nowMs } from '../realtime/clock.js';
+import { ParamsError, parseParamsPatch } from '../realtime/params.js';
+import { StreamEngine } from '../realtime/stream-engine.js';
+import type { ServerConfig } from './config.js';
+import type { SessionManager } from './sessions.js';
+
+const MAX_JPEG_BYTES = 4 * 1024 * 1024;
+/** Stop producing output for a client whose socket is this far behind; latest frame wins there too. */
+const MAX_BUFFERED_BYTES = 1024 * 1024;
+
+export interface WebSocketFallbackDeps {
+  config: ServerConfig;
+  restyler: Restyler;
+  sessions: SessionManager;
+  logger: Logger;
+}
+
+export function attachWebSocketFallback(server: Server, deps: WebSocketFallbackDeps): { close(): Promise<void>; readonly size: number } {
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_JPEG_BYTES });
+  const live = new Set<WebSocket>();
+  const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    const url = new URL(request.url ?? '/', 'http://localhost');
+    if (url.pathname !== '/ws') {
+      socket.destroy();
+      return;
+    }
+    wss.handleUpgrade(request, socket, head, (ws) => {
+      if (live.size + deps.sessions.size >= deps.config.maxSessions) {
+        ws.close(1013, 'server is full; retry later');
+        return;
+      }
+      live.add(ws);
+      ws.once('close', () => live.delete(ws));
+      serveJpegStream(ws, deps);
+    });
+  };
+  server.on('upgrade', onUpgrade);
+  return {
+    get size() {
+      return live.size;
+    },
+    close: async () => {
+      server.off('upgrade', onUpgrade);
+      for (const ws of live) ws.terminate();
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+    },
+  };
+}
+
+function serveJpegStream(ws: WebSocket, deps: WebSocketFallbackDeps): void {
+  const { restyler, config } = deps;
+  const id = `ws-${randomBytes(12).toString('base64url')}`;
+  const log = deps.logger.child({ session: id });
+  const { width, height } = config.resolution ?? restyler.info;
+  const limits = { styles: restyler.info.styles, steps: restyler.info.steps };
+  const d = restyler.info.defaults;
+  let seq = 0;
+  const send = (value: object): void => {
+    if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(value));
+  };
+  const engine = new StreamEngine({
+    streamId: id,
+    restyler,
+    budgetMs: config.budgetMs,
+    params: { style: d.style, prompt: '', strength: d.strength, steps: d.steps, seed: 42, consistency: 0, similarityFilter: false },
+    onOutput: (frame) => {
+      if (ws.readyState !== ws.OPEN || ws.bufferedAmount > MAX_BUFFERED_BYTES) return;
+      const { data, width: w, height: h } = frame.image;
+      sharp(data, { raw: { width: w, height: h, channels: 3 } })
+        .jpeg({ quality: 80 })
+        .toBuffer()
+        .then((jpeg) => {
+          if (ws.readyState !== ws.OPEN) return;
+          ws.send(jpeg);
+          engine.frameSent(frame, nowMs());
+        })
+        .catch((error: Error) => log.warn({ err: error.message }, 'jpeg encode failed'));
+    },
+    onError: (error) => send({ type: 'error', message: `restyle failed: ${error.message}` }),
+  });
+  send({ type: 'hello', session: id, width, height, params: engine.currentParams });
+  log.info('websocket session started');
+
+  ws.on('message', (data, isBinary) => {
+    if (!isBinary) {
+      try {
+        const message = JSON.parse(data.toString()) as { type?: string; params?: unknown };
+        if (message.type !== 'params') throw new ParamsError('unknown control message type; expected "params"');
+        send({ type: 'params', params: engine.updateParams(parseParamsPatch(message.params, limits)) });
+      } catch (error) {
+        send({ type: 'error', message: error instanceof ParamsError ? error.message : 'control messages must be JSON' });
+      }
+      return;
+    }
+    const arrivalMs = nowMs();
+    const frameSeq = seq++;
+    const jpeg = Buffer.isBuffer(data) ? data : Buffer.concat(data as Buffer[]);
+    sharp(jpeg, { failOn: 'error' })
+      .resize(width, height, { fit: 'cover' })
+      .removeAlpha()
+      .raw()
+      .toBuffer({ resolveWithObject: true })
+      .then(({ data: rgb, info }) => {
+        if (info.channels !== 3) throw new Error(`expected RGB, got ${info.channels} channels`);
+        engine.push({
+          // A copy, not a view: the buffer is transferred to the inference worker and must own its memory.
+          image: { width, height, data: new Uint8Array(rgb) },
+          rtpTimestamp: (frameSeq * 3000) >>> 0,
+          arrivalMs,
+          seq: frameSeq,
+          stages: [{ name: 'decode', startMs: arrivalMs, endMs: nowMs() }],
+        });
+      })
+      .catch((error: Error) => send({ type: 'error', message: `not a decodable JPEG frame: ${error.message}` }));
+  });
+  ws.once('close', () => {
+    engine.close();
+    log.info('websocket session closed');
+  });
+  ws.on('error', (error) => log.warn({ err: error.message }, 'websocket error'));
+}

@@ -1,0 +1,500 @@
+// One publisher's WebRTC session: answers its offer, turns its video RTP into model-resolution RGB frames
+// (depacketize → decode → cover-scale), and sends restyled frames back on the same transceiver (encode →
+// packetize). Owns its peer connection, codecs, scaler and timers; close() frees all of them.
+import {
+  PictureLossIndication,
+  ReceiverEstimatedMaxBitrate,
+  RTCPeerConnection,
+  RTCRtpCodecParameters,
+  RtcpPayloadSpecificFeedback,
+  H264Packetizer,
+  Vp8Packetizer,
+  useSdesMid,
+  type MediaStreamTrack,
+  type RTCDataChannel,
+  type RTCIceServer,
+  type RtcpPacket,
+  type RtpPacket,
+  type RTCRtpTransceiver,
+} from 'werift';
+import { nowMs } from '../realtime/clock.js';
+import { recordStage, type VideoFrame } from '../realtime/frame.js';
+import { NegotiationError } from './errors.js';
+import { acquire, release } from './resource-counters.js';
+import { FrameAssembler, type AssembledFrame } from './rtp-depacketizer.js';
+import { chooseCodec, parseOffer } from './sdp-offer.js';
+import { PictureScaler, VideoDecoder, VideoEncoder, type VideoCodecName } from './video-codec.js';
+
+export interface Logger {
+  info(o: object, msg?: string): void;
+  warn(o: object, msg?: string): void;
+  error(o: object, msg?: string): void;
+}
+
+export interface PublisherOptions {
+  /** Model resolution: input is cover-cropped and scaled to it; output frames must have it. */
+  target: { width: number; height: number };
+  /** Accepted video codecs in order of preference. */
+  codecs: VideoCodecName[];
+  maxBitrateKbps: number;
+  iceServers?: RTCIceServer[];
+  /** Extra host addresses to gather (e.g. 127.0.0.1 for same-machine tests). */
+  iceAdditionalHostAddresses?: string[];
+  /** No RTP for this long ends the session (default 10000). */
+  mediaTimeoutMs?: number;
+  /** Bitrate to announce with REMB so the publisher ramps up quickly (default 2500). */
+  announcedBitrateKbps?: number;
+  onFrame(frame: VideoFrame): void;
+  onData(text: string): void;
+  onClosed(reason: string): void;
+  /** A restyled frame's first RTP packet went out (after its 'encode' and 'packetize' stages). */
+  onSent?(frame: VideoFrame, firstPacketSentMs: number): void;
+  logger?: Logger;
+}
+
+export interface PublisherStats {
+  codec: VideoCodecName;
+  packetsIn: number;
+  bytesIn: number;
+  packetsOut: number;
+  bytesOut: number;
+  framesAssembled: number;
+  framesLost: number;
+  framesDecoded: number;
+  framesEncoded: number;
+  framesNotSent: number;
+  decodeErrors: number;
+  malformedPackets: number;
+  paddingPackets: number;
+  keyframeRequestsSent: number;
+  keyframeRequestsReceived: number;
+  /** Decoded input frames per second over the last ~2 s. */
+  inputFps: number;
+}
+
+export interface PublisherSession {
+  readonly answerSdp: string;
+  readonly codec: VideoCodecName;
+  sendFrame(frame: VideoFrame): void;
+  sendData(text: string): void;
+  requestKeyframe(): void;
+  stats(): PublisherStats;
+  close(): Promise<void>;
+}
+
+const H264_FMTP = 'profile-level-id=42e01f;packetization-mode=1;level-asymmetry-allowed=1';
+const PLI_MIN_INTERVAL_MS = 300;
+const DISCONNECT_GRACE_MS = 4000;
+const GATHER_TIMEOUT_MS = 5000;
+/** Encoded frames waiting to be decoded; beyond this the decoder is behind and we restart from a keyframe. */
+const MAX_DECODE_BACKLOG = 4;
+
+function videoCodecParameters(codec: VideoCodecName): RTCRtpCodecParameters {
+  const rtcpFeedback = [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }, { type: 'ccm', parameter: 'fir' }, { type: 'goog-remb' }];
+  return codec === 'VP8'
+    ? new RTCRtpCodecParameters({ mimeType: 'video/VP8', clockRate: 90000, rtcpFeedback })
+    : new RTCRtpCodecParameters({ mimeType: 'video/H264', clockRate: 90000, rtcpFeedback, parameters: H264_FMTP });
+}
+
+/** Answer a publisher's offer. Throws SdpError / UnsupportedCodecError (with `status`) for unusable offers. */
+export async function createPublisherSession(offerSdp: string, options: PublisherOptions): Promise<PublisherSession> {
+  const offer = parseOffer(offerSdp);
+  const codec = chooseCodec(offer, options.codecs);
+  const session = new Session(codec, offer.videoDirection === 'sendrecv', options);
+  try {
+    await session.start(offerSdp);
+  } catch (error) {
+    await session.close();
+    if (error instanceof Error && 'status' in error) throw error;
+    throw new NegotiationError(error instanceof Error ? error.message : String(error));
+  }
+  return session;
+}
+
+class Session implements PublisherSession {
+  answerSdp = '';
+  private readonly pc: RTCPeerConnection;
+  private readonly assembler: FrameAssembler;
+  private readonly log: Logger | undefined;
+  private transceiver: RTCRtpTransceiver | undefined;
+  private videoTrack: MediaStreamTrack | undefined;
+  private dataChannel: RTCDataChannel | undefined;
+  private decoder: VideoDecoder | undefined;
+  private scaler: PictureScaler | undefined;
+  private encoder: VideoEncoder | undefined;
+  private encoderStarting: Promise<VideoEncoder> | undefined;
+  private readonly packetizer: Vp8Packetizer | H264Packetizer;
+  private closed = false;
+  private closedNotified = false;
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly unsubscribers: (() => void)[] = [];
+  private lastRtpMs = nowMs();
+  private lastPliMs = 0;
+  private disconnectedSince: number | null = null;
+  private seq = 0;
+  private forceKeyframe = true;
+  private decodeBacklog = 0;
+  private encodeBusy = false;
+  private pendingOutput: VideoFrame | null = null;
+  private readonly decodedTimes: number[] = [];
+  private readonly counters = {
+    packetsIn: 0,
+    bytesIn: 0,
+    packetsOut: 0,
+    bytesOut: 0,
+    framesDecoded: 0,
+    framesEncoded: 0,
+    framesNotSent: 0,
+    decodeErrors: 0,
+    keyframeRequestsSent: 0,
+    keyframeRequestsReceived: 0,
+  };
+
+  constructor(
+    readonly codec: VideoCodecName,
+    private readonly sendsBack: boolean,
+    private readonly options: PublisherOptions,
+  ) {
+    this.log = options.logger;
+    acquire('sessions');
+    this.pc = new RTCPeerConnection({
+      codecs: {
+        video: [videoCodecParameters(codec)],
+        audio: [new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2 })],
+      },
+      // No transport-cc: with werift's TWCC feedback Chromium's estimate stays low (NOTES-webrtc.md); REMB instead.
+      headerExtensions: { video: [useSdesMid()], audio: [useSdesMid()] },
+      iceServers: options.iceServers ?? [],
+      ...(options.iceAdditionalHostAddresses ? { iceAdditionalHostAddresses: options.iceAdditionalHostAddresses } : {}),
+    });
+    acquire('peerConnections');
+    this.assembler = new FrameAssembler(codec, (reason) => this.requestKeyframeLimited(reason));
+    this.packetizer = codec === 'VP8' ? new Vp8Packetizer({ maxPayloadSize: 1200 }) : new H264Packetizer({ maxPayloadSize: 1200 });
+  }
+
+  async start(offerSdp: string): Promise<void> {
+    [this.decoder] = await Promise.all([VideoDecoder.create(this.codec)]);
+    this.scaler = new PictureScaler(this.options.target);
+    if (this.sendsBack) this.encoderStarting = this.startEncoder();
+
+    // onTrack fires inside setRemoteDescription: subscribe first (NOTES-webrtc.md).
+    this.sub(this.pc.onTrack.subscribe((track) => this.onTrack(track)));
+    this.sub(
+      this.pc.onDataChannel.subscribe((dc) => {
+        this.dataChannel = dc;
+        this.sub(dc.onMessage.subscribe((msg) => this.safe(() => this.options.onData(typeof msg === 'string' ? msg : msg.toString('utf8')))));
+      }),
+    );
+    this.sub(this.pc.connectionStateChange.subscribe((state) => this.onConnectionState(state)));
+    this.sub(this.pc.iceConnectionStateChange.subscribe((state) => this.onConnectionState(state)));
+
+    await this.pc.setRemoteDescription({ type: 'offer', sdp: offerSdp });
+    this.transceiver = this.pc.getTransceivers().find((t) => t.kind === 'video');
+    if (!this.transceiver) throw new NegotiationError('no video transceiver after applying the offer');
+    this.transceiver.setDirection(this.sendsBack ? 'sendrecv' : 'recvonly');
+    for (const t of this.pc.getTransceivers()) if (t.kind === 'audio') t.setDirection('recvonly');
+    // Browsers ask for keyframes on the sendrecv transceiver's feedback, which werift routes to its receiver:
+    // read PLI/FIR from the raw RTCP instead (NOTES-webrtc.md).
+    this.sub(this.transceiver.dtlsTransport.onRtcp.subscribe((rtcp) => this.onRtcp(rtcp)));
+
+    const answer = await this.pc.createAnswer();
+    await this.pc.setLocalDescription(answer);
+    await this.waitForGathering();
+    const sdp = this.pc.localDescription?.sdp;
+    if (!sdp) throw new NegotiationError('no local description after ICE gathering');
+    this.answerSdp = sdp;
+    if (!this.videoTrack) this.videoTrack = this.transceiver.receiver.tracks[0];
+
+    this.every(1000, () => this.checkLiveness());
+    this.every(1000, () => this.sendRemb());
+  }
+
+  private async startEncoder(): Promise<VideoEncoder> {
+    const { width, height } = this.options.target;
+    const enc = await VideoEncoder.create({ codec: this.codec, width, height, maxBitrateKbps: this.options.maxBitrateKbps });
+    if (this.closed) {
+      await enc.close();
+      throw new Error('session closed');
+    }
+    this.encoder = enc;
+    return enc;
+  }
+
+  private waitForGathering(): Promise<void> {
+    if (this.pc.iceGatheringState === 'complete') return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, GATHER_TIMEOUT_MS);
+      const { unSubscribe } = this.pc.iceGatheringStateChange.subscribe((state) => {
+        if (state === 'complete') done();
+      });
+      function done(): void {
+        clearTimeout(timer);
+        unSubscribe();
+        resolve();
+      }
+    });
+  }
+
+  // ---- ingress -------------------------------------------------------------------------------------------
+
+  private onTrack(track: MediaStreamTrack): void {
+    if (track.kind !== 'video') {
+      this.sub(track.onReceiveRtp.subscribe(() => (this.lastRtpMs = nowMs()))); // audio: received and dropped
+      return;
+    }
+    this.videoTrack = track;
+    this.sub(track.onReceiveRtp.subscribe((rtp) => this.onVideoRtp(rtp)));
+  }
+
+  private onVideoRtp(rtp: RtpPacket): void {
+    const arrival = nowMs();
+    this.lastRtpMs = arrival;
+    this.counters.packetsIn++;
+    this.counters.bytesIn += rtp.payload.length;
+    if (this.counters.packetsIn === 1) this.requestKeyframeLimited('start');
+    const frames = this.assembler.push(
+      { sequenceNumber: rtp.header.sequenceNumber, timestamp: rtp.header.timestamp, marker: rtp.header.marker, payload: rtp.payload },
+      arrival,
+    );
+    for (const f of frames) this.decodeFrame(f);
+  }
+
+  private decodeFrame(au: AssembledFrame): void {
+    const decoder = this.decoder;
+    const scaler = this.scaler;
+    if (!decoder || !scaler || this.closed) return;
+    if (this.decodeBacklog >= MAX_DECODE_BACKLOG) {
+      // The decoder cannot keep up: skipping an inter frame breaks the chain, so restart at a keyframe.
+      this.assembler.requireKeyframe();
+      this.requestKeyframeLimited('decoder backlog');
+      return;
+    }
+    this.decodeBacklog++;
+    const frameSeq = this.seq++;
+    void (async () => {
+      const t0 = nowMs();
+      try {
+        const pictures = await decoder.decode(au.data, au.keyframe);
+        const t1 = nowMs();
+        const picture = pictures.pop();
+        for (const p of pictures) p.free();
+        if (!picture || this.closed) {
+          picture?.free();
+          return;
+        }
+        this.counters.framesDecoded++;
+        this.decodedTimes.push(t1);
+        if (this.decodedTimes.length > 120) this.decodedTimes.shift();
+        let image;
+        try {
+          image = await scaler.toRgb(picture);
+        } finally {
+          picture.free();
+        }
+        const t2 = nowMs();
+        if (this.closed) return;
+        const frame: VideoFrame = { image, rtpTimestamp: au.rtpTimestamp, arrivalMs: au.lastPacketMs, seq: frameSeq, stages: [] };
+        recordStage(frame, 'depacketize', au.firstPacketMs, au.lastPacketMs);
+        recordStage(frame, 'decode', t0, t1);
+        recordStage(frame, 'scale', t1, t2);
+        this.safe(() => this.options.onFrame(frame));
+      } catch (error) {
+        if (this.closed) return;
+        this.counters.decodeErrors++;
+        this.assembler.requireKeyframe();
+        this.requestKeyframeLimited('decode error');
+        this.log?.warn({ err: (error as Error).message, codec: this.codec }, 'decode failed; keyframe requested');
+      } finally {
+        this.decodeBacklog--;
+      }
+    })();
+  }
+
+  // ---- egress --------------------------------------------------------------------------------------------
+
+  sendFrame(frame: VideoFrame): void {
+    if (this.closed || !this.sendsBack) return;
+    if (this.encodeBusy) {
+      // Latest frame wins here too: a waiting frame is replaced, never queued behind.
+      if (this.pendingOutput) this.counters.framesNotSent++;
+      this.pendingOutput = frame;
+      return;
+    }
+    this.encodeBusy = true;
+    void this.encodeAndSend(frame).finally(() => {
+      this.encodeBusy = false;
+      const next = this.pendingOutput;
+      this.pendingOutput = null;
+      if (next && !this.closed) this.sendFrame(next);
+    });
+  }
+
+  private async encodeAndSend(frame: VideoFrame): Promise<void> {
+    try {
+      const encoder = this.encoder ?? (await this.encoderStarting);
+      if (!encoder || this.closed) return;
+      const sender = this.transceiver?.sender;
+      const t0 = nowMs();
+      const keyframe = this.forceKeyframe;
+      this.forceKeyframe = false;
+      const pictures = await encoder.encode(frame.image, frame.rtpTimestamp, keyframe);
+      const t1 = nowMs();
+      recordStage(frame, 'encode', t0, t1);
+      if (this.closed || !sender) return;
+      let firstSentMs: number | null = null;
+      for (const picture of pictures) {
+        const packets =
+          this.packetizer instanceof H264Packetizer
+            ? this.packetizer.packetize(picture.data, frame.rtpTimestamp >>> 0, { isKeyframe: picture.keyframe })
+            : this.packetizer.packetize(picture.data, frame.rtpTimestamp >>> 0);
+        for (const packet of packets) {
+          this.counters.packetsOut++;
+          this.counters.bytesOut += packet.payload.length;
+          void sender.sendRtp(packet).catch(() => {});
+          firstSentMs ??= nowMs();
+        }
+        this.counters.framesEncoded++;
+      }
+      const t2 = nowMs();
+      recordStage(frame, 'packetize', t1, t2);
+      if (firstSentMs !== null) this.safe(() => this.options.onSent?.(frame, firstSentMs!));
+      else this.counters.framesNotSent++;
+    } catch (error) {
+      this.counters.framesNotSent++;
+      if (!this.closed) this.log?.warn({ err: (error as Error).message }, 'encode failed; frame not sent');
+    }
+  }
+
+  private onRtcp(rtcp: RtcpPacket): void {
+    if (!(rtcp instanceof RtcpPayloadSpecificFeedback)) return;
+    const fb = rtcp.feedback;
+    // FullIntraRequest is not exported by werift; its feedback message type (FMT) is 4, PLI's is 1.
+    if (fb instanceof PictureLossIndication || (fb as { count?: number }).count === 4) {
+      const ourSsrc = this.transceiver?.sender.ssrc;
+      if (ourSsrc !== undefined && fb.mediaSsrc !== ourSsrc && fb.mediaSsrc !== 0) return;
+      this.counters.keyframeRequestsReceived++;
+      this.forceKeyframe = true;
+    }
+  }
+
+  // ---- control -------------------------------------------------------------------------------------------
+
+  sendData(text: string): void {
+    const dc = this.dataChannel;
+    if (this.closed || !dc || dc.readyState !== 'open') return;
+    try {
+      dc.send(text);
+    } catch {
+      // The channel closed between the check and the send; stats are best-effort.
+    }
+  }
+
+  requestKeyframe(): void {
+    const ssrc = this.videoTrack?.ssrc;
+    const receiver = this.transceiver?.receiver;
+    if (this.closed || ssrc === undefined || !receiver) return;
+    this.lastPliMs = nowMs();
+    this.counters.keyframeRequestsSent++;
+    void receiver.sendRtcpPLI(ssrc).catch(() => {});
+  }
+
+  private requestKeyframeLimited(reason: string): void {
+    if (nowMs() - this.lastPliMs < PLI_MIN_INTERVAL_MS) return;
+    this.log?.info({ reason }, 'requesting keyframe');
+    this.requestKeyframe();
+  }
+
+  private sendRemb(): void {
+    const ssrc = this.videoTrack?.ssrc;
+    const transport = this.transceiver?.dtlsTransport;
+    if (this.closed || ssrc === undefined || !transport || this.pc.connectionState !== 'connected') return;
+    const bitrate = BigInt((this.options.announcedBitrateKbps ?? 2500) * 1000);
+    const remb = new ReceiverEstimatedMaxBitrate({ senderSsrc: this.transceiver!.sender.ssrc, mediaSsrc: 0, bitrate, ssrcFeedbacks: [ssrc] });
+    void transport.sendRtcp([new RtcpPayloadSpecificFeedback({ feedback: remb })]).catch(() => {});
+  }
+
+  stats(): PublisherStats {
+    const a = this.assembler.stats;
+    const now = nowMs();
+    const recent = this.decodedTimes.filter((t) => now - t < 2000);
+    return {
+      codec: this.codec,
+      ...this.counters,
+      framesAssembled: a.framesAssembled,
+      framesLost: a.framesLost,
+      malformedPackets: a.malformedPackets,
+      paddingPackets: a.paddingPackets,
+      inputFps: recent.length / 2,
+    };
+  }
+
+  // ---- lifecycle -----------------------------------------------------------------------------------------
+
+  private onConnectionState(state: string): void {
+    if (state === 'failed' || state === 'closed') this.vanish(`peer connection ${state}`);
+    else if (state === 'disconnected') this.disconnectedSince ??= nowMs();
+    else if (state === 'connected' || state === 'completed') this.disconnectedSince = null;
+  }
+
+  private checkLiveness(): void {
+    const now = nowMs();
+    if (this.disconnectedSince !== null && now - this.disconnectedSince > DISCONNECT_GRACE_MS) {
+      this.vanish(`peer disconnected for over ${DISCONNECT_GRACE_MS / 1000} s`);
+    } else if (now - this.lastRtpMs > (this.options.mediaTimeoutMs ?? 10000)) {
+      this.vanish(`no media for ${Math.round((now - this.lastRtpMs) / 1000)} s`);
+    }
+  }
+
+  /** Report a vanished peer once; the owner then calls close(). */
+  private vanish(reason: string): void {
+    if (this.closed || this.closedNotified) return;
+    this.closedNotified = true;
+    this.log?.info({ reason }, 'publisher gone');
+    this.safe(() => this.options.onClosed(reason));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const t of this.timers) {
+      clearInterval(t);
+      release('timers');
+    }
+    this.timers.clear();
+    for (const u of this.unsubscribers.splice(0)) u();
+    this.pendingOutput = null;
+    try {
+      await this.pc.close();
+    } catch (error) {
+      this.log?.warn({ err: (error as Error).message }, 'peer connection close failed');
+    }
+    release('peerConnections');
+    const encoder = this.encoder ?? (await this.encoderStarting?.catch(() => undefined));
+    await Promise.all([this.decoder?.close(), this.scaler?.close(), encoder?.close()]);
+    release('sessions');
+    if (!this.closedNotified) {
+      this.closedNotified = true;
+      this.safe(() => this.options.onClosed('closed'));
+    }
+  }
+
+  private every(ms: number, fn: () => void): void {
+    const t = setInterval(() => this.safe(fn), ms);
+    t.unref();
+    this.timers.add(t);
+    acquire('timers');
+  }
+
+  private sub(s: { unSubscribe: () => void }): void {
+    this.unsubscribers.push(s.unSubscribe);
+  }
+
+  /** Callbacks and timers must never throw into werift's event dispatch. */
+  private safe(fn: () => void): void {
+    try {
+      fn();
+    } catch (error) {
+      this.log?.error({ err: (error as Error).message }, 'session callback threw');
+    }
+  }
+}

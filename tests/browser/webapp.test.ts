@@ -1,0 +1,296 @@
+// End-to-end specification of the web app: real server, headless Chromium with a fake camera playing
+// a panning photo, and assertions on the pixels of the restyled <video>. Skipped where Chromium is absent.
+// SDS_TEST_BASE_URL=http://host:port runs it against an already running server instead of starting one.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { findSourceImage, writePanningClip } from './y4m-clip.js';
+
+// Callbacks passed to page.evaluate run in the page; this file compiles without the DOM lib.
+declare const document: any;
+
+const CHROMIUM = '/usr/bin/chromium';
+const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const SDS_BIN = path.join(REPO_ROOT, 'dist', 'bin', 'sds.js');
+
+// Pixel thresholds on 32×24 luminance (0..255) sampled from the <video> elements.
+const MIN_OUTPUT_MEAN = 12; // not black
+const MIN_STRUCTURE_CORRELATION = 0.35; // the output keeps the camera image's layout
+const MIN_RESTYLE_DIFFERENCE = 6; // … but is not the camera image passed through
+const STYLE_CHANGE_WINDOW_MS = 2500;
+
+const skip = existsSync(CHROMIUM)
+  ? false
+  : `Chromium not found at ${CHROMIUM}: install Debian's chromium package to run the browser test`;
+
+describe('web app at /', { skip, timeout: 90_000 }, () => {
+  let workDir = '';
+  let server: ChildProcess | undefined;
+  let serverLog = '';
+  let baseUrl = '';
+  let context: BrowserContext | undefined;
+  let page: Page;
+  const pageErrors: string[] = [];
+
+  before(async () => {
+    workDir = await mkdtemp(path.join(tmpdir(), 'sds-webapp-'));
+    const clip = path.join(workDir, 'camera.y4m');
+    const clipReady = writePanningClip(clip, { source: findSourceImage(REPO_ROOT) });
+
+    if (process.env.SDS_TEST_BASE_URL) {
+      baseUrl = process.env.SDS_TEST_BASE_URL.replace(/\/$/, '');
+    } else {
+      assert.ok(existsSync(SDS_BIN), `${SDS_BIN} is missing: run \`npm run build\` first`);
+      const port = await freePort();
+      baseUrl = `http://127.0.0.1:${port}`;
+      server = spawn(process.execPath, [SDS_BIN, 'serve', '--port', String(port), '--host', '127.0.0.1'], {
+        cwd: REPO_ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      const keep = (chunk: Buffer): void => {
+        serverLog = (serverLog + chunk.toString()).slice(-4000);
+      };
+      server.stdout!.on('data', keep);
+      server.stderr!.on('data', keep);
+    }
+    await Promise.all([clipReady, waitForHealthy(baseUrl, 40_000, () => serverLog, server)]);
+
+    context = await chromium.launchPersistentContext(path.join(workDir, 'profile'), {
+      executablePath: CHROMIUM,
+      headless: true,
+      viewport: { width: 1280, height: 800 },
+      args: [
+        '--no-sandbox',
+        '--use-fake-ui-for-media-stream',
+        '--use-fake-device-for-media-stream',
+        `--use-file-for-fake-video-capture=${clip}`,
+        '--allow-loopback-in-peer-connection',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+        '--disable-quic',
+      ],
+    });
+    page = context.pages()[0] ?? (await context.newPage());
+    page.on('pageerror', (err) => pageErrors.push(err.message));
+
+    await page.goto(`${baseUrl}/`);
+    await page.waitForSelector('#style option', { state: 'attached', timeout: 10_000 });
+    await page.click('#start');
+    await page
+      .waitForFunction(
+        () => {
+          const v = document.getElementById('output');
+          return v.readyState >= 2 && v.videoWidth > 0 && !v.paused;
+        },
+        undefined,
+        { timeout: 20_000 },
+      )
+      .catch(async (err: Error) => {
+        throw new Error(`no restyled video within 20 s: ${await pageNotice(page)}\n${err.message}\nserver log:\n${serverLog}`);
+      });
+  });
+
+  after(async () => {
+    await context?.close().catch(() => {});
+    if (server && server.exitCode === null) {
+      server.kill('SIGTERM');
+      const exited = new Promise((resolve) => server!.once('exit', resolve));
+      const timer = setTimeout(() => server!.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(timer);
+    }
+    if (workDir) await rm(workDir, { recursive: true, force: true });
+  });
+
+  test('the output video shows restyled frames with the camera image’s structure', async () => {
+    // The pipeline needs a moment after the first frame; judge the best of a few sample pairs.
+    let best = { mean: 0, correlation: -1, difference: 0 };
+    for (let i = 0; i < 6; i++) {
+      await page.waitForTimeout(300);
+      const [input, output] = await Promise.all([sampleLuma(page, 'input'), sampleLuma(page, 'output')]);
+      const m = { mean: average(output), correlation: correlation(input, output), difference: meanAbsDiff(input, output) };
+      if (m.correlation > best.correlation) best = m;
+    }
+    assert.ok(best.mean > MIN_OUTPUT_MEAN, `output looks black (mean luminance ${best.mean.toFixed(1)})`);
+    assert.ok(
+      best.correlation > MIN_STRUCTURE_CORRELATION,
+      `output does not follow the camera image (luminance correlation ${best.correlation.toFixed(2)})`,
+    );
+    assert.ok(
+      best.difference > MIN_RESTYLE_DIFFERENCE,
+      `output equals the camera image (mean abs difference ${best.difference.toFixed(1)}): not restyled`,
+    );
+    assert.deepEqual(pageErrors, []);
+  });
+
+  test('the stats overlay reports the output frame rate and the server’s latency', async () => {
+    const stats = await page
+      .waitForFunction(
+        () => {
+          const text = (name: string): string => document.querySelector(`[data-stat="${name}"]`)?.textContent ?? '';
+          const out = parseFloat(text('output-fps'));
+          return out > 0 && /\d+ \/ \d+ ms/.test(text('latency')) ? { out, latency: text('latency') } : null;
+        },
+        undefined,
+        { timeout: 5000 },
+      )
+      .then((h) => h.jsonValue() as Promise<{ out: number; latency: string }>)
+      .catch(async () => {
+        throw new Error(`stats overlay did not update: ${await page.locator('#stats').innerText()}`);
+      });
+    assert.ok(stats.out > 0);
+  });
+
+  test('choosing another style changes the output within two seconds', async () => {
+    const current = await page.$eval('#style', (s) => (s as unknown as { value: string }).value);
+    const others = await page.$$eval('#style option', (os, cur) => os.map((o) => (o as unknown as { value: string }).value).filter((v) => v !== cur), current);
+    assert.ok(others.length > 0, 'the model offers only one style');
+
+    // The camera pans, so the output moves even without a style change: measure that first.
+    const baseline: number[][] = [];
+    for (let i = 0; i < 4; i++) {
+      baseline.push(await sampleSignature(page));
+      await page.waitForTimeout(150);
+    }
+    const reference = baseline[0].map((_, i) => average(baseline.map((s) => s[i])));
+    const drift = Math.max(...baseline.map((s) => meanAbsDiff(s, reference)));
+    const needed = Math.max(2 * drift, 5);
+
+    await page.selectOption('#style', others[0]);
+    const started = Date.now();
+    let change = 0;
+    while (Date.now() - started < STYLE_CHANGE_WINDOW_MS && change <= needed) {
+      await page.waitForTimeout(150);
+      change = meanAbsDiff(await sampleSignature(page), reference);
+    }
+    assert.ok(
+      change > needed,
+      `style ${current} → ${others[0]}: output changed by ${change.toFixed(1)} (needed > ${needed.toFixed(1)}; drift under one style ${drift.toFixed(1)})`,
+    );
+  });
+
+  test('Stop ends the session with a DELETE on its Location', async () => {
+    const deleted = page.waitForResponse((r) => r.request().method() === 'DELETE', { timeout: 5000 });
+    await page.click('#start');
+    const response = await deleted;
+    assert.match(new URL(response.url()).pathname, /^\/sessions\/[^/]+$/);
+    assert.ok(response.ok(), `DELETE answered ${response.status()}`);
+    assert.equal(await page.textContent('#start'), 'Start');
+  });
+});
+
+// ---- page sampling -------------------------------------------------------------------------------
+
+/** RGBA of a <video> drawn at 128×96 (drawImage ignores the CSS mirroring). */
+async function sampleRgba(page: Page, id: string): Promise<number[]> {
+  const data = await page.evaluate((videoId): number[] | null => {
+    const video = document.getElementById(videoId);
+    if (video.readyState < 2 || video.videoWidth === 0) return null;
+    const canvas = document.createElement('canvas');
+    canvas.width = 128;
+    canvas.height = 96;
+    const ctx = canvas.getContext('2d', { willReadFrequently: true })!;
+    ctx.drawImage(video, 0, 0, canvas.width, canvas.height);
+    return Array.from(ctx.getImageData(0, 0, canvas.width, canvas.height).data);
+  }, id);
+  assert.ok(data, `#${id} has no frame to sample`);
+  return data;
+}
+
+/** Luminance pooled to 32×24 (4×4 blocks of the 128×96 sample). */
+async function sampleLuma(page: Page, id: string): Promise<number[]> {
+  const rgba = await sampleRgba(page, id);
+  return pool(128, 96, 4, (x, y) => {
+    const p = (y * 128 + x) * 4;
+    return 0.299 * rgba[p] + 0.587 * rgba[p + 1] + 0.114 * rgba[p + 2];
+  });
+}
+
+/** A style signature of the output that a slow pan barely moves: per-channel mean and spread, and RGB pooled to 4×3. */
+async function sampleSignature(page: Page): Promise<number[]> {
+  const rgba = await sampleRgba(page, 'output');
+  return [0, 1, 2].flatMap((c) => {
+    const channel = pool(128, 96, 1, (x, y) => rgba[(y * 128 + x) * 4 + c]);
+    const mean = average(channel);
+    const spread = Math.sqrt(average(channel.map((v) => (v - mean) ** 2)));
+    return [mean, spread, ...pool(128, 96, 32, (x, y) => rgba[(y * 128 + x) * 4 + c])];
+  });
+}
+
+function pool(width: number, height: number, block: number, value: (x: number, y: number) => number): number[] {
+  const out: number[] = [];
+  for (let by = 0; by < height / block; by++) {
+    for (let bx = 0; bx < width / block; bx++) {
+      let sum = 0;
+      for (let y = 0; y < block; y++) for (let x = 0; x < block; x++) sum += value(bx * block + x, by * block + y);
+      out.push(sum / (block * block));
+    }
+  }
+  return out;
+}
+
+function average(a: number[]): number {
+  return a.reduce((s, v) => s + v, 0) / a.length;
+}
+
+function meanAbsDiff(a: number[], b: number[]): number {
+  return a.reduce((s, v, i) => s + Math.abs(v - b[i]), 0) / a.length;
+}
+
+function correlation(a: number[], b: number[]): number {
+  const ma = average(a);
+  const mb = average(b);
+  let ab = 0;
+  let aa = 0;
+  let bb = 0;
+  for (let i = 0; i < a.length; i++) {
+    ab += (a[i] - ma) * (b[i] - mb);
+    aa += (a[i] - ma) ** 2;
+    bb += (b[i] - mb) ** 2;
+  }
+  return aa === 0 || bb === 0 ? 0 : ab / Math.sqrt(aa * bb);
+}
+
+async function pageNotice(page: Page): Promise<string> {
+  const title = await page.textContent('#notice-title').catch(() => '');
+  const detail = await page.textContent('#notice-detail').catch(() => '');
+  return `page says “${title}” — ${detail}`;
+}
+
+// ---- server ----------------------------------------------------------------------------------
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      probe.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+async function waitForHealthy(baseUrl: string, timeoutMs: number, log: () => string, child?: ChildProcess): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child && child.exitCode !== null) throw new Error(`server exited with code ${child.exitCode}:\n${log()}`);
+    try {
+      const response = await fetch(`${baseUrl}/healthz`);
+      if (response.status === 200) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`server at ${baseUrl} not healthy within ${timeoutMs / 1000} s:\n${log()}`);
+}

@@ -1,0 +1,102 @@
+// The engine's own behaviour (mailbox, parameters, latency accounting) against an in-test Restyler
+// that inverts pixels after a set delay; the real model runtime is tested in models-* and e2e tests.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { RestyleRequest, RestyleResult, Restyler } from '../../models/restyle-types.js';
+import { nowMs } from '../../realtime/clock.js';
+import type { VideoFrame } from '../../realtime/frame.js';
+import { StreamEngine } from '../../realtime/stream-engine.js';
+
+class InvertingRestyler implements Restyler {
+  readonly requests: RestyleRequest[] = [];
+  released: string[] = [];
+  queueDepth = 0;
+  readonly info = {
+    name: 'invert',
+    width: 4,
+    height: 2,
+    styles: ['a', 'b'],
+    steps: [1, 2],
+    conditioning: 'styles' as const,
+    defaults: { style: 'a', strength: 0.5, steps: 1 },
+    provider: 'cpu' as const,
+    workers: 1,
+  };
+  constructor(private readonly delayMs: number) {}
+  async restyle(request: RestyleRequest): Promise<RestyleResult> {
+    this.requests.push(request);
+    const start = nowMs();
+    await new Promise((r) => setTimeout(r, this.delayMs));
+    const data = request.image.data.map((v) => 255 - v);
+    return { image: { ...request.image, data }, stages: [{ name: 'denoise', startMs: start, endMs: nowMs() }] };
+  }
+  releaseStream(id: string): void {
+    this.released.push(id);
+  }
+  async close(): Promise<void> {}
+}
+
+function frame(seq: number): VideoFrame {
+  return {
+    image: { width: 4, height: 2, data: new Uint8Array(24).fill(seq) },
+    rtpTimestamp: 1000 + seq * 3000,
+    arrivalMs: nowMs(),
+    seq,
+    stages: [],
+  };
+}
+
+const params = { style: 'a', prompt: '', strength: 0.5, steps: 1, seed: 1, consistency: 0, similarityFilter: false };
+
+test('output frames keep the input RTP timestamp, carry the restyled pixels and stage records in time order', async () => {
+  const restyler = new InvertingRestyler(5);
+  const out: VideoFrame[] = [];
+  const engine = new StreamEngine({ streamId: 's', restyler, params, budgetMs: 40, onOutput: (f) => out.push(f) });
+  engine.push(frame(7));
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(out.length, 1);
+  assert.equal(out[0]!.rtpTimestamp, 1000 + 7 * 3000);
+  assert.equal(out[0]!.image.data[0], 255 - 7);
+  const names = out[0]!.stages.map((s) => s.name);
+  assert.deepEqual(names, ['mailbox', 'dispatch', 'denoise', 'dispatch']);
+  for (let i = 1; i < out[0]!.stages.length; i++) {
+    assert.ok(out[0]!.stages[i]!.startMs >= out[0]!.stages[i - 1]!.endMs - 1e-6, 'stages do not overlap');
+  }
+  engine.close();
+});
+
+test('under load the newest frame wins and replaced frames count as dropped', async () => {
+  const restyler = new InvertingRestyler(30);
+  const out: VideoFrame[] = [];
+  const engine = new StreamEngine({ streamId: 's', restyler, params, budgetMs: 40, onOutput: (f) => out.push(f) });
+  for (let i = 0; i < 5; i++) engine.push(frame(i));
+  await new Promise((r) => setTimeout(r, 120));
+  assert.deepEqual(out.map((f) => f.seq), [0, 4]);
+  assert.equal(engine.stats().droppedFrames, 3);
+  engine.close();
+});
+
+test('a parameter change applies to the next frame dispatched', async () => {
+  const restyler = new InvertingRestyler(1);
+  const engine = new StreamEngine({ streamId: 's', restyler, params, budgetMs: 40, onOutput: () => undefined });
+  engine.push(frame(1));
+  await new Promise((r) => setTimeout(r, 20));
+  engine.updateParams({ style: 'b', steps: 2 });
+  engine.push(frame(2));
+  await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(restyler.requests.map((r) => [r.style, r.steps]), [['a', 1], ['b', 2]]);
+  engine.close();
+  assert.deepEqual(restyler.released, ['s']);
+});
+
+test('latency is accounted from arrival to first packet out, and late frames count as deadline misses', () => {
+  const engine = new StreamEngine({ streamId: 's', restyler: new InvertingRestyler(1), params, budgetMs: 40, onOutput: () => undefined });
+  const f = frame(1);
+  engine.frameSent(f, f.arrivalMs + 25);
+  engine.frameSent(f, f.arrivalMs + 55);
+  const s = engine.stats();
+  assert.equal(s.latencyP50Ms, 25);
+  assert.equal(s.latencyP99Ms, 55);
+  assert.equal(s.deadlineMisses, 1);
+  engine.close();
+});
