@@ -216,6 +216,7 @@ export class ModelRuntime implements Restyler {
       strength: request.strength,
       steps: request.steps,
       seed: request.seed,
+      scale: request.scale ?? 1,
     };
     return new Promise((resolve, reject) => slot.post(msg, [pixels], { resolve, reject }));
   }

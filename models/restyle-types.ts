@@ -17,6 +17,8 @@ export interface RestyleRequest {
   steps: number;
   seed: number;
   consistency: number;
+  /** 0.5 runs the model at half width and height and scales the result back (deadline degradation). */
+  scale?: 1 | 0.5;
 }
 
 export interface RestyleResult {

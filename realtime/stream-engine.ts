@@ -6,7 +6,14 @@ import { nowMs } from './clock.js';
 import { type VideoFrame, recordStage } from './frame.js';
 import { LatestWinsMailbox } from './mailbox.js';
 import { type ParamsPatch, type SessionParams } from './params.js';
+import { DeadlineScheduler } from './deadline-scheduler.js';
 import { MovingPercentiles, RateMeter } from './percentiles.js';
+import { similarity, thumbnail } from './similarity.js';
+
+/** The similarity filter reuses the previous output at or above this similarity... */
+const FILTER_SIMILARITY = 0.97;
+/** ...but never more than this many frames in a row, so the output still refreshes. */
+const FILTER_MAX_REUSE = 10;
 
 export interface StreamEngineOptions {
   streamId: string;
@@ -33,6 +40,11 @@ export interface StreamEngineStats {
   latencyP50Ms: number;
   latencyP95Ms: number;
   latencyP99Ms: number;
+  /** How frames were served: what the deadline scheduler and the similarity filter decided. */
+  reused: number;
+  fewerSteps: number;
+  halfResolution: number;
+  deadlineDrops: number;
 }
 
 export class StreamEngine {
@@ -46,10 +58,19 @@ export class StreamEngine {
   private dropped = 0;
   private misses = 0;
   private errors = 0;
+  private reused = 0;
+  private fewerSteps = 0;
+  private halfResolution = 0;
+  private deadlineDrops = 0;
+  private reusedInARow = 0;
   private closed = false;
+  private readonly scheduler: DeadlineScheduler;
+  /** The last computed output and the thumbnail of the input it was made from. */
+  private last: { inputThumb: Float32Array; image: VideoFrame['image'] } | undefined;
 
   constructor(private readonly options: StreamEngineOptions) {
     this.params = { ...options.params };
+    this.scheduler = new DeadlineScheduler({ budgetMs: options.budgetMs });
     this.mailbox = new LatestWinsMailbox(
       (frame) => this.process(frame),
       (frame) => {
@@ -83,6 +104,9 @@ export class StreamEngine {
     const latency = sentMs - frame.arrivalMs;
     this.latency.add(latency);
     if (latency > this.options.budgetMs) this.misses++;
+    let egress = 0;
+    for (const st of frame.stages) if (st.name === 'encode' || st.name === 'packetize') egress += st.endMs - st.startMs;
+    this.scheduler.recordEgress(egress);
   }
 
   stats(): StreamEngineStats {
@@ -98,6 +122,10 @@ export class StreamEngine {
       latencyP50Ms: this.latency.percentile(50),
       latencyP95Ms: this.latency.percentile(95),
       latencyP99Ms: this.latency.percentile(99),
+      reused: this.reused,
+      fewerSteps: this.fewerSteps,
+      halfResolution: this.halfResolution,
+      deadlineDrops: this.deadlineDrops,
     };
   }
 
@@ -113,6 +141,24 @@ export class StreamEngine {
     const mailboxStage = frame.stages.find((s) => s.name === 'mailbox' && Number.isNaN(s.endMs));
     if (mailboxStage) mailboxStage.endMs = taken;
     const p = this.params;
+    const thumb = thumbnail(frame.image);
+    const similar = this.last ? similarity(thumb, this.last.inputThumb) : undefined;
+
+    // The similarity filter (a user switch): an unchanged input gets the previous output, refreshed
+    // at least every FILTER_MAX_REUSE frames.
+    if (p.similarityFilter && similar !== undefined && similar >= FILTER_SIMILARITY && this.reusedInARow < FILTER_MAX_REUSE) {
+      return this.reuse(frame, taken);
+    }
+    const plan = this.scheduler.plan({ arrivalMs: frame.arrivalMs, nowMs: taken, steps: p.steps, similarity: similar });
+    if (plan.action === 'reuse') return this.reuse(frame, taken);
+    if (plan.action === 'drop') {
+      this.deadlineDrops++;
+      this.dropped++;
+      this.options.onDropped?.(frame);
+      return;
+    }
+    if (plan.steps < p.steps) this.fewerSteps++;
+    if (plan.scale !== 1) this.halfResolution++;
     try {
       const result = await this.options.restyler.restyle({
         streamId: this.options.streamId,
@@ -120,11 +166,15 @@ export class StreamEngine {
         style: p.style,
         prompt: p.prompt,
         strength: p.strength,
-        steps: p.steps,
+        steps: plan.steps,
         seed: p.seed,
         consistency: p.consistency,
+        scale: plan.scale,
       });
       const returned = nowMs();
+      let denoiseMs = 0;
+      for (const st of result.stages) if (st.name === 'denoise') denoiseMs += st.endMs - st.startMs;
+      this.scheduler.recordRun({ steps: plan.steps, scale: plan.scale, fixedMs: returned - taken - denoiseMs, denoiseMs, atMs: returned });
       if (this.closed) return;
       // Time not covered by the worker's own stages is transfer and scheduling overhead.
       const first = result.stages[0];
@@ -133,12 +183,28 @@ export class StreamEngine {
       frame.stages.push(...result.stages);
       if (last) recordStage(frame, 'dispatch', last.endMs, returned);
       frame.image = result.image;
-      this.framesOut++;
-      this.outputRate.mark(returned);
-      this.options.onOutput(frame);
+      this.last = { inputThumb: thumb, image: result.image };
+      this.reusedInARow = 0;
+      this.emit(frame, returned);
     } catch (error) {
       this.errors++;
       this.options.onError?.(error instanceof Error ? error : new Error(String(error)));
     }
+  }
+
+  private reuse(frame: VideoFrame, taken: number): void {
+    // Egress only reads output pixels, so the previous output can be sent again as it is.
+    frame.image = this.last!.image;
+    this.reused++;
+    this.reusedInARow++;
+    const now = nowMs();
+    recordStage(frame, 'reuse', taken, now);
+    this.emit(frame, now);
+  }
+
+  private emit(frame: VideoFrame, atMs: number): void {
+    this.framesOut++;
+    this.outputRate.mark(atMs);
+    this.options.onOutput(frame);
   }
 }

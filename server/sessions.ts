@@ -168,6 +168,7 @@ export class SessionManager {
           target: { width, height },
           codecs: this.config.codecs,
           maxBitrateKbps: this.config.maxBitrateKbps,
+          mediaTimeoutMs: this.config.mediaTimeoutMs,
           logger: log,
           onFrame: (frame) => {
             this.metrics.framesIn.inc();

@@ -2,10 +2,12 @@
 // run() blocks its thread, which is why this lives off the main thread. Per-stream state (the fixed
 // noise) lives here, keyed by stream id, because a stream is pinned to one worker.
 import { parentPort, workerData } from 'node:worker_threads';
-import type { StageTiming } from '../../realtime/frame.js';
+import type { RgbImage, StageTiming } from '../../realtime/frame.js';
 import { loadComponents } from '../components.js';
 import { ConditioningTable } from '../conditioning.js';
 import { FixedNoise, img2img } from '../img2img.js';
+import { nowMs } from '../../realtime/clock.js';
+import { double, halve } from '../resample.js';
 import { loadManifest } from '../manifest.js';
 import { NoiseSchedule } from '../scheduler.js';
 import type { FromWorker, RunRequest, ToWorker, WorkerInit } from './protocol.js';
@@ -35,9 +37,15 @@ async function main(init: WorkerInit): Promise<void> {
       let noise = streams.get(req.streamId);
       if (!noise || noise.seed !== req.seed) streams.set(req.streamId, (noise = new FixedNoise(req.seed)));
       const { contextTokens, contextDim } = components.denoiser;
-      const out = await img2img(
+      let input: RgbImage = { width: req.width, height: req.height, data: new Uint8Array(req.pixels) };
+      if (req.scale === 0.5) {
+        const start = nowMs();
+        input = halve(input);
+        stages.push({ name: 'preprocess', startMs: start, endMs: nowMs() });
+      }
+      let out = await img2img(
         model,
-        { width: req.width, height: req.height, data: new Uint8Array(req.pixels) },
+        input,
         {
           steps: req.steps,
           strength: req.strength,
@@ -46,6 +54,11 @@ async function main(init: WorkerInit): Promise<void> {
         },
         stages,
       );
+      if (req.scale === 0.5) {
+        const start = nowMs();
+        out = double(out);
+        stages.push({ name: 'postprocess', startMs: start, endMs: nowMs() });
+      }
       const buf = out.data.buffer as ArrayBuffer;
       post({ type: 'result', id: req.id, width: out.width, height: out.height, pixels: buf, stages }, [buf]);
     } catch (err) {

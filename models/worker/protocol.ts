@@ -23,6 +23,7 @@ export interface RunRequest {
   strength: number;
   steps: number;
   seed: number;
+  scale: 1 | 0.5;
 }
 
 export type ToWorker = RunRequest | { type: 'release'; streamId: string };

@@ -3,7 +3,8 @@ import path from 'node:path';
 import { PACKAGE_ROOT, parseServeConfig, type ServerConfig } from '../../server/config.js';
 import { createLogger, startServer, type RunningServer } from '../../server/server.js';
 
-export const DEFAULT_MODEL = path.join(PACKAGE_ROOT, 'models', 'default');
+// SDS_TEST_MODEL points the end-to-end tests at another model folder (e.g. a freshly trained one).
+export const DEFAULT_MODEL = process.env.SDS_TEST_MODEL ?? path.join(PACKAGE_ROOT, 'models', 'default');
 export const SD_TINY_MODEL = path.join(PACKAGE_ROOT, 'tests', 'fixtures', 'sd-tiny');
 
 export async function startTestServer(overrides: Partial<ServerConfig> = {}): Promise<RunningServer> {

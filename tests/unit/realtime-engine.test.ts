@@ -100,3 +100,41 @@ test('latency is accounted from arrival to first packet out, and late frames cou
   assert.equal(s.deadlineMisses, 1);
   engine.close();
 });
+
+test('the similarity filter reuses the output for an unchanged input, refreshes every 10 frames, and runs on a change', async () => {
+  const restyler = new InvertingRestyler(1);
+  const out: VideoFrame[] = [];
+  const engine = new StreamEngine({
+    streamId: 's',
+    restyler,
+    params: { ...params, similarityFilter: true },
+    budgetMs: 1000,
+    onOutput: (f) => out.push(f),
+  });
+  for (let i = 0; i < 12; i++) {
+    const f = frame(0);
+    f.seq = i;
+    engine.push(f);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  // Frame 0 runs, 1–10 are reused, 11 refreshes.
+  assert.equal(restyler.requests.length, 2);
+  assert.equal(engine.stats().reused, 10);
+  assert.equal(out.length, 12);
+  assert.ok(out[5]!.stages.some((s) => s.name === 'reuse'));
+  engine.push(frame(200)); // a different picture
+  await new Promise((r) => setTimeout(r, 10));
+  assert.equal(restyler.requests.length, 3);
+  engine.close();
+});
+
+test('with the filter off, an unchanged input is restyled every frame', async () => {
+  const restyler = new InvertingRestyler(1);
+  const engine = new StreamEngine({ streamId: 's', restyler, params, budgetMs: 1000, onOutput: () => undefined });
+  for (let i = 0; i < 4; i++) {
+    engine.push(frame(0));
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.equal(restyler.requests.length, 4);
+  engine.close();
+});

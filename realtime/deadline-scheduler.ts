@@ -1,0 +1,92 @@
+// Per-frame deadline scheduling. From moving percentiles of what the model path and egress cost right
+// now, predict whether a frame can still meet arrival + budget and, when it cannot, degrade in a fixed,
+// documented order: reuse the previous output (if the input is similar enough) → fewer steps → lower
+// resolution → drop. Nothing queues: a frame that cannot make it is never run late.
+import { MovingPercentiles } from './percentiles.js';
+
+export type FramePlan =
+  | { action: 'run'; steps: number; scale: 1 | 0.5; reason: string }
+  | { action: 'reuse'; reason: string }
+  | { action: 'drop'; reason: string };
+
+export interface PlanInput {
+  arrivalMs: number;
+  nowMs: number;
+  /** Steps the user asked for. */
+  steps: number;
+  /** Similarity of this input to the one behind the last output (0..1); undefined if there is none. */
+  similarity: number | undefined;
+}
+
+export interface RunCost {
+  steps: number;
+  scale: 1 | 0.5;
+  /** Model-path time outside the denoiser (pre/post-processing, VAE, dispatch). */
+  fixedMs: number;
+  /** Total denoiser time for all steps. */
+  denoiseMs: number;
+  atMs: number;
+}
+
+export interface DeadlineSchedulerOptions {
+  budgetMs: number;
+  /** Under pressure, reuse the previous output when the input is at least this similar (default 0.9). */
+  relaxedSimilarity?: number;
+  /** An estimate not refreshed for this long is re-probed, so the engine recovers when load falls. */
+  staleMs?: number;
+}
+
+class PathCost {
+  readonly fixed = new MovingPercentiles(60);
+  readonly step = new MovingPercentiles(60);
+  lastMs = -Infinity;
+}
+
+export class DeadlineScheduler {
+  private readonly costs = { full: new PathCost(), half: new PathCost() };
+  private readonly egress = new MovingPercentiles(60);
+  private readonly relaxedSimilarity: number;
+  private readonly staleMs: number;
+
+  constructor(private readonly options: DeadlineSchedulerOptions) {
+    this.relaxedSimilarity = options.relaxedSimilarity ?? 0.9;
+    this.staleMs = options.staleMs ?? 2000;
+  }
+
+  recordRun(cost: RunCost): void {
+    const path = cost.scale === 1 ? this.costs.full : this.costs.half;
+    path.fixed.add(cost.fixedMs);
+    path.step.add(cost.denoiseMs / Math.max(1, cost.steps));
+    path.lastMs = cost.atMs;
+  }
+
+  /** Egress (encode + packetize) per frame, after the engine hands it over. */
+  recordEgress(ms: number): void {
+    this.egress.add(ms);
+  }
+
+  /** p95 prediction of the model path, or undefined when unknown or stale (then the path is probed). */
+  predict(steps: number, scale: 1 | 0.5, nowMs: number): number | undefined {
+    const path = scale === 1 ? this.costs.full : this.costs.half;
+    if (path.fixed.count === 0 || nowMs - path.lastMs > this.staleMs) return undefined;
+    return path.fixed.percentile(95) + steps * path.step.percentile(95);
+  }
+
+  plan(input: PlanInput): FramePlan {
+    const egress = this.egress.count > 0 ? this.egress.percentile(95) : 0;
+    const remaining = input.arrivalMs + this.options.budgetMs - input.nowMs - egress;
+    const fits = (steps: number, scale: 1 | 0.5): boolean => {
+      const predicted = this.predict(steps, scale, input.nowMs);
+      return predicted === undefined ? remaining > 0 : predicted <= remaining;
+    };
+    if (fits(input.steps, 1)) return { action: 'run', steps: input.steps, scale: 1, reason: 'on time' };
+    if (input.similarity !== undefined && input.similarity >= this.relaxedSimilarity) {
+      return { action: 'reuse', reason: `over budget; input ${(input.similarity * 100).toFixed(0)}% similar` };
+    }
+    for (let steps = input.steps - 1; steps >= 1; steps--) {
+      if (fits(steps, 1)) return { action: 'run', steps, scale: 1, reason: `over budget at ${input.steps} steps` };
+    }
+    if (fits(1, 0.5)) return { action: 'run', steps: 1, scale: 0.5, reason: 'over budget at full resolution' };
+    return { action: 'drop', reason: `cannot meet the deadline (${remaining.toFixed(1)} ms left)` };
+  }
+}

@@ -1,0 +1,172 @@
+// The product's spine, end to end with real components: a werift publisher sends a VP8 clip made from a
+// real photo over DTLS-SRTP to the real server, which restyles it with the embedded default model and
+// sends it back on the same peer connection.
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { RtpHeader, RtpPacket } from 'werift';
+import { createLoopbackClient, loadTestPhoto, makePanClip } from '../../bench/loopback-client.js';
+import type { RgbImage } from '../../realtime/frame.js';
+import type { RunningServer } from '../../server/server.js';
+import { liveResources } from '../../stream/resource-counters.js';
+import { correlation, coverResize, downscale, edges, meanAbsDiff } from '../support/image-metrics.js';
+import { DEFAULT_MODEL, startTestServer } from '../support/server-harness.js';
+import { makeOffer } from '../support/werift-offer.js';
+
+const skip = existsSync(path.join(DEFAULT_MODEL, 'manifest.json')) ? false : 'models/default is missing (train/export it first)';
+let server: RunningServer;
+let pan: RgbImage[];
+
+before(async () => {
+  if (skip) return;
+  server = await startTestServer({ modelDir: DEFAULT_MODEL, mediaTimeoutMs: 2000, maxSessions: 4 });
+  pan = await makePanClip(await loadTestPhoto(path.join(DEFAULT_MODEL, 'testdata', 'heldout.png')), 640, 480, 90);
+});
+after(async () => {
+  await server?.close();
+});
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+async function waitUntil(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+test('a paced 30 fps VP8 clip comes back restyled: ≥ 90% of frames, each with its input RTP timestamp and structure', { skip }, async () => {
+  const outputs = new Map<number, RgbImage>();
+  const client = await createLoopbackClient({
+    whipUrl: `${server.url}/whip`,
+    codec: 'VP8',
+    fps: 30,
+    frames: pan,
+    width: 640,
+    height: 480,
+    onOutputFrame: (ts, rgb) => outputs.set(ts, rgb),
+  });
+  await client.finished;
+  await sleep(500);
+  await client.close();
+  const sent = client.sent;
+  const returned = [...outputs.keys()].filter((ts) => sent.has(ts));
+  assert.equal(returned.length, outputs.size, 'every output frame carries the RTP timestamp of a frame that was sent');
+  // The first frames wait for ICE/DTLS and the first keyframe; judge the steady state after the first 10.
+  const steady = [...sent.entries()].filter(([, s]) => s.index >= 10);
+  const back = steady.filter(([ts]) => outputs.has(ts)).length;
+  assert.ok(back / steady.length >= 0.9, `${back} of ${steady.length} frames came back`);
+
+  const { width, height } = server.restyler.info;
+  let checked = 0;
+  for (const [ts, out] of outputs) {
+    if (checked >= 5 || sent.get(ts)!.index % 17 !== 0) continue;
+    checked++;
+    assert.deepEqual([out.width, out.height], [width, height]);
+    const input = await coverResize(pan[sent.get(ts)!.index]!, width, height);
+    const [a, b] = await Promise.all([downscale(input, width / 4, height / 4), downscale(out, width / 4, height / 4)]);
+    const structure = correlation(edges(a), edges(b));
+    const change = meanAbsDiff(input, out);
+    assert.ok(structure > 0.35, `output keeps the input's structure (edge correlation ${structure.toFixed(2)})`);
+    assert.ok(change > 8, `output is restyled, not the input (mean abs difference ${change.toFixed(1)} levels)`);
+  }
+  assert.ok(checked > 0);
+});
+
+test('a style change reaches the output within two frames, without renegotiation', { skip }, async () => {
+  const still = Array.from({ length: 30 }, () => pan[0]!);
+  const outputs: Array<{ ts: number; image: RgbImage }> = [];
+  const client = await createLoopbackClient({
+    whipUrl: `${server.url}/whip?style=${server.restyler.info.styles[0]}`,
+    codec: 'VP8',
+    fps: 20,
+    frames: still,
+    width: 640,
+    height: 480,
+    loop: true,
+    onOutputFrame: (ts, image) => outputs.push({ ts, image }),
+  });
+  try {
+    await waitUntil(() => outputs.length >= 15, 15_000, 'output frames');
+    const before = outputs[outputs.length - 1]!.image;
+    const other = server.restyler.info.styles[1]!;
+    const res = await fetch(`${client.location}/params`, {
+      method: 'PATCH',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ style: other }),
+    });
+    assert.equal(res.status, 200);
+    const changedAt = outputs.length;
+    await waitUntil(() => outputs.length >= changedAt + 4, 5000, 'frames after the change');
+    // Frames already inside the pipeline when the PATCH landed may still carry the old style: allow two.
+    const third = outputs[changedAt + 2]!.image;
+    assert.ok(meanAbsDiff(before, third) > 6, `style change visible by the third frame (diff ${meanAbsDiff(before, third).toFixed(1)})`);
+    // Same input, same style, same seed: the output is stable frame to frame (fixed noise).
+    const fourth = outputs[changedAt + 3]!.image;
+    assert.ok(meanAbsDiff(third, fourth) < meanAbsDiff(before, third) / 2, 'output is stable once the change is in');
+  } finally {
+    await client.close();
+  }
+});
+
+test('garbage RTP on one session neither crashes the server nor disturbs another session', { skip }, async () => {
+  let healthyFrames = 0;
+  const healthy = await createLoopbackClient({
+    whipUrl: `${server.url}/whip`,
+    codec: 'VP8',
+    fps: 20,
+    frames: pan.slice(0, 40),
+    width: 640,
+    height: 480,
+    loop: true,
+    onOutputFrame: () => healthyFrames++,
+  });
+  const attacker = await makeOffer({ codecs: ['VP8'] });
+  try {
+    const res = await fetch(`${server.url}/whip`, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: attacker.offer });
+    assert.equal(res.status, 201);
+    await attacker.pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
+    await waitUntil(() => attacker.pc.connectionState === 'connected', 10_000, 'attacker connected');
+    await waitUntil(() => healthyFrames > 10, 10_000, 'healthy frames');
+    const sender = attacker.pc.getTransceivers().find((t) => t.kind === 'video')!.sender;
+    const before = healthyFrames;
+    let seq = 1000;
+    for (let i = 0; i < 600; i++) {
+      const payload = Buffer.alloc(1 + Math.floor(Math.random() * 1100));
+      for (let j = 0; j < payload.length; j++) payload[j] = Math.floor(Math.random() * 256);
+      if (i % 3 === 0) payload[0] = 0x10; // looks like a VP8 partition start, then garbage
+      const header = new RtpHeader({ sequenceNumber: seq++ & 0xffff, timestamp: (i * 3000) >>> 0, marker: i % 4 === 0, payloadType: 96 });
+      void sender.sendRtp(new RtpPacket(header, payload)).catch(() => undefined);
+      if (i % 50 === 0) await sleep(20);
+    }
+    await sleep(1500);
+    assert.ok(healthyFrames - before > 15, `healthy session kept flowing (${healthyFrames - before} frames during the attack)`);
+    assert.equal((await fetch(`${server.url}/healthz`)).status, 200);
+  } finally {
+    await attacker.close();
+    await healthy.close();
+  }
+});
+
+test('a peer that vanishes without DELETE is cleaned up and frees everything', { skip }, async () => {
+  const client = await createLoopbackClient({
+    whipUrl: `${server.url}/whip`,
+    codec: 'VP8',
+    fps: 20,
+    frames: pan.slice(0, 20),
+    width: 640,
+    height: 480,
+    loop: true,
+    onOutputFrame: () => undefined,
+  });
+  await waitUntil(() => server.sessions.size >= 1, 5000, 'session');
+  await client.close({ deleteSession: false });
+  // mediaTimeoutMs is 2 s in this server; the production default is 10 s (well within 30 s).
+  await waitUntil(() => server.sessions.size === 0, 15_000, 'vanished session to be closed');
+  await sleep(200);
+  assert.deepEqual(Object.entries(liveResources()).filter(([, n]) => n !== 0), [], JSON.stringify(liveResources()));
+});
