@@ -36,15 +36,23 @@ export interface DeadlineSchedulerOptions {
   staleMs?: number;
 }
 
+/** Recent samples per path: short enough that a one-off stall (GC, a busy core) soon leaves it. */
+const WINDOW = 30;
+/** Predict with a high percentile, not the maximum, so one outlier does not degrade every frame. */
+const PREDICT_PERCENTILE = 90;
+/** Never drop more than this many frames in a row: run the cheapest path instead, and learn from it. */
+const MAX_CONSECUTIVE_DROPS = 2;
+
 class PathCost {
-  readonly fixed = new MovingPercentiles(60);
-  readonly step = new MovingPercentiles(60);
+  readonly fixed = new MovingPercentiles(WINDOW);
+  readonly step = new MovingPercentiles(WINDOW);
   lastMs = -Infinity;
 }
 
 export class DeadlineScheduler {
   private readonly costs = { full: new PathCost(), half: new PathCost() };
-  private readonly egress = new MovingPercentiles(60);
+  private readonly egress = new MovingPercentiles(WINDOW);
+  private consecutiveDrops = 0;
   private readonly relaxedSimilarity: number;
   private readonly staleMs: number;
 
@@ -65,15 +73,21 @@ export class DeadlineScheduler {
     this.egress.add(ms);
   }
 
-  /** p95 prediction of the model path, or undefined when unknown or stale (then the path is probed). */
+  /** High-percentile prediction of the model path, or undefined when unknown or stale (then the path is probed). */
   predict(steps: number, scale: 1 | 0.5, nowMs: number): number | undefined {
     const path = scale === 1 ? this.costs.full : this.costs.half;
     if (path.fixed.count === 0 || nowMs - path.lastMs > this.staleMs) return undefined;
-    return path.fixed.percentile(95) + steps * path.step.percentile(95);
+    return path.fixed.percentile(PREDICT_PERCENTILE) + steps * path.step.percentile(PREDICT_PERCENTILE);
   }
 
   plan(input: PlanInput): FramePlan {
-    const egress = this.egress.count > 0 ? this.egress.percentile(95) : 0;
+    const plan = this.choose(input);
+    this.consecutiveDrops = plan.action === 'drop' ? this.consecutiveDrops + 1 : 0;
+    return plan;
+  }
+
+  private choose(input: PlanInput): FramePlan {
+    const egress = this.egress.count > 0 ? this.egress.percentile(PREDICT_PERCENTILE) : 0;
     const remaining = input.arrivalMs + this.options.budgetMs - input.nowMs - egress;
     const fits = (steps: number, scale: 1 | 0.5): boolean => {
       const predicted = this.predict(steps, scale, input.nowMs);
@@ -87,6 +101,9 @@ export class DeadlineScheduler {
       if (fits(steps, 1)) return { action: 'run', steps, scale: 1, reason: `over budget at ${input.steps} steps` };
     }
     if (fits(1, 0.5)) return { action: 'run', steps: 1, scale: 0.5, reason: 'over budget at full resolution' };
+    if (this.consecutiveDrops >= MAX_CONSECUTIVE_DROPS) {
+      return { action: 'run', steps: 1, scale: 0.5, reason: 'late, but output must not starve' };
+    }
     return { action: 'drop', reason: `cannot meet the deadline (${remaining.toFixed(1)} ms left)` };
   }
 }

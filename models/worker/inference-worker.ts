@@ -72,6 +72,22 @@ async function main(init: WorkerInit): Promise<void> {
     if (msg.type === 'release') streams.delete(msg.streamId);
     else if (msg.type === 'run') chain = chain.then(() => run(msg));
   });
+  // Warm up before taking traffic: onnxruntime's first run at each input shape allocates and plans
+  // (often 10× a normal run), which would otherwise land on a stream's first frame and skew the
+  // deadline scheduler's cost estimates. Native size and the half size used under load.
+  const { width, height } = manifest.resolution;
+  for (const scale of [1, 2]) {
+    const w = width / scale;
+    const h = height / scale;
+    if (w % manifest.sizeMultiple !== 0 || h % manifest.sizeMultiple !== 0) continue;
+    const { contextTokens, contextDim } = components.denoiser;
+    await img2img(
+      model,
+      { width: w, height: h, data: new Uint8Array(w * h * 3).fill(128) },
+      { steps: 1, strength: 0.5, conditioning: conditioning.embedding('', contextTokens, contextDim), noise: new FixedNoise(0) },
+      [],
+    );
+  }
   post({ type: 'ready', provider: components.provider });
 }
 

@@ -39,7 +39,7 @@ test('it recovers when load falls: stale estimates are probed, fresh cheap ones 
   assert.deepEqual(pick(s.plan({ arrivalMs: 0, nowMs: 0, steps: 1, similarity: undefined })), ['run', 1, 0.5]);
   // Later, the full-resolution estimate is stale, so the next frame probes it...
   assert.deepEqual(pick(s.plan({ arrivalMs: 1500, nowMs: 1500, steps: 1, similarity: undefined })), ['run', 1, 1]);
-  // ...and once fast samples fill the window (60 samples), the full path is chosen on its merits.
+  // ...and once fast samples fill the window (30 samples), the full path is chosen on its merits.
   for (let i = 0; i < 3; i++) loaded(s, 1600, 1);
   assert.deepEqual(pick(s.plan({ arrivalMs: 1600, nowMs: 1600, steps: 2, similarity: undefined })), ['run', 2, 1]);
 });
@@ -47,3 +47,10 @@ test('it recovers when load falls: stale estimates are probed, fresh cheap ones 
 function pick(p: ReturnType<DeadlineScheduler['plan']>): unknown[] {
   return p.action === 'run' ? [p.action, p.steps, p.scale] : [p.action];
 }
+
+test('it never drops more than two frames in a row: the third runs the cheapest path', () => {
+  const s = new DeadlineScheduler({ budgetMs: 40 });
+  loaded(s, 0, 10);
+  const late = { arrivalMs: 0, nowMs: 0, steps: 1, similarity: undefined };
+  assert.deepEqual([pick(s.plan(late)), pick(s.plan(late)), pick(s.plan(late)), pick(s.plan(late))], [['drop'], ['drop'], ['run', 1, 0.5], ['drop']]);
+});
