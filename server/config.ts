@@ -25,6 +25,8 @@ export interface ServerConfig {
   maxSessions: number;
   /** A session whose publisher sends no media for this long is ended (a vanished peer). */
   mediaTimeoutMs: number;
+  /** Origins allowed to call the API from a browser page on another origin ('*' = any). */
+  corsOrigins: string[];
   logLevel: string;
 }
 
@@ -51,6 +53,7 @@ export const SERVE_OPTIONS = {
   'max-bitrate-kbps': ['MAX_BITRATE_KBPS', 'cap on the encoder bitrate (default 2000)'],
   'max-sessions': ['MAX_SESSIONS', 'concurrent publisher sessions before 503 (default 4)'],
   'media-timeout-ms': ['MEDIA_TIMEOUT_MS', 'end a session after this long without media (default 10000)'],
+  'cors-origin': ['CORS_ORIGIN', 'comma-separated origins allowed cross-origin, or * (default: none)'],
   'log-level': ['LOG_LEVEL', 'trace | debug | info | warn | error (default info)'],
 } as const;
 
@@ -83,6 +86,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     codecs: codecs(get('codecs') ?? 'VP8,H264'),
     maxBitrateKbps: int('max-bitrate-kbps', get('max-bitrate-kbps'), 2000, 100, 50_000),
     maxSessions: int('max-sessions', get('max-sessions'), 4, 1, 1000),
+    corsOrigins: (get('cors-origin') ?? '').split(',').map((o) => o.trim()).filter(Boolean),
     mediaTimeoutMs: int('media-timeout-ms', get('media-timeout-ms'), 10_000, 500, 600_000),
     logLevel: oneOf('log-level', get('log-level') ?? 'info', ['trace', 'debug', 'info', 'warn', 'error', 'silent'] as const),
   };

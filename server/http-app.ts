@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import fastifyStatic from '@fastify/static';
-import Fastify, { type FastifyReply } from 'fastify';
+import Fastify, { LogController, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import type { Restyler } from '../models/restyle-types.js';
 import { ParamsError } from '../realtime/params.js';
@@ -27,16 +27,34 @@ export async function buildHttpApp(deps: HttpAppDeps) {
   const { sessions, restyler, metrics } = deps;
   const app = Fastify({
     loggerInstance: deps.logger,
-    disableRequestLogging: true,
+    // Sessions log their own lifecycle; a line per HTTP request (metrics scrapes included) is noise.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 256 * 1024,
     // Slow clients must not hold sockets forever.
     requestTimeout: 15_000,
     connectionTimeout: 30_000,
   });
 
+  app.addContentTypeParser('application/trickle-ice-sdpfrag', { parseAs: 'string', bodyLimit: MAX_SDP_BYTES }, (_req, body, done) =>
+    done(null, body),
+  );
   app.addContentTypeParser('application/sdp', { parseAs: 'string', bodyLimit: MAX_SDP_BYTES }, (_req, body, done) =>
     done(null, body),
   );
+
+  // CORS for browser clients on other origins (e.g. a player page): allowed origins come from
+  // --cors-origin; none by default, so only same-origin pages can drive sessions.
+  app.addHook('onRequest', async (request, reply) => {
+    const origin = request.headers.origin;
+    if (!origin || !corsAllows(deps.config.corsOrigins, origin)) return;
+    void reply
+      .header('Access-Control-Allow-Origin', deps.config.corsOrigins.includes('*') ? '*' : origin)
+      .header('Vary', 'Origin')
+      .header('Access-Control-Allow-Methods', 'GET, POST, PATCH, DELETE, OPTIONS')
+      .header('Access-Control-Allow-Headers', 'Content-Type, Authorization, If-Match')
+      .header('Access-Control-Expose-Headers', 'Location, ETag, Link, Accept-Post, Retry-After');
+    if (request.method === 'OPTIONS') return reply.code(204).send();
+  });
 
   app.setErrorHandler((error: Error & { status?: number; statusCode?: number }, _request, reply) => {
     sendError(reply, error);
@@ -88,6 +106,17 @@ export async function buildHttpApp(deps: HttpAppDeps) {
       .send(session.publisher.answerSdp);
   });
 
+  // RFC 9725 §4.1: OPTIONS on the WHIP endpoint says what it accepts (and answers CORS preflights).
+  app.options('/whip', async (_request, reply) => reply.code(204).header('Accept-Post', 'application/sdp').send());
+
+  // Trickle ICE and ICE restarts (PATCH with application/trickle-ice-sdpfrag) are not supported: the
+  // server gathers all candidates before answering, as OBS expects. RFC 9725 says to answer 405.
+  app.patch<{ Params: { id: string } }>('/sessions/:id', async (request, reply) => {
+    if (!sessions.get(request.params.id)) return sendError(reply, notFound());
+    void reply.header('Allow', 'GET, DELETE');
+    return sendError(reply, Object.assign(new Error('trickle ICE and ICE restarts are not supported; send a complete offer'), { status: 405 }));
+  });
+
   app.delete<{ Params: { id: string } }>('/sessions/:id', async (request, reply) => {
     const closed = await sessions.close(request.params.id, 'DELETE by client');
     if (!closed) return sendError(reply, notFound());
@@ -137,6 +166,10 @@ function queryToParams(query: unknown): Record<string, unknown> | undefined {
       return [key, value];
     }),
   );
+}
+
+function corsAllows(allowed: readonly string[], origin: string): boolean {
+  return allowed.includes('*') || allowed.includes(origin);
 }
 
 function notFound(): Error & { status: number } {

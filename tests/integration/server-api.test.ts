@@ -104,6 +104,14 @@ test('a session is created, takes parameters, refuses a second one when full, an
     const params = (await good.json()) as { strength: number; steps: number; seed: number };
     assert.deepEqual([params.strength, params.steps, params.seed], [0.3, 2, 7]);
 
+    const trickle = await fetch(`${server.url}${location}`, {
+      method: 'PATCH',
+      headers: { 'Content-Type': 'application/trickle-ice-sdpfrag' },
+      body: 'a=ice-ufrag:abcd\r\na=ice-pwd:efghijklmnopqrstuvwxyz12\r\nm=video 9 RTP/AVP 0\r\na=mid:0\r\na=candidate:1 1 UDP 1 127.0.0.1 9 typ host\r\n',
+    });
+    assert.equal(trickle.status, 405);
+    assert.match(trickle.headers.get('allow') ?? '', /DELETE/);
+
     assert.equal(liveResources().sessions, 1);
     const del = await fetch(`${server.url}${location}`, { method: 'DELETE' });
     assert.equal(del.status, 200);
@@ -123,4 +131,15 @@ test('/metrics serves Prometheus text with the pipeline metrics', async () => {
   for (const name of ['sds_stage_duration_ms', 'sds_frame_latency_ms', 'sds_sessions', 'sds_event_loop_delay_ms', 'sds_model_queue_depth', 'sds_frames_dropped_total']) {
     assert.match(text, new RegExp(`^# TYPE ${name} `, 'm'), name);
   }
+});
+
+test('OPTIONS /whip advertises application/sdp', async () => {
+  const res = await fetch(`${server.url}/whip`, { method: 'OPTIONS' });
+  assert.equal(res.status, 204);
+  assert.equal(res.headers.get('accept-post'), 'application/sdp');
+});
+
+test('no CORS headers for origins that are not configured', async () => {
+  const res = await fetch(`${server.url}/healthz`, { headers: { Origin: 'https://elsewhere.example' } });
+  assert.equal(res.headers.get('access-control-allow-origin'), null);
 });
