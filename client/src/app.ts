@@ -2,7 +2,7 @@
 // the `control` DataChannel, and a stats overlay. Every failure ends in a message the user can act on.
 
 import { byId, ParamsForm } from './controls.js';
-import { fetchModelInfo, parseServerMessage, type ModelInfo, type ServerStats } from './protocol.js';
+import { fetchModelInfo, parseServerMessage, type ModelInfo, type ServerStats, type SessionParams } from './protocol.js';
 import { ParamsSender } from './params-sender.js';
 import { Publisher, type ConnectionHealth } from './publisher.js';
 import { formatWait, SignalingError } from './signaling.js';
@@ -18,6 +18,7 @@ const ui = {
   mirror: byId<HTMLInputElement>('mirror'),
   stage: byId<HTMLElement>('stage'),
   input: byId<HTMLVideoElement>('input'),
+  cameraOff: byId<HTMLElement>('camera-off'),
   output: byId<HTMLVideoElement>('output'),
   placeholder: byId<HTMLElement>('placeholder'),
   noticeTitle: byId<HTMLElement>('notice-title'),
@@ -39,15 +40,20 @@ interface LiveSession {
   outputMeter: FrameRateMeter;
   serverStats?: ServerStats;
   transport?: TransportStats;
-  timers: ReturnType<typeof setInterval>[];
+  /** Since when the output shows no new frames (after having shown some); drives the "stalled" status. */
+  stalledSince?: number;
+  timers: number[];
 }
+
+/** Output silent this long while connected: say so instead of showing a frozen "Live". */
+const STALL_MS = 3000;
 
 let model: ModelInfo | undefined;
 let session: LiveSession | undefined;
 let starting = false;
 let retryCountdown: ReturnType<typeof setInterval> | undefined;
 
-const form = new ParamsForm((change) => session?.sender.update(change));
+const form = new ParamsForm((change, delayMs) => session?.sender.update(change, delayMs));
 
 // ---- lifecycle -------------------------------------------------------------------------------
 
@@ -77,6 +83,7 @@ async function start(): Promise<void> {
     if (!(await loadModel())) return;
     camera = await openCamera();
     ui.input.srcObject = camera;
+    ui.cameraOff.hidden = true;
     setStatus('connecting', 'Connecting…');
     showNotice('info', 'Connecting to the server…', 'Negotiating the video connection.');
     const publisher = await Publisher.start(WHIP_ENDPOINT, camera.getVideoTracks()[0], {
@@ -89,6 +96,7 @@ async function start(): Promise<void> {
   } catch (err) {
     camera?.getTracks().forEach((t) => t.stop());
     ui.input.srcObject = null;
+    ui.cameraOff.hidden = false;
     failStart(err);
   } finally {
     starting = false;
@@ -108,16 +116,20 @@ function begin(camera: MediaStream, publisher: Publisher): LiveSession {
     timers: [],
   };
   const sendAll = (): void => sender.update(form.values);
-  publisher.channel.addEventListener('open', sendAll);
+  if (publisher.channel.readyState === 'open') sendAll();
+  else publisher.channel.addEventListener('open', sendAll);
   publisher.channel.addEventListener('message', (e) => onServerMessage(live, e.data));
-  const openTimer = setTimeout(() => {
-    if (publisher.channel.readyState !== 'open' && !publisher.isClosed) sendAll();
-  }, CHANNEL_OPEN_WAIT_MS);
-  live.timers.push(openTimer as unknown as ReturnType<typeof setInterval>);
-  live.timers.push(setInterval(() => void pollTransport(live), 1000));
-  live.timers.push(setInterval(() => renderStats(live), 500));
+  // Timer ids share one pool in browsers, so clearTimeout ends intervals too.
+  live.timers.push(
+    window.setTimeout(() => {
+      if (publisher.channel.readyState !== 'open' && !publisher.isClosed) sendAll();
+    }, CHANNEL_OPEN_WAIT_MS),
+    window.setInterval(() => void pollTransport(live), 1000),
+    window.setInterval(() => renderStats(live), 500),
+  );
 
   ui.output.addEventListener('playing', onOutputPlaying);
+  if (!ui.output.paused && ui.output.readyState >= 2) queueMicrotask(onOutputPlaying);
   ui.stats.hidden = false;
   ui.sessionInfo.hidden = false;
   setStatus('connecting', 'Waiting for video…');
@@ -136,7 +148,7 @@ function stop(reason?: { title: string; detail: string }, options: { keepalive?:
   const live = session;
   session = undefined;
   if (live) {
-    live.timers.forEach((t) => clearInterval(t));
+    live.timers.forEach((t) => clearTimeout(t));
     live.inputMeter.stop();
     live.outputMeter.stop();
     live.sender.close();
@@ -145,6 +157,7 @@ function stop(reason?: { title: string; detail: string }, options: { keepalive?:
   }
   ui.output.removeEventListener('playing', onOutputPlaying);
   ui.input.srcObject = null;
+  ui.cameraOff.hidden = false;
   ui.output.srcObject = null;
   ui.stats.hidden = true;
   ui.sessionInfo.hidden = true;
@@ -191,7 +204,18 @@ function onServerMessage(live: LiveSession, data: unknown): void {
       break;
     case 'error':
       toast(message.message);
+      void resyncParams(live);
       break;
+  }
+}
+
+/** After a refused change the form may show values the server did not take: show the server's again. */
+async function resyncParams(live: LiveSession): Promise<void> {
+  try {
+    const response = await fetch(`${live.publisher.resourceUrl}/params`, { headers: { Accept: 'application/json' } });
+    if (response.ok && session === live) form.apply((await response.json()) as Partial<SessionParams>, { force: true });
+  } catch {
+    // best effort; the next accepted change brings the full parameters anyway
   }
 }
 
@@ -257,14 +281,23 @@ function cameraError(err: unknown, width: number, height: number): CameraError {
 
 async function changeResolution(): Promise<void> {
   const { width, height } = selectedResolution();
-  ui.stage.dataset.aspect = width / height > 1.5 ? '16:9' : '4:3';
   const track = session?.camera.getVideoTracks()[0];
   if (!track) return;
   try {
     await track.applyConstraints({ width: { ideal: width }, height: { ideal: height }, frameRate: { ideal: 30 } });
+    const actual = track.getSettings();
+    if (actual.width !== undefined && (actual.width !== width || actual.height !== height)) {
+      toast(`The camera delivers ${actual.width}×${actual.height} instead of ${width}×${height}.`, 'info');
+    }
   } catch {
     toast(`The camera cannot switch to ${width}×${height}.`);
   }
+}
+
+/** Panels take the camera's shape, whatever resolution it actually delivers. */
+function fitPanelsToCamera(): void {
+  const { videoWidth: w, videoHeight: h } = ui.input;
+  if (w > 0 && h > 0) ui.stage.style.setProperty('--aspect', `${w} / ${h}`);
 }
 
 // ---- failures --------------------------------------------------------------------------------
@@ -338,6 +371,19 @@ function toast(message: string, kind: 'error' | 'info' = 'error'): void {
   setTimeout(() => el.remove(), 5000);
 }
 
+function trackStall(live: LiveSession, outputFps: number | undefined): void {
+  if (!ui.placeholder.hidden || outputFps === undefined) return; // no video shown yet
+  if (outputFps > 0) {
+    if (live.stalledSince !== undefined) setStatus('live', 'Live');
+    live.stalledSince = undefined;
+    return;
+  }
+  live.stalledSince ??= performance.now();
+  if (performance.now() - live.stalledSince > STALL_MS && ui.status.dataset.state === 'live') {
+    setStatus('interrupted', 'No video from server');
+  }
+}
+
 async function pollTransport(live: LiveSession): Promise<void> {
   try {
     live.transport = await readTransportStats(live.publisher.pc);
@@ -353,10 +399,12 @@ function renderStats(live: LiveSession): void {
   };
   const fps = (n: number | undefined): string => (n === undefined ? '–' : `${n.toFixed(0)} fps`);
   const ms = (n: number | undefined): string => (typeof n === 'number' ? n.toFixed(0) : '–');
+  const outputFps = live.outputMeter.fps ?? live.transport?.receivedFps;
+  trackStall(live, outputFps);
   const inputFps = live.transport?.sentFps ?? live.inputMeter.fps;
   const res = live.transport?.sendResolution;
   stat('input-fps', `${fps(inputFps)}${res ? ` · ${res}` : ''}`);
-  stat('output-fps', fps(live.outputMeter.fps ?? live.transport?.receivedFps));
+  stat('output-fps', fps(outputFps));
   const s = live.serverStats;
   stat('latency', s ? `${ms(s.latencyP50Ms)} / ${ms(s.latencyP95Ms)} ms` : '–');
   stat('dropped', s ? `${s.droppedFrames ?? 0}${s.deadlineMisses ? ` · ${s.deadlineMisses} late` : ''}` : '–');
@@ -377,6 +425,7 @@ function renderStats(live: LiveSession): void {
 
 ui.start.addEventListener('click', () => (session ? stop() : void start()));
 ui.resolution.addEventListener('change', () => void changeResolution());
+ui.input.addEventListener('resize', fitPanelsToCamera);
 ui.mirror.addEventListener('change', () => ui.stage.classList.toggle('mirrored', ui.mirror.checked));
 ui.stage.classList.toggle('mirrored', ui.mirror.checked);
 // sendBeacon cannot DELETE; a keepalive fetch outlives the page.

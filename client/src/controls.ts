@@ -4,6 +4,8 @@
 import type { ModelInfo, SessionParams } from './protocol.js';
 
 const USER_EDIT_GRACE_MS = 600;
+/** A new prompt means a new text encoding on the server: wait for a pause in typing. */
+const PROMPT_DEBOUNCE_MS = 350;
 
 export class ParamsForm {
   private readonly style = byId<HTMLSelectElement>('style');
@@ -20,9 +22,9 @@ export class ParamsForm {
   private conditioning: ModelInfo['conditioning'] = 'styles';
   private lastEdit = new Map<Element, number>();
 
-  constructor(private readonly onChange: (change: Partial<SessionParams>) => void) {
+  constructor(private readonly onChange: (change: Partial<SessionParams>, delayMs?: number) => void) {
     this.style.addEventListener('change', () => this.edited(this.style, { style: this.style.value }));
-    this.prompt.addEventListener('input', () => this.edited(this.prompt, { prompt: this.prompt.value }));
+    this.prompt.addEventListener('input', () => this.edited(this.prompt, { prompt: this.prompt.value }, PROMPT_DEBOUNCE_MS));
     this.strength.addEventListener('input', () => this.edited(this.strength, { strength: Number(this.strength.value) }));
     this.steps.addEventListener('change', () => this.edited(this.steps, { steps: Number(this.steps.value) }));
     this.seed.addEventListener('change', () => this.edited(this.seed, { seed: this.seedValue() }));
@@ -81,10 +83,10 @@ export class ParamsForm {
     this.showValues();
   }
 
-  private edited(el: Element, change: Partial<SessionParams>): void {
+  private edited(el: Element, change: Partial<SessionParams>, delayMs?: number): void {
     this.lastEdit.set(el, performance.now());
     this.showValues();
-    this.onChange(change);
+    this.onChange(change, delayMs);
   }
 
   private seedValue(): number {

@@ -1,5 +1,6 @@
 // The viewer overlay at /overlay/:name: chrome-less and transparent (for OBS browser sources), it
 // plays the named stream by WHEP full-window and reconnects with exponential backoff when it drops.
+// A small status line shows while the stream is unavailable; `?status=off` hides it (for broadcasts).
 
 import { deleteResource, negotiate, SignalingError } from './signaling.js';
 
@@ -11,6 +12,7 @@ const STALL_MS = 8000;
 const player = document.getElementById('player') as HTMLVideoElement;
 const state = document.getElementById('state') as HTMLElement;
 const name = streamName();
+if (new URLSearchParams(location.search).get('status') === 'off') state.hidden = true;
 
 let backoff = BACKOFF_MIN_MS;
 let current: { pc: RTCPeerConnection; resourceUrl: string; watchdog: ReturnType<typeof setInterval> } | undefined;

@@ -15,10 +15,11 @@ export class ParamsSender {
     private readonly debounceMs = 50,
   ) {}
 
-  update(params: Partial<SessionParams>): void {
+  /** Queues a change; `delayMs` lets slow-to-apply edits (typing a prompt) wait for a pause. */
+  update(params: Partial<SessionParams>, delayMs = this.debounceMs): void {
     Object.assign(this.pending, params);
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => void this.flush(), this.debounceMs);
+    this.timer = setTimeout(() => void this.flush(), delayMs);
   }
 
   async flush(): Promise<void> {

@@ -1,6 +1,7 @@
 // End-to-end specification of the web app: real server, headless Chromium with a fake camera playing
 // a panning photo, and assertions on the pixels of the restyled <video>. Skipped where Chromium is absent.
-// SDS_TEST_BASE_URL=http://host:port runs it against an already running server instead of starting one.
+// SDS_TEST_BASE_URL=http://host:port runs it against an already running server instead of starting one;
+// SDS_TEST_MODEL=<folder> starts the server with another model (as the other end-to-end tests do).
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -20,11 +21,16 @@ const CHROMIUM = '/usr/bin/chromium';
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const SDS_BIN = path.join(REPO_ROOT, 'dist', 'bin', 'sds.js');
 
-// Pixel thresholds on 32×24 luminance (0..255) sampled from the <video> elements.
+// Pixel thresholds on 32×24 luminance (0..255) sampled from the <video> elements. Calibration: the default model's
+// style targets for heldout.png correlate 0.85–1.00 with it and differ by 15–69 on average; a server echoing the camera
+// differs by < 1; random weights correlate ≈ 0. Style signatures of two targets differ by ≥ 8; a pan alone moves < 1.
 const MIN_OUTPUT_MEAN = 12; // not black
-const MIN_STRUCTURE_CORRELATION = 0.35; // the output keeps the camera image's layout
+const MIN_STRUCTURE_CORRELATION = 0.5; // the output keeps the camera image's layout
 const MIN_RESTYLE_DIFFERENCE = 6; // … but is not the camera image passed through
 const STYLE_CHANGE_WINDOW_MS = 2500;
+const CLIP_FRAMES = 60;
+const CLIP_FPS = 30;
+const CLIP_SECONDS = CLIP_FRAMES / CLIP_FPS;
 
 const skip = existsSync(CHROMIUM)
   ? false
@@ -42,7 +48,7 @@ describe('web app at /', { skip, timeout: 90_000 }, () => {
   before(async () => {
     workDir = await mkdtemp(path.join(tmpdir(), 'sds-webapp-'));
     const clip = path.join(workDir, 'camera.y4m');
-    const clipReady = writePanningClip(clip, { source: findSourceImage(REPO_ROOT) });
+    const clipReady = writePanningClip(clip, { source: findSourceImage(REPO_ROOT), frames: CLIP_FRAMES, fps: CLIP_FPS });
 
     if (process.env.SDS_TEST_BASE_URL) {
       baseUrl = process.env.SDS_TEST_BASE_URL.replace(/\/$/, '');
@@ -50,7 +56,8 @@ describe('web app at /', { skip, timeout: 90_000 }, () => {
       assert.ok(existsSync(SDS_BIN), `${SDS_BIN} is missing: run \`npm run build\` first`);
       const port = await freePort();
       baseUrl = `http://127.0.0.1:${port}`;
-      server = spawn(process.execPath, [SDS_BIN, 'serve', '--port', String(port), '--host', '127.0.0.1'], {
+      const model = process.env.SDS_TEST_MODEL ? ['--model', process.env.SDS_TEST_MODEL] : [];
+      server = spawn(process.execPath, [SDS_BIN, 'serve', '--port', String(port), '--host', '127.0.0.1', ...model], {
         cwd: REPO_ROOT,
         stdio: ['ignore', 'pipe', 'pipe'],
       });
@@ -84,7 +91,8 @@ describe('web app at /', { skip, timeout: 90_000 }, () => {
     page.on('pageerror', (err) => pageErrors.push(err.message));
 
     await page.goto(`${baseUrl}/`);
-    await page.waitForSelector('#style option', { state: 'attached', timeout: 10_000 });
+    // The model description has loaded once its name shows.
+    await page.waitForFunction(() => document.getElementById('model-name').textContent !== '', undefined, { timeout: 10_000 });
     await page.click('#start');
     await page
       .waitForFunction(
@@ -142,7 +150,7 @@ describe('web app at /', { skip, timeout: 90_000 }, () => {
           return out > 0 && /\d+ \/ \d+ ms/.test(text('latency')) ? { out, latency: text('latency') } : null;
         },
         undefined,
-        { timeout: 5000 },
+        { timeout: 8000 },
       )
       .then((h) => h.jsonValue() as Promise<{ out: number; latency: string }>)
       .catch(async () => {
@@ -151,32 +159,47 @@ describe('web app at /', { skip, timeout: 90_000 }, () => {
     assert.ok(stats.out > 0);
   });
 
-  test('choosing another style changes the output within two seconds', async () => {
+  test('choosing another style (or prompt) changes the output within two seconds', async () => {
+    const styles = await page.$$eval('#style option', (os) => os.map((o) => (o as unknown as { value: string }).value));
     const current = await page.$eval('#style', (s) => (s as unknown as { value: string }).value);
-    const others = await page.$$eval('#style option', (os, cur) => os.map((o) => (o as unknown as { value: string }).value).filter((v) => v !== cur), current);
-    assert.ok(others.length > 0, 'the model offers only one style');
+    const promptShown = await page.isVisible('#prompt');
+    assert.ok(styles.length > 1 || promptShown, 'the model offers neither several styles nor a prompt');
 
-    // The camera pans, so the output moves even without a style change: measure that first.
+    // The camera pans, so the output moves even without a change: measure that first, over a whole pan cycle.
     const baseline: number[][] = [];
-    for (let i = 0; i < 4; i++) {
+    for (const started = Date.now(); Date.now() - started < CLIP_SECONDS * 1000; ) {
       baseline.push(await sampleSignature(page));
       await page.waitForTimeout(150);
     }
     const reference = baseline[0].map((_, i) => average(baseline.map((s) => s[i])));
     const drift = Math.max(...baseline.map((s) => meanAbsDiff(s, reference)));
-    const needed = Math.max(2 * drift, 5);
+    const needed = Math.max(2 * drift, 4);
 
-    await page.selectOption('#style', others[0]);
-    const started = Date.now();
-    let change = 0;
-    while (Date.now() - started < STYLE_CHANGE_WINDOW_MS && change <= needed) {
-      await page.waitForTimeout(150);
-      change = meanAbsDiff(await sampleSignature(page), reference);
+    // Two styles can look alike on some images; any of (up to) two others must visibly differ.
+    const changes: (() => Promise<void>)[] = [];
+    const names: string[] = [];
+    if (styles.length > 1) {
+      for (const next of styles.filter((s) => s !== current).slice(0, 2)) {
+        names.push(`style ${current} → ${next}`);
+        changes.push(() => page.selectOption('#style', next).then(() => undefined));
+      }
+    } else {
+      names.push('prompt → "a neon-lit cyberpunk city at night"');
+      changes.push(() => page.fill('#prompt', 'a neon-lit cyberpunk city at night'));
     }
-    assert.ok(
-      change > needed,
-      `style ${current} → ${others[0]}: output changed by ${change.toFixed(1)} (needed > ${needed.toFixed(1)}; drift under one style ${drift.toFixed(1)})`,
-    );
+    const results: string[] = [];
+    for (const [i, change] of changes.entries()) {
+      await change();
+      const started = Date.now();
+      let distance = 0;
+      while (Date.now() - started < STYLE_CHANGE_WINDOW_MS && distance <= needed) {
+        await page.waitForTimeout(150);
+        distance = meanAbsDiff(await sampleSignature(page), reference);
+      }
+      if (distance > needed) return;
+      results.push(`${names[i]}: output changed by ${distance.toFixed(1)}`);
+    }
+    assert.fail(`${results.join('; ')} (needed > ${needed.toFixed(1)}; drift without a change ${drift.toFixed(1)})`);
   });
 
   test('Stop ends the session with a DELETE on its Location', async () => {
@@ -191,14 +214,14 @@ describe('web app at /', { skip, timeout: 90_000 }, () => {
 
 // ---- page sampling -------------------------------------------------------------------------------
 
-/** RGBA of a <video> drawn at 128×96 (drawImage ignores the CSS mirroring). */
+/** RGBA of a <video> drawn at 64×48 (drawImage ignores the CSS mirroring). */
 async function sampleRgba(page: Page, id: string): Promise<number[]> {
   const data = await page.evaluate((videoId): number[] | null => {
     const video = document.getElementById(videoId);
     if (video.readyState < 2 || video.videoWidth === 0) return null;
     const canvas = document.createElement('canvas');
-    canvas.width = 128;
-    canvas.height = 96;
+    canvas.width = 64;
+    canvas.height = 48;
     const ctx = canvas.getContext('2d', { willReadFrequently: true })!;
     ctx.drawImage(video, 0, 0, canvas.width, canvas.height);
     return Array.from(ctx.getImageData(0, 0, canvas.width, canvas.height).data);
@@ -207,24 +230,33 @@ async function sampleRgba(page: Page, id: string): Promise<number[]> {
   return data;
 }
 
-/** Luminance pooled to 32×24 (4×4 blocks of the 128×96 sample). */
+/** Luminance pooled to 32×24 (2×2 blocks of the 64×48 sample). */
 async function sampleLuma(page: Page, id: string): Promise<number[]> {
   const rgba = await sampleRgba(page, id);
-  return pool(128, 96, 4, (x, y) => {
-    const p = (y * 128 + x) * 4;
+  return pool(64, 48, 2, (x, y) => {
+    const p = (y * 64 + x) * 4;
     return 0.299 * rgba[p] + 0.587 * rgba[p + 1] + 0.114 * rgba[p + 2];
   });
 }
 
-/** A style signature of the output that a slow pan barely moves: per-channel mean and spread, and RGB pooled to 4×3. */
+/**
+ * A style signature of the output that the camera's pan barely moves: global statistics only — per-channel mean
+ * and spread (palette, contrast) and the mean luminance gradient (texture, line work).
+ */
 async function sampleSignature(page: Page): Promise<number[]> {
   const rgba = await sampleRgba(page, 'output');
-  return [0, 1, 2].flatMap((c) => {
-    const channel = pool(128, 96, 1, (x, y) => rgba[(y * 128 + x) * 4 + c]);
+  const at = (x: number, y: number, c: number): number => rgba[(y * 64 + x) * 4 + c];
+  const luma = (x: number, y: number): number => 0.299 * at(x, y, 0) + 0.587 * at(x, y, 1) + 0.114 * at(x, y, 2);
+  const palette = [0, 1, 2].flatMap((c) => {
+    const channel = pool(64, 48, 1, (x, y) => at(x, y, c));
     const mean = average(channel);
-    const spread = Math.sqrt(average(channel.map((v) => (v - mean) ** 2)));
-    return [mean, spread, ...pool(128, 96, 32, (x, y) => rgba[(y * 128 + x) * 4 + c])];
+    return [mean, Math.sqrt(average(channel.map((v) => (v - mean) ** 2)))];
   });
+  let gradient = 0;
+  for (let y = 0; y < 47; y++) {
+    for (let x = 0; x < 63; x++) gradient += Math.abs(luma(x + 1, y) - luma(x, y)) + Math.abs(luma(x, y + 1) - luma(x, y));
+  }
+  return [...palette, gradient / (63 * 47)];
 }
 
 function pool(width: number, height: number, block: number, value: (x: number, y: number) => number): number[] {
