@@ -87,6 +87,8 @@ export class StreamEngine {
   /** Apply a validated patch; it takes effect from the next frame dispatched. */
   updateParams(patch: ParamsPatch): SessionParams {
     this.params = { ...this.params, ...patch };
+    // The previous output was made with the old parameters: never reuse it for a new look.
+    this.last = undefined;
     return this.currentParams;
   }
 

@@ -138,3 +138,19 @@ test('with the filter off, an unchanged input is restyled every frame', async ()
   assert.equal(restyler.requests.length, 4);
   engine.close();
 });
+
+test('after a parameter change the previous output is never reused, even for an unchanged input', async () => {
+  const restyler = new InvertingRestyler(1);
+  const engine = new StreamEngine({ streamId: 's', restyler, params: { ...params, similarityFilter: true }, budgetMs: 1000, onOutput: () => undefined });
+  engine.push(frame(0));
+  await new Promise((r) => setTimeout(r, 10));
+  engine.push(frame(0));
+  await new Promise((r) => setTimeout(r, 10));
+  assert.equal(restyler.requests.length, 1, 'unchanged input reused');
+  engine.updateParams({ style: 'b' });
+  engine.push(frame(0));
+  await new Promise((r) => setTimeout(r, 10));
+  assert.equal(restyler.requests.length, 2);
+  assert.equal(restyler.requests[1]!.style, 'b');
+  engine.close();
+});
