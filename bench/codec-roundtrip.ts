@@ -1,7 +1,7 @@
 // Measures the stream/ codec stages on this machine: 640×480 encode → decode → cover-scale to the model size,
 // and model-size RGB → encode. Run: node dist/bench/codec-roundtrip.js [VP8|H264] [frames]
 import { VideoDecoder, VideoEncoder, PictureScaler, type VideoCodecName } from '../stream/video-codec.js';
-import { makeTestPattern } from '../stream/test-pattern.js';
+import { makeTestPattern } from './test-pattern.js';
 
 function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);

@@ -24,6 +24,8 @@ export interface LoopbackClientOptions {
   dataChannel?: boolean;
   /** 'sendonly' publishes like OBS/WHIP: the server must answer recvonly and send nothing back. */
   direction?: 'sendrecv' | 'sendonly';
+  /** Add a sendonly audio m-line first, as OBS does (no audio is sent). */
+  audio?: boolean;
   onOutputFrame(rtpTimestamp: number, rgb: RgbImage, receivedMs: number): void;
   onData?(text: string): void;
 }
@@ -38,7 +40,9 @@ export interface LoopbackClient {
   /** Resolves when every frame has been sent once (never, with `loop`, until close). */
   readonly finished: Promise<void>;
   sendData(text: string): void;
-  stats(): { framesSent: number; framesReceived: number; decodeErrors: number };
+  /** Send a PLI for the restyled stream, as a browser does after loss. */
+  requestKeyframe(): void;
+  stats(): { framesSent: number; framesReceived: number; keyframesReceived: number; decodeErrors: number };
   /** Stops sending, ends the WHIP session (DELETE) and frees everything. */
   close(options?: { deleteSession?: boolean }): Promise<void>;
 }
@@ -56,10 +60,15 @@ export async function createLoopbackClient(options: LoopbackClientOptions): Prom
           ? new RTCRtpCodecParameters({ mimeType: 'video/VP8', clockRate: 90000, rtcpFeedback })
           : new RTCRtpCodecParameters({ mimeType: 'video/H264', clockRate: 90000, rtcpFeedback, parameters: H264_FMTP }),
       ],
+      audio: [new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2 })],
     },
-    headerExtensions: { video: [useSdesMid()] },
+    headerExtensions: { video: [useSdesMid()], audio: [useSdesMid()] },
     iceAdditionalHostAddresses: ['127.0.0.1'],
+    // With werift's default policy the offer gathers one transport per m-line; the server bundles them, and
+    // close() then leaves the unused transport's UDP sockets open (the process never exits).
+    bundlePolicy: 'max-bundle',
   });
+  if (options.audio) pc.addTransceiver('audio', { direction: 'sendonly' });
   const transceiver = pc.addTransceiver('video', { direction: options.direction ?? 'sendrecv' });
   let dc: RTCDataChannel | undefined;
   if (options.dataChannel) {
@@ -70,16 +79,20 @@ export async function createLoopbackClient(options: LoopbackClientOptions): Prom
   const decoder = await VideoDecoder.create(codec);
   let scaler: PictureScaler | undefined;
   let framesReceived = 0;
+  let keyframesReceived = 0;
+  let remoteSsrc: number | undefined;
   let decodeErrors = 0;
   let closed = false;
   const assembler = new FrameAssembler(codec);
   transceiver.onTrack.subscribe((track) => {
     track.onReceiveRtp.subscribe((rtp) => {
+      remoteSsrc = rtp.header.ssrc;
       const frames = assembler.push(
         { sequenceNumber: rtp.header.sequenceNumber, timestamp: rtp.header.timestamp, marker: rtp.header.marker, payload: rtp.payload },
         nowMs(),
       );
       for (const au of frames) {
+        if (au.keyframe) keyframesReceived++;
         void (async () => {
           try {
             const pictures = await decoder.decode(au.data, au.keyframe);
@@ -158,7 +171,10 @@ export async function createLoopbackClient(options: LoopbackClientOptions): Prom
     sendData: (text) => {
       if (dc?.readyState === 'open') dc.send(text);
     },
-    stats: () => ({ framesSent, framesReceived, decodeErrors }),
+    requestKeyframe: () => {
+      if (remoteSsrc !== undefined) void transceiver.receiver.sendRtcpPLI(remoteSsrc).catch(() => {});
+    },
+    stats: () => ({ framesSent, framesReceived, keyframesReceived, decodeErrors }),
     close: async ({ deleteSession = true } = {}) => {
       if (closed) return;
       closed = true;

@@ -74,10 +74,10 @@ export class DeadlineScheduler {
   }
 
   /** High-percentile prediction of the model path, or undefined when unknown or stale (then the path is probed). */
-  predict(steps: number, scale: 1 | 0.5, nowMs: number): number | undefined {
+  predict(steps: number, scale: 1 | 0.5, nowMs: number, percentile = PREDICT_PERCENTILE): number | undefined {
     const path = scale === 1 ? this.costs.full : this.costs.half;
     if (path.fixed.count === 0 || nowMs - path.lastMs > this.staleMs) return undefined;
-    return path.fixed.percentile(PREDICT_PERCENTILE) + steps * path.step.percentile(PREDICT_PERCENTILE);
+    return path.fixed.percentile(percentile) + steps * path.step.percentile(percentile);
   }
 
   plan(input: PlanInput): FramePlan {
@@ -89,8 +89,8 @@ export class DeadlineScheduler {
   private choose(input: PlanInput): FramePlan {
     const egress = this.egress.count > 0 ? this.egress.percentile(PREDICT_PERCENTILE) : 0;
     const remaining = input.arrivalMs + this.options.budgetMs - input.nowMs - egress;
-    const fits = (steps: number, scale: 1 | 0.5): boolean => {
-      const predicted = this.predict(steps, scale, input.nowMs);
+    const fits = (steps: number, scale: 1 | 0.5, percentile = PREDICT_PERCENTILE): boolean => {
+      const predicted = this.predict(steps, scale, input.nowMs, percentile);
       return predicted === undefined ? remaining > 0 : predicted <= remaining;
     };
     if (fits(input.steps, 1)) return { action: 'run', steps: input.steps, scale: 1, reason: 'on time' };
@@ -100,7 +100,9 @@ export class DeadlineScheduler {
     for (let steps = input.steps - 1; steps >= 1; steps--) {
       if (fits(steps, 1)) return { action: 'run', steps, scale: 1, reason: `over budget at ${input.steps} steps` };
     }
-    if (fits(1, 0.5)) return { action: 'run', steps: 1, scale: 0.5, reason: 'over budget at full resolution' };
+    // Degrading is cheap to undo, dropping is not: degrade on the high percentile, but drop only when
+    // even the cheapest path's typical (median) cost cannot make it.
+    if (fits(1, 0.5, 50)) return { action: 'run', steps: 1, scale: 0.5, reason: 'over budget at full resolution' };
     if (this.consecutiveDrops >= MAX_CONSECUTIVE_DROPS) {
       return { action: 'run', steps: 1, scale: 0.5, reason: 'late, but output must not starve' };
     }

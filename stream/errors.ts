@@ -26,11 +26,14 @@ export class UnsupportedCodecError extends StreamError {
   }
 }
 
-/** WebRTC negotiation failed after the offer was accepted as valid (HTTP 500/503). */
+/**
+ * The offer passed validation but the WebRTC stack could not apply it (HTTP 400): almost always something in
+ * the offer this stack does not support, so the message carries the stack's reason.
+ */
 export class NegotiationError extends StreamError {
-  readonly status = 503;
+  readonly status = 400;
   constructor(message: string) {
-    super(`WebRTC negotiation failed: ${message}`);
+    super(`WebRTC could not apply the offer: ${message}`);
     this.name = 'NegotiationError';
   }
 }

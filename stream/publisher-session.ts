@@ -2,11 +2,8 @@
 // (depacketize → decode → cover-scale), and sends restyled frames back on the same transceiver (encode →
 // packetize). Owns its peer connection, codecs, scaler and timers; close() frees all of them.
 import {
-  PictureLossIndication,
-  ReceiverEstimatedMaxBitrate,
   RTCPeerConnection,
   RTCRtpCodecParameters,
-  RtcpPayloadSpecificFeedback,
   H264Packetizer,
   Vp8Packetizer,
   useSdesMid,
@@ -21,6 +18,7 @@ import { nowMs } from '../realtime/clock.js';
 import { recordStage, type VideoFrame } from '../realtime/frame.js';
 import { NegotiationError } from './errors.js';
 import { acquire, release } from './resource-counters.js';
+import { buildRemb, isKeyframeRequest } from './rtcp-feedback.js';
 import { FrameAssembler, type AssembledFrame } from './rtp-depacketizer.js';
 import { chooseCodec, parseOffer } from './sdp-offer.js';
 import { PictureScaler, VideoDecoder, VideoEncoder, type VideoCodecName } from './video-codec.js';
@@ -68,6 +66,8 @@ export interface PublisherStats {
   paddingPackets: number;
   keyframeRequestsSent: number;
   keyframeRequestsReceived: number;
+  /** REMB packets sent to the publisher (bandwidth announcements). */
+  rembSent: number;
   /** Decoded input frames per second over the last ~2 s. */
   inputFps: number;
 }
@@ -87,7 +87,7 @@ const PLI_MIN_INTERVAL_MS = 300;
 const DISCONNECT_GRACE_MS = 4000;
 const GATHER_TIMEOUT_MS = 5000;
 /** Encoded frames waiting to be decoded; beyond this the decoder is behind and we restart from a keyframe. */
-const MAX_DECODE_BACKLOG = 4;
+const MAX_DECODE_BACKLOG = 8;
 
 function videoCodecParameters(codec: VideoCodecName): RTCRtpCodecParameters {
   const rtcpFeedback = [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }, { type: 'ccm', parameter: 'fir' }, { type: 'goog-remb' }];
@@ -126,6 +126,8 @@ class Session implements PublisherSession {
   private readonly packetizer: Vp8Packetizer | H264Packetizer;
   private closed = false;
   private closedNotified = false;
+  /** onClosed is for sessions the owner holds; a session that failed to start was never handed out. */
+  private started = false;
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly unsubscribers: (() => void)[] = [];
   private lastRtpMs = nowMs();
@@ -134,6 +136,7 @@ class Session implements PublisherSession {
   private seq = 0;
   private forceKeyframe = true;
   private decodeBacklog = 0;
+  private lastDecodeWarnMs = -Infinity;
   private encodeBusy = false;
   private pendingOutput: VideoFrame | null = null;
   private readonly decodedTimes: number[] = [];
@@ -148,6 +151,7 @@ class Session implements PublisherSession {
     decodeErrors: 0,
     keyframeRequestsSent: 0,
     keyframeRequestsReceived: 0,
+    rembSent: 0,
   };
 
   constructor(
@@ -173,7 +177,7 @@ class Session implements PublisherSession {
   }
 
   async start(offerSdp: string): Promise<void> {
-    [this.decoder] = await Promise.all([VideoDecoder.create(this.codec)]);
+    this.decoder = await VideoDecoder.create(this.codec);
     this.scaler = new PictureScaler(this.options.target);
     if (this.sendsBack) this.encoderStarting = this.startEncoder();
 
@@ -207,6 +211,7 @@ class Session implements PublisherSession {
 
     this.every(1000, () => this.checkLiveness());
     this.every(1000, () => this.sendRemb());
+    this.started = true;
   }
 
   private async startEncoder(): Promise<VideoEncoder> {
@@ -303,7 +308,15 @@ class Session implements PublisherSession {
         this.counters.decodeErrors++;
         this.assembler.requireKeyframe();
         this.requestKeyframeLimited('decode error');
-        this.log?.warn({ err: (error as Error).message, codec: this.codec }, 'decode failed; keyframe requested');
+        // Garbage input fails every frame: log the first failure, then at most one line per 5 s.
+        const now = nowMs();
+        if (now - this.lastDecodeWarnMs > 5000) {
+          this.lastDecodeWarnMs = now;
+          this.log?.warn(
+            { err: (error as Error).message, codec: this.codec, decodeErrors: this.counters.decodeErrors },
+            'decode failed; keyframe requested',
+          );
+        }
       } finally {
         this.decodeBacklog--;
       }
@@ -366,15 +379,9 @@ class Session implements PublisherSession {
   }
 
   private onRtcp(rtcp: RtcpPacket): void {
-    if (!(rtcp instanceof RtcpPayloadSpecificFeedback)) return;
-    const fb = rtcp.feedback;
-    // FullIntraRequest is not exported by werift; its feedback message type (FMT) is 4, PLI's is 1.
-    if (fb instanceof PictureLossIndication || (fb as { count?: number }).count === 4) {
-      const ourSsrc = this.transceiver?.sender.ssrc;
-      if (ourSsrc !== undefined && fb.mediaSsrc !== ourSsrc && fb.mediaSsrc !== 0) return;
-      this.counters.keyframeRequestsReceived++;
-      this.forceKeyframe = true;
-    }
+    if (!isKeyframeRequest(rtcp, this.transceiver?.sender.ssrc)) return;
+    this.counters.keyframeRequestsReceived++;
+    this.forceKeyframe = true;
   }
 
   // ---- control -------------------------------------------------------------------------------------------
@@ -408,9 +415,9 @@ class Session implements PublisherSession {
     const ssrc = this.videoTrack?.ssrc;
     const transport = this.transceiver?.dtlsTransport;
     if (this.closed || ssrc === undefined || !transport || this.pc.connectionState !== 'connected') return;
-    const bitrate = BigInt((this.options.announcedBitrateKbps ?? 2500) * 1000);
-    const remb = new ReceiverEstimatedMaxBitrate({ senderSsrc: this.transceiver!.sender.ssrc, mediaSsrc: 0, bitrate, ssrcFeedbacks: [ssrc] });
-    void transport.sendRtcp([new RtcpPayloadSpecificFeedback({ feedback: remb })]).catch(() => {});
+    const remb = buildRemb(this.transceiver!.sender.ssrc, [ssrc], (this.options.announcedBitrateKbps ?? 2500) * 1000);
+    this.counters.rembSent++;
+    void transport.sendRtcp([remb]).catch(() => {});
   }
 
   stats(): PublisherStats {
@@ -472,7 +479,7 @@ class Session implements PublisherSession {
     const encoder = this.encoder ?? (await this.encoderStarting?.catch(() => undefined));
     await Promise.all([this.decoder?.close(), this.scaler?.close(), encoder?.close()]);
     release('sessions');
-    if (!this.closedNotified) {
+    if (!this.closedNotified && this.started) {
       this.closedNotified = true;
       this.safe(() => this.options.onClosed('closed'));
     }

@@ -1,9 +1,10 @@
 // In-process VP8/H.264 decode and encode (node-av), plus the pixel conversions around them: decoded picture →
 // model-resolution RGB24 by cover crop, and RGB24 → YUV420P for the encoder. Every codec call is the async
 // variant (libuv threadpool) so the main thread, which also runs werift, never blocks on a codec.
-import { Codec, CodecContext, FFmpegError, Frame, Packet, Scaler } from 'node-av';
+import { Codec, CodecContext, FFmpegError, Frame, Log, Packet, Scaler } from 'node-av';
 import {
   AV_CODEC_FLAG_LOW_DELAY,
+  AV_LOG_FATAL,
   AV_CODEC_ID_H264,
   AV_CODEC_ID_VP8,
   AV_PICTURE_TYPE_I,
@@ -21,6 +22,12 @@ import {
 import type { RgbImage } from '../realtime/frame.js';
 import { CodecUnavailableError } from './errors.js';
 import { acquire, release } from './resource-counters.js';
+
+// libx264/libvpx print banners and per-session summaries at info level on every open/close, and a corrupt
+// or hostile stream makes the decoders print an error line per packet straight to stderr — a log flood an
+// attacker controls. Decode failures are counted and logged (rate-limited) by the session instead, so
+// FFmpeg itself only speaks when something is fatal. (FFmpeg's log level is process-wide.)
+Log.setLevel(AV_LOG_FATAL);
 
 export type VideoCodecName = 'VP8' | 'H264';
 

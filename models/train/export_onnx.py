@@ -6,6 +6,7 @@ Usage: /usr/bin/python3 models/train/export_onnx.py [--out models/default] [--st
 import argparse
 import json
 import os
+import re
 import sys
 
 import onnx
@@ -18,12 +19,13 @@ from styles import STYLES  # noqa: E402
 
 
 def load_models():
-    ae = torch.load(f"{OUT}/ae.pt")
-    dn = torch.load(f"{OUT}/denoiser.pt")
+    ae = torch.load(os.environ.get("AE_CKPT", f"{OUT}/ae.pt"))
+    dn = torch.load(os.environ.get("DEN_CKPT", f"{OUT}/denoiser.pt"))
     enc, dec = M.Encoder(), M.Decoder()
     enc.load_state_dict(ae["enc"])
     dec.load_state_dict(ae["dec"])
-    den = M.Denoiser(n_styles=dn["n_styles"])
+    cfg = dn.get("cfg", {"ch": list(M.DEN_CH), "n_low": 3, "n_high": 0})
+    den = M.Denoiser(ch=tuple(cfg["ch"]), n_styles=dn["n_styles"], n_low=cfg["n_low"], n_high=cfg["n_high"])
     den.load_state_dict(dn["den"])
     return enc.eval(), dec.eval(), den.eval(), dn["scale"]
 
@@ -52,8 +54,9 @@ def main():
         "format": "sds-model/1",
         "name": "sds-tiny-styles",
         "description": ("Tiny latent-diffusion img2img restyler (deterministic 8x conv autoencoder + "
-                        "FiLM-conditioned x0-predicting conv denoiser), trained on CPU from public-domain/CC "
-                        "photos against classical non-photorealistic filter targets. 1-4 steps."),
+                        "FiLM-conditioned x0-predicting conv denoiser) with 5 styles, trained on CPU from freely "
+                        "licensed photos (see DATA.md) against classical non-photorealistic filter targets. "
+                        "1-4 steps; see MODEL_CARD.md."),
         "components": {"vae_encoder": "vae_encoder.onnx", "denoiser": "denoiser.onnx",
                        "vae_decoder": "vae_decoder.onnx"},
         "latent": {"channels": M.LATENT_CH, "downscale": 8, "scalingFactor": round(float(scale), 6)},
@@ -72,9 +75,11 @@ def main():
                        for i, (sid, label) in enumerate(STYLES)],
         },
     }
+    text = json.dumps(manifest, indent=2)
+    # keep numeric arrays (resolutions, embeddings) on one line
+    text = re.sub(r"\[\s+([-0-9.,\s]+?)\s+\]", lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]", text)
     with open(os.path.join(a.out, "manifest.json"), "w") as f:
-        json.dump(manifest, f, indent=2)
-        f.write("\n")
+        f.write(text + "\n")
     print("scalingFactor", scale, "strength", strength)
 
 

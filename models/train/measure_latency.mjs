@@ -11,15 +11,15 @@ const H = Number(process.argv[4] ?? 256);
 const RUNS = Number(process.argv[5] ?? 100);
 const WARMUP = Number(process.argv[6] ?? 20);
 
-const opts = {
-  executionProviders: ['cpu'],
-  intraOpNumThreads: 2,
-  interOpNumThreads: 1,
-  graphOptimizationLevel: 'all',
-};
-// SPIN=0 disables intra-op thread spinning: with three sessions sharing 2 cores, a session's
-// idle worker threads otherwise busy-wait and steal CPU from the next session in the chain.
-if (process.env.SPIN === '0') opts.extra = { session: { intra_op: { allow_spinning: '0' } } };
+// Configurations measured (all: CPU EP, graphOptimizationLevel 'all', intraOpNumThreads 2):
+//   spin-on : ORT defaults otherwise (worker threads busy-wait between runs)
+//   spin-off: session.intra_op.allow_spinning = '0' (recommended: with three sessions run back to back
+//             on 2 cores, idle spinning workers of one session steal the cores the next one needs)
+// SPIN=0 measures only spin-off, SPIN=1 only spin-on; default: both.
+const base = { executionProviders: ['cpu'], intraOpNumThreads: 2, interOpNumThreads: 1, graphOptimizationLevel: 'all' };
+const configs = [];
+if (process.env.SPIN !== '0') configs.push(['spin-on', base]);
+if (process.env.SPIN !== '1') configs.push(['spin-off', { ...base, extra: { session: { intra_op: { allow_spinning: '0' } } } }]);
 
 let dim = 32;
 const manifestPath = path.join(dir, 'manifest.json');
@@ -28,35 +28,38 @@ if (fs.existsSync(manifestPath)) {
   dim = m.conditioning?.dim ?? dim;
 }
 
-const enc = await ort.InferenceSession.create(path.join(dir, 'vae_encoder.onnx'), opts);
-const den = await ort.InferenceSession.create(path.join(dir, 'denoiser.onnx'), opts);
-const dec = await ort.InferenceSession.create(path.join(dir, 'vae_decoder.onnx'), opts);
+for (const [label, opts] of configs) {
+  const enc = await ort.InferenceSession.create(path.join(dir, 'vae_encoder.onnx'), opts);
+  const den = await ort.InferenceSession.create(path.join(dir, 'denoiser.onnx'), opts);
+  const dec = await ort.InferenceSession.create(path.join(dir, 'vae_decoder.onnx'), opts);
 
-const rnd = (n) => { const a = new Float32Array(n); for (let i = 0; i < n; i++) a[i] = Math.random() * 2 - 1; return a; };
-const img = new ort.Tensor('float32', rnd(3 * H * W), [1, 3, H, W]);
-const emb = new ort.Tensor('float32', rnd(dim), [1, 1, dim]);
-const ts = new ort.Tensor('float32', new Float32Array([499]), [1]);
-const h = H / 8, w = W / 8;
+  const rnd = (n) => { const a = new Float32Array(n); for (let i = 0; i < n; i++) a[i] = Math.random() * 2 - 1; return a; };
+  const img = new ort.Tensor('float32', rnd(3 * H * W), [1, 3, H, W]);
+  const emb = new ort.Tensor('float32', rnd(dim), [1, 1, dim]);
+  const ts = new ort.Tensor('float32', new Float32Array([499]), [1]);
+  const h = H / 8, w = W / 8;
 
-const now = () => Number(process.hrtime.bigint()) / 1e6;
-const t = { enc: [], den: [], dec: [], total: [] };
+  const now = () => Number(process.hrtime.bigint()) / 1e6;
+  const t = { enc: [], den: [], dec: [], total: [] };
 
-for (let i = 0; i < WARMUP + RUNS; i++) {
-  const t0 = now();
-  const e = await enc.run({ sample: img });
-  const lp = e.latent_parameters;
-  const z = new ort.Tensor('float32', lp.data.slice(0, 4 * h * w), [1, 4, h, w]);
-  const t1 = now();
-  const d = await den.run({ sample: z, timestep: ts, encoder_hidden_states: emb });
-  const t2 = now();
-  const o = await dec.run({ latent_sample: d.out_sample });
-  const t3 = now();
-  if (o.sample.dims[2] !== H || o.sample.dims[3] !== W) throw new Error(`bad output dims ${o.sample.dims}`);
-  if (i >= WARMUP) { t.enc.push(t1 - t0); t.den.push(t2 - t1); t.dec.push(t3 - t2); t.total.push(t3 - t0); }
+  for (let i = 0; i < WARMUP + RUNS; i++) {
+    const t0 = now();
+    const e = await enc.run({ sample: img });
+    const lp = e.latent_parameters;
+    const z = new ort.Tensor('float32', lp.data.slice(0, 4 * h * w), [1, 4, h, w]);
+    const t1 = now();
+    const d = await den.run({ sample: z, timestep: ts, encoder_hidden_states: emb });
+    const t2 = now();
+    const o = await dec.run({ latent_sample: d.out_sample });
+    const t3 = now();
+    if (o.sample.dims[2] !== H || o.sample.dims[3] !== W) throw new Error(`bad output dims ${o.sample.dims}`);
+    if (i >= WARMUP) { t.enc.push(t1 - t0); t.den.push(t2 - t1); t.dec.push(t3 - t2); t.total.push(t3 - t0); }
+  }
+
+  const q = (a, p) => { const s = [...a].sort((x, y) => x - y); return s[Math.min(s.length - 1, Math.floor(p * s.length))]; };
+  const res = {};
+  for (const k of Object.keys(t)) res[k] = { median: +q(t[k], 0.5).toFixed(2), p95: +q(t[k], 0.95).toFixed(2) };
+  console.log(`onnxruntime-node ${ort.env.versions?.common ?? ''} ${dir} ${W}x${H} batch=1 runs=${RUNS} intraOpNumThreads=2 ${label}`);
+  console.log(JSON.stringify(res));
+  await enc.release?.(); await den.release?.(); await dec.release?.();
 }
-
-const q = (a, p) => { const s = [...a].sort((x, y) => x - y); return s[Math.min(s.length - 1, Math.floor(p * s.length))]; };
-const res = {};
-for (const k of Object.keys(t)) res[k] = { median: +q(t[k], 0.5).toFixed(2), p95: +q(t[k], 0.95).toFixed(2) };
-console.log(`onnxruntime-node ${ort.env.versions?.common ?? ''} ${dir} ${W}x${H} runs=${RUNS} threads=2 spinning=${process.env.SPIN === '0' ? 'off' : 'on'}`);
-console.log(JSON.stringify(res));

@@ -20,6 +20,8 @@ import torch.nn.functional as F
 ENC_CH = (16, 32, 48)
 DEC_CH = (64, 32)
 DEN_CH = (32, 80)
+DEN_LOW = 3   # FiLM residual blocks at 1/16 resolution
+DEN_HIGH = 0  # extra FiLM residual blocks at 1/8 (latent) resolution
 STYLE_DIM = 32
 TEMB_DIM = 64
 LATENT_CH = 4
@@ -103,7 +105,7 @@ class FiLMRes(nn.Module):
 
 
 class Denoiser(nn.Module):
-    def __init__(self, ch=DEN_CH, zc=LATENT_CH, style_dim=STYLE_DIM, n_styles=5, n_low=3):
+    def __init__(self, ch=DEN_CH, zc=LATENT_CH, style_dim=STYLE_DIM, n_styles=5, n_low=DEN_LOW, n_high=DEN_HIGH):
         super().__init__()
         c0, c1 = ch
         cdim = 128
@@ -112,6 +114,7 @@ class Denoiser(nn.Module):
         self.cond = nn.Sequential(nn.Linear(TEMB_DIM + style_dim, cdim), nn.SiLU(), nn.Linear(cdim, cdim), nn.SiLU())
         self.inp = nn.Conv2d(zc, c0, 3, padding=1)
         self.b0 = FiLMRes(c0, cdim)
+        self.high = nn.ModuleList([FiLMRes(c0, cdim) for _ in range(n_high)])  # extra full-latent-res blocks
         self.down = nn.Conv2d(c0, c1, 2, stride=2)
         self.low = nn.ModuleList([FiLMRes(c1, cdim) for _ in range(n_low)])
         self.up = nn.Conv2d(c1, c0 * 4, 1)  # PixelShuffle(2)
@@ -128,6 +131,8 @@ class Denoiser(nn.Module):
             h = b(h, c)
         h = self.ps(self.up(F.relu(h))) + h0
         h = self.b3(h, c)
+        for b in self.high:
+            h = b(h, c)
         return self.out(F.relu(h))
 
 

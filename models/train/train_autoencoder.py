@@ -34,6 +34,8 @@ def main():
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--resume", action="store_true",
+                    help="continue from out/ae.pt (weights + iteration; schedule follows the new --iters)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     seed_all(a.seed)
@@ -47,9 +49,21 @@ def main():
     opt = torch.optim.Adam(params, lr=a.lr)
     print(f"encoder params {M.count_params(enc)}, decoder params {M.count_params(dec)}, data {N} frames x {S + 1} domains", flush=True)
 
+    start = 0
+    if a.resume:
+        ck = torch.load(f"{OUT}/ae.pt")
+        enc.load_state_dict(ck["enc"])
+        dec.load_state_dict(ck["dec"])
+        if "opt" in ck:
+            opt.load_state_dict(ck["opt"])
+        start = ck["iters"] + 1
+        rng = np.random.default_rng(a.seed + start)
+        torch.manual_seed(a.seed + start)
+        print(f"resumed at iteration {start}", flush=True)
+
     t0 = time.time()
     c = a.crop
-    for it in range(a.iters + 1):
+    for it in range(start, a.iters + 1):
         lr = a.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * it / a.iters)))
         for g in opt.param_groups:
             g["lr"] = lr
@@ -79,7 +93,8 @@ def main():
             print(f"it {it} loss {loss.item():.4f} psnr {psnr:.2f} zstd {z.std().item():.3f} lr {lr:.2e} "
                   f"elapsed {time.time() - t0:.0f}s", flush=True)
         if it % 2000 == 0 or it == a.iters:
-            torch.save({"enc": enc.state_dict(), "dec": dec.state_dict(), "iters": it}, f"{OUT}/ae.pt")
+            torch.save({"enc": enc.state_dict(), "dec": dec.state_dict(), "opt": opt.state_dict(), "iters": it},
+                       f"{OUT}/ae.pt")
     print(f"done in {time.time() - t0:.0f}s", flush=True)
 
 

@@ -41,6 +41,19 @@ def main():
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--t-min-photo", type=int, default=200, help="lowest t for photo-latent sources")
+    ap.add_argument("--t-low-frac", type=float, default=0.0,
+                    help="fraction of photo-source samples drawn from [t-min-photo, 500) instead of [t-min-photo, 1000)")
+    ap.add_argument("--rollout-frac", type=float, default=0.0,
+                    help="fraction of samples whose source is the model's own x0 estimate from an earlier, "
+                         "noisier step with the same noise (trains steps 2..4 of few-step sampling)")
+    ap.add_argument("--init", default="", help="fine-tune: start from this denoiser checkpoint")
+    ap.add_argument("--warmup", type=int, default=300)
+    ap.add_argument("--stop-after", type=int, default=0,
+                    help="stop after this iteration (schedule still follows --iters)")
+    ap.add_argument("--ch", type=int, nargs=2, default=list(M.DEN_CH))
+    ap.add_argument("--n-low", type=int, default=M.DEN_LOW)
+    ap.add_argument("--n-high", type=int, default=M.DEN_HIGH)
     ap.add_argument("--max-frames", type=int, default=0, help="smoke test only: use the first N frames, no cache")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -74,10 +87,16 @@ def main():
     S, N, C, h, w = zy.shape
     print(f"scalingFactor {scale:.5f} (raw mean {lat['mean']:.3f}); latents {tuple(zy.shape)}", flush=True)
 
-    den = M.Denoiser(n_styles=S)
+    cfg = {"ch": list(a.ch), "n_low": a.n_low, "n_high": a.n_high, "n_styles": S}
+    den = M.Denoiser(ch=tuple(a.ch), n_styles=S, n_low=a.n_low, n_high=a.n_high)
     ema = copy.deepcopy(den)
     for p in ema.parameters():
         p.requires_grad_(False)
+    if a.init:
+        ck = torch.load(a.init)
+        den.load_state_dict(ck["raw"])
+        ema.load_state_dict(ck["den"])
+        print(f"initialised from {a.init} ({ck['iters']} iterations)", flush=True)
     opt = torch.optim.AdamW(den.parameters(), lr=a.lr, weight_decay=1e-4)
     abar = alphas_cumprod()
     print(f"denoiser params {M.count_params(den) - den.style_table.weight.numel()} (+ style table {den.style_table.weight.numel()})", flush=True)
@@ -86,7 +105,7 @@ def main():
     c = a.crop
     B = a.batch
     for it in range(a.iters + 1):
-        lr = a.lr * min(1.0, it / 300) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * it / a.iters)))
+        lr = a.lr * min(1.0, it / max(1, a.warmup)) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * it / a.iters)))
         for g in opt.param_groups:
             g["lr"] = lr
         idx = torch.from_numpy(rng.integers(N, size=B))
@@ -100,13 +119,29 @@ def main():
         alpha = torch.where(u < 0.55, torch.zeros(B), torch.where(u < 0.75, torch.ones(B), torch.rand(B)))
         zsrc = src + alpha[:, None, None, None] * (tgt - src)
         # timesteps: photo sources mostly in the img2img range [200, 999]; restyled sources anywhere
-        t_hi = torch.randint(200, 1000, (B,))
+        if a.t_low_frac > 0:
+            t_hi = torch.where(torch.rand(B) < a.t_low_frac, torch.randint(a.t_min_photo, 500, (B,)),
+                               torch.randint(a.t_min_photo, 1000, (B,)))
+        else:
+            t_hi = torch.randint(a.t_min_photo, 1000, (B,))
         t_any = torch.randint(0, 1000, (B,))
         use_any = (alpha > 0) | (torch.rand(B) < 0.1)
         t = torch.where(use_any, t_any, t_hi)
-        ab = abar[t][:, None, None, None]
-        zt = ab.sqrt() * zsrc + (1 - ab).sqrt() * torch.randn_like(zsrc)
+        eps = torch.randn_like(zsrc)
         emb = den.style_table(sty)[:, None, :]
+        if a.rollout_frac > 0:
+            roll = torch.rand(B) < a.rollout_frac
+            if roll.any():
+                # previous step: photo source at t1, same noise; current step at t2 < t1 on its x0 estimate
+                t1 = torch.randint(max(a.t_min_photo, 1), 1000, (B,))
+                ab1 = abar[t1][:, None, None, None]
+                with torch.no_grad():
+                    p1 = den(ab1.sqrt() * src + (1 - ab1).sqrt() * eps, t1.float(), emb.detach())
+                t2 = (torch.rand(B) * t1).long()
+                zsrc = torch.where(roll[:, None, None, None], p1, zsrc)
+                t = torch.where(roll, t2, t)
+        ab = abar[t][:, None, None, None]
+        zt = ab.sqrt() * zsrc + (1 - ab).sqrt() * eps
         pred = den(zt, t.float(), emb)
         loss = F.mse_loss(pred, tgt)
         opt.zero_grad(set_to_none=True)
@@ -119,9 +154,11 @@ def main():
                 pe.mul_(d).add_(p.detach(), alpha=1 - d)
         if it % 200 == 0:
             print(f"it {it} loss {loss.item():.4f} lr {lr:.2e} elapsed {time.time() - t0:.0f}s", flush=True)
-        if it % 1000 == 0 or it == a.iters:
+        if it % 1000 == 0 or it == a.iters or it == a.stop_after:
             torch.save({"den": ema.state_dict(), "raw": den.state_dict(), "scale": scale, "iters": it,
-                        "n_styles": S}, f"{OUT}/denoiser.pt" if not a.max_frames else f"{OUT}/denoiser_smoke.pt")
+                        "n_styles": S, "cfg": cfg}, f"{OUT}/denoiser.pt" if not a.max_frames else f"{OUT}/denoiser_smoke.pt")
+        if a.stop_after and it >= a.stop_after:
+            break
     print(f"done in {time.time() - t0:.0f}s", flush=True)
 
 

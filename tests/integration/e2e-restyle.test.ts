@@ -52,6 +52,7 @@ test('a paced 30 fps VP8 clip comes back restyled: ≥ 90% of frames, each with 
   });
   await client.finished;
   await sleep(500);
+  const diagnostics = JSON.stringify(server.sessions.all().map((s) => ({ ...s.stats(), publisher: s.publisher.stats() })));
   await client.close();
   const sent = client.sent;
   const returned = [...outputs.keys()].filter((ts) => sent.has(ts));
@@ -59,7 +60,7 @@ test('a paced 30 fps VP8 clip comes back restyled: ≥ 90% of frames, each with 
   // The first frames wait for ICE/DTLS and the first keyframe; judge the steady state after the first 10.
   const steady = [...sent.entries()].filter(([, s]) => s.index >= 10);
   const back = steady.filter(([ts]) => outputs.has(ts)).length;
-  assert.ok(back / steady.length >= 0.9, `${back} of ${steady.length} frames came back`);
+  assert.ok(back / steady.length >= 0.9, `${back} of ${steady.length} frames came back; server: ${diagnostics}`);
 
   const { width, height } = server.restyler.info;
   let checked = 0;

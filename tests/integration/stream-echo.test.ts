@@ -17,8 +17,18 @@ const FPS = 30;
 const FRAMES = 90;
 
 /** Test-only WHIP endpoint: POST /whip answers with an echoing session; DELETE /whip/:id closes it. */
-function startEchoServer(): Promise<{ url: string; sessions: Map<string, PublisherSession>; closed: string[]; stop(): Promise<void> }> {
+interface EchoServer {
+  url: string;
+  sessions: Map<string, PublisherSession>;
+  closed: string[];
+  /** Stage name → durations (ms) of every frame sent back, from the frames' own stage records. */
+  stages: Map<string, number[]>;
+  stop(): Promise<void>;
+}
+
+function startEchoServer(): Promise<EchoServer> {
   const sessions = new Map<string, PublisherSession>();
+  const stages = new Map<string, number[]>();
   const closed: string[] = [];
   let next = 1;
   const server = http.createServer(async (req, res) => {
@@ -37,6 +47,10 @@ function startEchoServer(): Promise<{ url: string; sessions: Map<string, Publish
           onFrame: (frame) => session?.sendFrame(frame),
           onData: (text) => session?.sendData(`echo:${text}`),
           onClosed: (reason) => closed.push(reason),
+          onSent: (frame, firstPacketMs) => {
+            for (const st of frame.stages) stages.set(st.name, [...(stages.get(st.name) ?? []), st.endMs - st.startMs]);
+            stages.set('arrival→first packet out', [...(stages.get('arrival→first packet out') ?? []), firstPacketMs - frame.arrivalMs]);
+          },
         });
         sessions.set(id, session);
         res.writeHead(201, { 'Content-Type': 'application/sdp', Location: `/whip/${id}` }).end(session.answerSdp);
@@ -60,6 +74,7 @@ function startEchoServer(): Promise<{ url: string; sessions: Map<string, Publish
         url: `http://127.0.0.1:${port}/whip`,
         sessions,
         closed,
+        stages,
         stop: async () => {
           for (const s of sessions.values()) await s.close();
           await new Promise((r) => server.close(r));
@@ -106,6 +121,7 @@ describe('PublisherSession echo over real WebRTC', { timeout: 120_000 }, () => {
 
   for (const codec of ['VP8', 'H264'] as VideoCodecName[]) {
     test(`${codec}: ≥90% of frames come back with their RTP timestamps and the sent pixels`, { timeout: 60_000 }, async () => {
+      server.stages.clear();
       const received = new Map<number, { rgb: RgbImage; receivedMs: number }>();
       const dataReplies: string[] = [];
       const client = await createLoopbackClient({
@@ -145,6 +161,12 @@ describe('PublisherSession echo over real WebRTC', { timeout: 120_000 }, () => {
         `${codec}: sent ${FRAMES}, back ${received.size}, unmatched ${unmatched}, median PSNR ${median(psnrs).toFixed(1)} dB, ` +
           `min ${Math.min(...psnrs).toFixed(1)} dB, median round trip ${median(latencies).toFixed(1)} ms; session ${JSON.stringify(stats)}`,
       );
+      const p95 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length * 0.95)] ?? NaN;
+      console.log(
+        `${codec} 640x480 → ${TARGET.width}x${TARGET.height} stages (median / p95 ms): ` +
+          [...server.stages].map(([k, v]) => `${k} ${median(v).toFixed(2)} / ${p95(v).toFixed(2)}`).join(', '),
+      );
+      for (const name of ['depacketize', 'decode', 'scale', 'encode', 'packetize']) assert.ok(server.stages.has(name), `stage ${name} recorded`);
       assert.equal(unmatched, 0, 'every output frame carries an input RTP timestamp');
       assert.ok(received.size >= 0.9 * FRAMES, `received ${received.size} of ${FRAMES}`);
       assert.ok(median(psnrs) > 25, `median PSNR ${median(psnrs)}`);
@@ -152,6 +174,30 @@ describe('PublisherSession echo over real WebRTC', { timeout: 120_000 }, () => {
       assert.deepEqual(dataReplies, ['echo:ping']);
     });
   }
+
+  test('a PLI from the client is answered with a keyframe on the next frame', { timeout: 30_000 }, async () => {
+    const client = await createLoopbackClient({
+      whipUrl: server.url,
+      codec: 'VP8',
+      fps: FPS,
+      frames: clip.slice(0, 45),
+      width: 640,
+      height: 480,
+      onOutputFrame: () => {},
+    });
+    await new Promise((r) => setTimeout(r, 600));
+    const before = client.stats().keyframesReceived;
+    client.requestKeyframe();
+    await client.finished;
+    await new Promise((r) => setTimeout(r, 300));
+    const session = [...server.sessions.values()].at(-1)!;
+    const stats = session.stats();
+    const after = client.stats().keyframesReceived;
+    await client.close();
+    assert.equal(before, 1, 'one keyframe at the start, none since (gop is 10 s)');
+    assert.ok(stats.keyframeRequestsReceived >= 1, 'the server saw the PLI');
+    assert.ok(after > before, 'a keyframe followed the PLI');
+  });
 
   test('a sendonly (WHIP/OBS) offer is answered recvonly: frames arrive, nothing is sent back', { timeout: 30_000 }, async () => {
     let back = 0;
@@ -163,6 +209,7 @@ describe('PublisherSession echo over real WebRTC', { timeout: 120_000 }, () => {
       width: 640,
       height: 480,
       direction: 'sendonly',
+      audio: true,
       onOutputFrame: () => back++,
     });
     await client.finished;
@@ -171,6 +218,8 @@ describe('PublisherSession echo over real WebRTC', { timeout: 120_000 }, () => {
     const stats = session.stats();
     await client.close();
     assert.match(client.answerSdp, /a=recvonly/);
+    assert.match(client.answerSdp, /a=group:BUNDLE 0 1/, 'audio stays in the bundle');
+    assert.match(client.answerSdp, /m=audio [1-9]/, 'audio m-line accepted, not rejected with port 0');
     assert.ok(stats.framesDecoded >= 27, `decoded ${stats.framesDecoded} of 30`);
     assert.equal(stats.packetsOut, 0);
     assert.equal(back, 0);
@@ -195,6 +244,25 @@ describe('PublisherSession echo over real WebRTC', { timeout: 120_000 }, () => {
     console.log(`vanished peer reported after ${Date.now() - t0} ms: ${reason}`);
     assert.ok(server.closed.length > before, 'onClosed was called');
     assert.match(reason!, /no media|peer/);
+  });
+
+  test('closing a session while frames are in flight is safe', { timeout: 30_000 }, async () => {
+    const client = await createLoopbackClient({
+      whipUrl: server.url,
+      codec: 'H264',
+      fps: FPS,
+      frames: clip.slice(0, 30),
+      width: 640,
+      height: 480,
+      loop: true,
+      onOutputFrame: () => {},
+    });
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.ok(client.stats().framesReceived > 0, 'frames were flowing');
+    const res = await fetch(client.location, { method: 'DELETE' });
+    assert.equal(res.status, 200);
+    await new Promise((r) => setTimeout(r, 300)); // the client keeps sending into a closed session
+    await client.close({ deleteSession: false });
   });
 
   test('close() frees every session resource', async () => {

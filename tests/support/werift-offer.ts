@@ -25,7 +25,9 @@ export async function makeOffer(options: { codecs?: ('VP8' | 'H264' | 'AV1')[]; 
           rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }],
         }),
   );
+  // max-bundle: with werift's default policy, close() leaves the sockets of unused transports open.
   const pc = new RTCPeerConnection({
+    bundlePolicy: 'max-bundle',
     codecs: {
       video,
       audio: [new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2, payloadType: 111 })],
