@@ -83,7 +83,9 @@ export function distribution(values: number[]): Distribution {
   return { count: s.length, mean: s.reduce((a, b) => a + b, 0) / s.length, p50: q(50), p95: q(95), p99: q(99), max: s[s.length - 1]! };
 }
 
-const COMPUTE_STAGES: ReadonlySet<StageName> = new Set(['depacketize', 'decode', 'scale', 'preprocess', 'flow', 'vae_encode', 'denoise', 'vae_decode', 'postprocess', 'reuse', 'encode', 'packetize']);
+/** Stages that do work on every restyled frame. Not mailbox/dispatch (waiting and transfer: the overhead
+ * the ratio measures) and not reuse (an alternative to the model path, not a part of it). */
+const COMPUTE_STAGES: ReadonlySet<StageName> = new Set(['depacketize', 'decode', 'scale', 'preprocess', 'flow', 'vae_encode', 'denoise', 'vae_decode', 'postprocess', 'encode', 'packetize']);
 
 export function summarize(
   config: RunConfig,
@@ -256,7 +258,7 @@ export function renderHtml(report: RunReport): string {
   const points = report.timeline
     .map(([t, l, s]) => `<circle cx="${((t / tMax) * W).toFixed(1)}" cy="${(H - (Math.min(l, maxLat) / maxLat) * H).toFixed(1)}" r="1.6" fill="${colours[s % colours.length]}"/>`)
     .join('');
-  const stageEntries = Object.entries(report.stagesMs).filter(([name]) => COMPUTE_STAGES.has(name as StageName) || name === 'mailbox' || name === 'dispatch');
+  const stageEntries = Object.entries(report.stagesMs).filter(([name]) => name !== 'reuse');
   const total = stageEntries.reduce((a, [, d]) => a + (d.p50 || 0), 0) || 1;
   let x = 0;
   const stageBar = stageEntries
