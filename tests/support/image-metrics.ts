@@ -75,3 +75,49 @@ export async function downscale(image: RgbImage, width: number, height: number):
     .toBuffer();
   return { width, height, data: new Uint8Array(data) };
 }
+
+/**
+ * Mean SSIM over the three channels with 7×7 uniform windows (scikit-image's default `structural_similarity`:
+ * K1 0.01, K2 0.03, data range 255, sample covariance), so figures compare with the model card's.
+ */
+export function ssim(a: RgbImage, b: RgbImage): number {
+  const { width: w, height: h } = a;
+  const win = 7;
+  const n = win * win;
+  const cov = n / (n - 1);
+  const c1 = (0.01 * 255) ** 2;
+  const c2 = (0.03 * 255) ** 2;
+  let total = 0;
+  let count = 0;
+  for (let ch = 0; ch < 3; ch++) {
+    for (let y = 0; y + win <= h; y++) {
+      for (let x = 0; x + win <= w; x++) {
+        let sa = 0;
+        let sb = 0;
+        let saa = 0;
+        let sbb = 0;
+        let sab = 0;
+        for (let dy = 0; dy < win; dy++) {
+          let i = ((y + dy) * w + x) * 3 + ch;
+          for (let dx = 0; dx < win; dx++, i += 3) {
+            const va = a.data[i]!;
+            const vb = b.data[i]!;
+            sa += va;
+            sb += vb;
+            saa += va * va;
+            sbb += vb * vb;
+            sab += va * vb;
+          }
+        }
+        const ma = sa / n;
+        const mb = sb / n;
+        const va = (saa / n - ma * ma) * cov;
+        const vb = (sbb / n - mb * mb) * cov;
+        const vab = (sab / n - ma * mb) * cov;
+        total += ((2 * ma * mb + c1) * (2 * vab + c2)) / ((ma * ma + mb * mb + c1) * (va + vb + c2));
+        count++;
+      }
+    }
+  }
+  return total / count;
+}
