@@ -164,6 +164,7 @@ export class ModelRuntime implements Restyler {
       width: manifest.resolution.width,
       height: manifest.resolution.height,
       styles: c.kind === 'styles' ? c.styles.map((s) => s.id) : [],
+      styleLabels: c.kind === 'styles' ? Object.fromEntries(c.styles.map((s) => [s.id, s.label])) : {},
       steps: manifest.steps,
       conditioning: c.kind,
       defaults: { ...manifest.defaults },

@@ -34,7 +34,7 @@ describe('ModelRuntime', () => {
     await withRuntime({}, async (rt) => {
       assert.deepEqual(
         { ...rt.info, steps: [...rt.info.steps], styles: [...rt.info.styles] },
-        { name: 'sd-tiny', width: 64, height: 64, styles: [], steps: [1, 2, 3, 4], conditioning: 'text', defaults: { steps: 1, strength: 0.5, style: '' }, provider: 'cpu', workers: 1 },
+        { name: 'sd-tiny', width: 64, height: 64, styles: [], styleLabels: {}, steps: [1, 2, 3, 4], conditioning: 'text', defaults: { steps: 1, strength: 0.5, style: '' }, provider: 'cpu', workers: 1 },
       );
     });
   });
