@@ -56,8 +56,8 @@ export class ParamsForm {
       strength: Number(this.strength.value),
       steps: Number(this.steps.value),
       seed: this.seedValue(),
-      consistency: Number(this.consistency.value),
     };
+    if (this.lastEdit.has(this.consistency)) values.consistency = Number(this.consistency.value);
     if (this.style.options.length > 0) values.style = this.style.value;
     if (this.conditioning === 'text') values.prompt = this.prompt.value;
     if (this.lastEdit.has(this.similarityFilter)) values.similarityFilter = this.similarityFilter.checked;
