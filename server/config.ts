@@ -23,6 +23,15 @@ export interface ServerConfig {
   codecs: VideoCodec[];
   maxBitrateKbps: number;
   maxSessions: number;
+  /** Live WHIP sessions one client address may hold at once (503 beyond that). */
+  maxSessionsPerClient: number;
+  /**
+   * Bearer token required on POST /whip, /sessions/... and the /ws upgrade; undefined = no auth.
+   * A secret: never log it.
+   */
+  token?: string;
+  /** A request must arrive in full (headers and body) within this long, or its socket is closed. */
+  requestTimeoutMs: number;
   /** A session whose publisher sends no media for this long is ended (a vanished peer). */
   mediaTimeoutMs: number;
   /** Origins allowed to call the API from a browser page on another origin ('*' = any). */
@@ -52,6 +61,9 @@ export const SERVE_OPTIONS = {
   codecs: ['CODECS', 'video codecs offered, in preference order (default VP8,H264)'],
   'max-bitrate-kbps': ['MAX_BITRATE_KBPS', 'cap on the encoder bitrate (default 2000)'],
   'max-sessions': ['MAX_SESSIONS', 'concurrent publisher sessions before 503 (default 4)'],
+  'max-sessions-per-client': ['MAX_SESSIONS_PER_CLIENT', 'concurrent sessions one client address may hold before 503 (default 2)'],
+  token: ['TOKEN', 'require `Authorization: Bearer <token>` on WHIP, session and WebSocket endpoints (default: none)'],
+  'request-timeout-ms': ['REQUEST_TIMEOUT_MS', 'close a connection whose request has not fully arrived after this long (default 15000)'],
   'media-timeout-ms': ['MEDIA_TIMEOUT_MS', 'end a session after this long without media (default 10000)'],
   'cors-origin': ['CORS_ORIGIN', 'comma-separated origins allowed cross-origin, or * (default: none)'],
   'log-level': ['LOG_LEVEL', 'trace | debug | info | warn | error (default info)'],
@@ -86,6 +98,9 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     codecs: codecs(get('codecs') ?? 'VP8,H264'),
     maxBitrateKbps: int('max-bitrate-kbps', get('max-bitrate-kbps'), 2000, 100, 50_000),
     maxSessions: int('max-sessions', get('max-sessions'), 4, 1, 1000),
+    maxSessionsPerClient: int('max-sessions-per-client', get('max-sessions-per-client'), 2, 1, 1000),
+    token: token(get('token')),
+    requestTimeoutMs: int('request-timeout-ms', get('request-timeout-ms'), 15_000, 100, 600_000),
     corsOrigins: (get('cors-origin') ?? '').split(',').map((o) => o.trim()).filter(Boolean),
     mediaTimeoutMs: int('media-timeout-ms', get('media-timeout-ms'), 10_000, 500, 600_000),
     logLevel: oneOf('log-level', get('log-level') ?? 'info', ['trace', 'debug', 'info', 'warn', 'error', 'silent'] as const),
@@ -110,6 +125,16 @@ function oneOf<T extends string>(flag: string, raw: string, allowed: readonly T[
     throw new ConfigError(`--${flag} must be one of ${allowed.join(', ')} (got "${raw}")`);
   }
   return raw as T;
+}
+
+function token(raw: string | undefined): string | undefined {
+  if (raw === undefined || raw === '') return undefined;
+  // Visible ASCII only, so the token fits an HTTP header and a URL query as-is. The value itself is
+  // never echoed: error messages and logs must not carry the secret.
+  if (!/^[\x21-\x7e]+$/.test(raw)) {
+    throw new ConfigError('--token must be printable ASCII without spaces (got a value that is not)');
+  }
+  return raw;
 }
 
 function resolution(raw: string | undefined): ServerConfig['resolution'] {

@@ -1,7 +1,9 @@
 // The HTTP surface: WHIP ingest, session resources, live parameters, the web app, health and metrics.
 // Routes only translate HTTP to calls on the SessionManager and errors (values with a `status`) to
 // status codes; no media logic lives here.
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { createServer } from 'node:http';
 import path from 'node:path';
 import fastifyStatic from '@fastify/static';
 import Fastify, { LogController, type FastifyReply } from 'fastify';
@@ -23,16 +25,59 @@ export interface HttpAppDeps {
   logger: Logger;
 }
 
+/** Socket idle timeout: a connection that sends nothing for this long is closed. */
+const CONNECTION_TIMEOUT_MS = 30_000;
+const KEEP_ALIVE_TIMEOUT_MS = 72_000;
+
+/**
+ * Bearer-token check (RFC 9725 §4.5; RFC 6750). 'missing' when no Bearer credentials were presented,
+ * 'wrong' when they do not match. Both sides are hashed first so the comparison is constant-time and
+ * its duration does not depend on (or reveal) the token's length.
+ */
+export function checkBearer(expected: string, authorization: string | undefined): 'ok' | 'missing' | 'wrong' {
+  const match = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(authorization ?? '');
+  if (!match) return 'missing';
+  return tokenMatches(expected, match[1]!) ? 'ok' : 'wrong';
+}
+
+export function tokenMatches(expected: string, presented: string): boolean {
+  const a = createHash('sha256').update(expected, 'utf8').digest();
+  const b = createHash('sha256').update(presented, 'utf8').digest();
+  return timingSafeEqual(a, b);
+}
+
+/** Routes that need the token when one is configured: ingest and everything about a session. */
+function needsToken(method: string, route: string | undefined): boolean {
+  if (route === undefined) return false;
+  if (route === '/whip') return method !== 'OPTIONS';
+  return route === '/sessions' || route.startsWith('/sessions/');
+}
+
 export async function buildHttpApp(deps: HttpAppDeps) {
   const { sessions, restyler, metrics } = deps;
+  const requestTimeout = deps.config.requestTimeoutMs ?? 15_000;
   const app = Fastify({
     loggerInstance: deps.logger,
     // Sessions log their own lifecycle; a line per HTTP request (metrics scrapes included) is noise.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 256 * 1024,
-    // Slow clients must not hold sockets forever.
-    requestTimeout: 15_000,
-    connectionTimeout: 30_000,
+    // Slow clients must not hold sockets forever: a request must arrive in full within
+    // requestTimeout (Node answers 408 and closes the socket), and an idle socket is closed after
+    // CONNECTION_TIMEOUT_MS. Node only checks request deadlines every connectionsCheckingInterval
+    // (30 s by default), so the server is created here with an interval matched to the timeout.
+    serverFactory: (handler) => {
+      const server = createServer(
+        {
+          requestTimeout,
+          headersTimeout: Math.min(60_000, requestTimeout),
+          connectionsCheckingInterval: Math.min(30_000, Math.max(50, Math.floor(requestTimeout / 4))),
+          keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+        },
+        handler,
+      );
+      server.setTimeout(CONNECTION_TIMEOUT_MS);
+      return server;
+    },
   });
 
   app.addContentTypeParser('application/trickle-ice-sdpfrag', { parseAs: 'string', bodyLimit: MAX_SDP_BYTES }, (_req, body, done) =>
@@ -55,6 +100,23 @@ export async function buildHttpApp(deps: HttpAppDeps) {
       .header('Access-Control-Expose-Headers', 'Location, ETag, Link, Accept-Post, Retry-After');
     if (request.method === 'OPTIONS') return reply.code(204).send();
   });
+
+  // Bearer-token auth (--token): checked before the body is read, so an unauthenticated client
+  // cannot make the server parse an offer. CORS preflights (answered above) and OPTIONS stay open.
+  const token = deps.config.token;
+  if (token !== undefined) {
+    app.addHook('onRequest', async (request, reply) => {
+      if (reply.sent || !needsToken(request.method, request.routeOptions.url)) return;
+      const verdict = checkBearer(token, request.headers.authorization);
+      if (verdict === 'ok') return;
+      if (verdict === 'missing') {
+        void reply.header('WWW-Authenticate', 'Bearer realm="sds"');
+        return reply.code(401).type('text/plain; charset=utf-8').send('this endpoint needs `Authorization: Bearer <token>` (the server was started with --token)\n');
+      }
+      void reply.header('WWW-Authenticate', 'Bearer realm="sds", error="invalid_token"');
+      return reply.code(403).type('text/plain; charset=utf-8').send('the bearer token is not valid for this server\n');
+    });
+  }
 
   app.setErrorHandler((error: Error & { status?: number; statusCode?: number }, _request, reply) => {
     sendError(reply, error);
@@ -96,7 +158,7 @@ export async function buildHttpApp(deps: HttpAppDeps) {
     }
     // Initial parameters may ride on the WHIP URL (e.g. /whip?style=sketch&strength=0.5): a publisher
     // like OBS has only a URL to configure.
-    const session = await sessions.create(offer, queryToParams(request.query));
+    const session = await sessions.create(offer, queryToParams(request.query), request.socket.remoteAddress ?? request.ip);
     const location = `/sessions/${session.id}`;
     return reply
       .code(201)

@@ -103,6 +103,9 @@ export type FrameObserver = (sessionId: string, frame: VideoFrame, firstPacketOu
 export class SessionManager {
   private readonly sessions = new Map<string, Session>();
   private pending = 0;
+  /** Live and pending sessions per client address (only for sessions created with an address). */
+  private readonly perClient = new Map<string, number>();
+  private readonly clientOf = new Map<string, string>();
   readonly frameObservers = new Set<FrameObserver>();
 
   constructor(
@@ -133,8 +136,16 @@ export class SessionManager {
     return { styles: this.restyler.info.styles, steps: this.restyler.info.steps };
   }
 
-  /** Admit a publisher: answer its offer and start its engine. Throws CapacityError, SdpError, ... */
-  async create(offerSdp: string, initial?: unknown): Promise<Session> {
+  /** Live (and pending) sessions held by one client address. */
+  sessionsOf(clientAddress: string): number {
+    return this.perClient.get(normalizeAddress(clientAddress)) ?? 0;
+  }
+
+  /**
+   * Admit a publisher: answer its offer and start its engine. Throws CapacityError, SdpError, ...
+   * With `clientAddress`, the per-address cap (--max-sessions-per-client) applies too.
+   */
+  async create(offerSdp: string, initial?: unknown, clientAddress?: string): Promise<Session> {
     if (this.sessions.size + this.pending >= this.config.maxSessions) {
       this.metrics.sessionErrors.inc({ kind: 'capacity' });
       throw new CapacityError(
@@ -142,7 +153,18 @@ export class SessionManager {
         10,
       );
     }
+    const client = clientAddress === undefined ? undefined : normalizeAddress(clientAddress);
+    const perClientLimit = this.config.maxSessionsPerClient ?? Infinity;
+    if (client !== undefined && (this.perClient.get(client) ?? 0) >= perClientLimit) {
+      this.metrics.sessionErrors.inc({ kind: 'capacity' });
+      throw new CapacityError(
+        `too many sessions from your address: it already holds ${perClientLimit} live sessions (limit set by --max-sessions-per-client); end one (DELETE) or retry later`,
+        10,
+      );
+    }
     this.pending++;
+    if (client !== undefined) this.perClient.set(client, (this.perClient.get(client) ?? 0) + 1);
+    let admitted = false;
     try {
       const id = randomBytes(16).toString('base64url');
       const log = this.logger.child({ session: id });
@@ -188,19 +210,33 @@ export class SessionManager {
       }
       session = new Session(id, nowMs(), engine, publisher, this.limits(), log);
       this.sessions.set(id, session);
+      if (client !== undefined) this.clientOf.set(id, client);
+      admitted = true;
       session.startStats(1000);
       this.metrics.sessionsOpened.inc();
       log.info({ codec: publisher.codec, width, height }, 'session started');
       return session;
     } finally {
       this.pending--;
+      if (client !== undefined && !admitted) this.releaseClient(client);
     }
+  }
+
+  private releaseClient(client: string): void {
+    const n = (this.perClient.get(client) ?? 0) - 1;
+    if (n > 0) this.perClient.set(client, n);
+    else this.perClient.delete(client);
   }
 
   async close(id: string, reason: string): Promise<boolean> {
     const session = this.sessions.get(id);
     if (!session) return false;
     this.sessions.delete(id);
+    const client = this.clientOf.get(id);
+    if (client !== undefined) {
+      this.clientOf.delete(id);
+      this.releaseClient(client);
+    }
     await session.close(reason);
     return true;
   }
@@ -212,6 +248,11 @@ export class SessionManager {
   droppedFrames(): number {
     return this.all().reduce((n, s) => n + s.engine.stats().droppedFrames, 0);
   }
+}
+
+/** One key per client: an IPv4 peer on a dual-stack socket appears as ::ffff:a.b.c.d. */
+function normalizeAddress(address: string): string {
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
 }
 
 function round(v: number): number | null {

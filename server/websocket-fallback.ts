@@ -12,6 +12,7 @@ import { nowMs } from '../realtime/clock.js';
 import { ParamsError, parseParamsPatch } from '../realtime/params.js';
 import { StreamEngine } from '../realtime/stream-engine.js';
 import type { ServerConfig } from './config.js';
+import { checkBearer, tokenMatches } from './http-app.js';
 import type { SessionManager } from './sessions.js';
 
 const MAX_JPEG_BYTES = 4 * 1024 * 1024;
@@ -33,6 +34,21 @@ export function attachWebSocketFallback(server: Server, deps: WebSocketFallbackD
     if (url.pathname !== '/ws') {
       socket.destroy();
       return;
+    }
+    // With --token, the upgrade needs the token: as `?token=` (a browser cannot set headers on a
+    // WebSocket) or as `Authorization: Bearer`. The URL is never logged, so the token is not either.
+    const token = deps.config.token;
+    if (token !== undefined) {
+      const presented = url.searchParams.get('token');
+      const verdict =
+        presented !== null ? (tokenMatches(token, presented) ? 'ok' : 'wrong') : checkBearer(token, request.headers.authorization);
+      if (verdict !== 'ok') {
+        const head = verdict === 'missing' ? '401 Unauthorized\r\nWWW-Authenticate: Bearer realm="sds"' : '403 Forbidden';
+        socket.on('error', () => socket.destroy());
+        socket.once('finish', () => socket.destroy());
+        socket.end(`HTTP/1.1 ${head}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+        return;
+      }
     }
     wss.handleUpgrade(request, socket, head, (ws) => {
       if (live.size + deps.sessions.size >= deps.config.maxSessions) {

@@ -5,7 +5,7 @@ import { byId, ParamsForm } from './controls.js';
 import { fetchModelInfo, parseServerMessage, type ModelInfo, type ServerStats, type SessionParams } from './protocol.js';
 import { ParamsSender } from './params-sender.js';
 import { Publisher, type ConnectionHealth } from './publisher.js';
-import { formatWait, SignalingError } from './signaling.js';
+import { authHeaders, formatWait, SignalingError } from './signaling.js';
 import { FrameRateMeter, readTransportStats, type TransportStats } from './stats.js';
 
 const WHIP_ENDPOINT = '/whip';
@@ -212,7 +212,7 @@ function onServerMessage(live: LiveSession, data: unknown): void {
 /** After a refused change the form may show values the server did not take: show the server's again. */
 async function resyncParams(live: LiveSession): Promise<void> {
   try {
-    const response = await fetch(`${live.publisher.resourceUrl}/params`, { headers: { Accept: 'application/json' } });
+    const response = await fetch(`${live.publisher.resourceUrl}/params`, { headers: { Accept: 'application/json', ...authHeaders() } });
     if (response.ok && session === live) form.apply((await response.json()) as Partial<SessionParams>, { force: true });
   } catch {
     // best effort; the next accepted change brings the full parameters anyway

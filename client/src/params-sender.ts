@@ -2,6 +2,7 @@
 // over the `control` DataChannel, or PATCHes <session>/params when the channel is not open.
 
 import type { ClientMessage, SessionParams } from './protocol.js';
+import { authHeaders } from './signaling.js';
 
 export class ParamsSender {
   private pending: Partial<SessionParams> = {};
@@ -46,7 +47,7 @@ export class ParamsSender {
     try {
       const response = await fetch(url, {
         method: 'PATCH',
-        headers: { 'Content-Type': 'application/json' },
+        headers: { 'Content-Type': 'application/json', ...authHeaders() },
         body: JSON.stringify(params),
       });
       const text = await response.text();

@@ -18,6 +18,25 @@ export class SignalingError extends Error {
   }
 }
 
+/**
+ * The API token for a server started with --token, taken from the page URL (`/?token=...`), or
+ * undefined. Sent as `Authorization: Bearer` on every WHIP and session request.
+ */
+export function pageToken(): string | undefined {
+  try {
+    const token = new URLSearchParams(location.search).get('token');
+    return token ? token : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Headers that carry the page's token, if any; merge them into every WHIP / session request. */
+export function authHeaders(): Record<string, string> {
+  const token = pageToken();
+  return token ? { Authorization: `Bearer ${token}` } : {};
+}
+
 export interface SignaledSession {
   answerSdp: string;
   /** Absolute URL of the session resource (the response's Location). */
@@ -58,7 +77,7 @@ export async function postOffer(endpoint: string, offerSdp: string): Promise<Sig
   try {
     response = await fetch(url, {
       method: 'POST',
-      headers: { 'Content-Type': 'application/sdp', Accept: 'application/sdp' },
+      headers: { 'Content-Type': 'application/sdp', Accept: 'application/sdp', ...authHeaders() },
       body: offerSdp,
     });
   } catch {
@@ -75,6 +94,17 @@ export async function postOffer(endpoint: string, offerSdp: string): Promise<Sig
     const when = retryAt ? ` Try again in ${formatWait(retryAt.getTime() - Date.now())}.` : ' Try again in a little while.';
     throw new SignalingError('full', `The server is full.${when}${reason ? ` (${reason})` : ''}`, 503, retryAt, reason);
   }
+  if (response.status === 401 || response.status === 403) {
+    throw new SignalingError(
+      'rejected',
+      response.status === 401
+        ? 'This server needs an access token: open the page as /?token=<token>.'
+        : 'The access token in the page URL (?token=...) is not valid for this server.',
+      response.status,
+      undefined,
+      reason,
+    );
+  }
   if (response.status === 404) {
     throw new SignalingError('not-found', reason || `Nothing is published at ${url.pathname}.`, 404);
   }
@@ -87,7 +117,7 @@ export async function postOffer(endpoint: string, offerSdp: string): Promise<Sig
 
 /** Ends a session resource. `keepalive` lets the request outlive the page (used on unload). */
 export function deleteResource(resourceUrl: string, keepalive = false): Promise<void> {
-  return fetch(resourceUrl, { method: 'DELETE', keepalive }).then(
+  return fetch(resourceUrl, { method: 'DELETE', keepalive, headers: authHeaders() }).then(
     () => undefined,
     () => undefined, // the server may already be gone; nothing useful to tell the user
   );
