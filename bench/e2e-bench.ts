@@ -34,7 +34,17 @@ export interface E2eBenchOptions {
 
 export async function runE2eBench(options: E2eBenchOptions): Promise<RunReport> {
   const base = parseServeConfig(options.serveArgs);
-  const config = { ...base, host: '127.0.0.1', port: 0, maxSessions: Math.max(base.maxSessions, options.sessions), maxSessionsPerClient: Math.max(base.maxSessionsPerClient, options.sessions), logLevel: process.env.LOG_LEVEL ?? 'warn' };
+  // The benchmark measures N sessions as asked, so admission control is off unless a ceiling is given.
+  const admissionCeiling = options.serveArgs.includes('--admission-ceiling') ? base.admissionCeiling : Number.POSITIVE_INFINITY;
+  const config = {
+    ...base,
+    host: '127.0.0.1',
+    port: 0,
+    maxSessions: Math.max(base.maxSessions, options.sessions),
+    maxSessionsPerClient: Math.max(base.maxSessionsPerClient, options.sessions),
+    admissionCeiling,
+    logLevel: process.env.LOG_LEVEL ?? 'warn',
+  };
   const server = await startServer(config, createLogger(config.logLevel));
   const serverFrames = new Map<string, Map<number, { arrivalMs: number; outMs: number; stages: StageTiming[] }>>();
   server.sessions.frameObservers.add((sessionId, frame, outMs) => {

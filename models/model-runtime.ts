@@ -37,6 +37,8 @@ interface Pending {
   reject(e: Error): void;
 }
 
+const UTILIZATION_WINDOW_MS = 3000;
+
 const WORKER_URL = new URL('./worker/inference-worker.js', import.meta.url);
 
 /** One worker thread and what it owes: restarted in place if it dies. */
@@ -152,6 +154,8 @@ export class ModelRuntime implements Restyler {
   private readonly pins = new Map<string, WorkerSlot>();
   private nextId = 1;
   private closed = false;
+  /** [end time, busy ms] of recent requests, for utilization(). */
+  private readonly busy: Array<[number, number]> = [];
 
   private constructor(
     readonly manifest: ModelManifest,
@@ -219,7 +223,22 @@ export class ModelRuntime implements Restyler {
       seed: request.seed,
       scale: request.scale ?? 1,
     };
-    return new Promise((resolve, reject) => slot.post(msg, [pixels], { resolve, reject }));
+    return new Promise<RestyleResult>((resolve, reject) => slot.post(msg, [pixels], { resolve, reject })).then((result) => {
+      const first = result.stages[0];
+      const last = result.stages[result.stages.length - 1];
+      if (first && last) this.busy.push([last.endMs, last.endMs - first.startMs]);
+      return result;
+    });
+  }
+
+  /**
+   * Measured load: the fraction of the last few seconds the workers spent running requests (0..1 per
+   * worker, averaged). Admission control reads it to refuse a session that would overload the runtime.
+   */
+  utilization(nowMs = performance.timeOrigin + performance.now()): number {
+    while (this.busy.length > 0 && nowMs - this.busy[0]![0] > UTILIZATION_WINDOW_MS) this.busy.shift();
+    const total = this.busy.reduce((sum, [, ms]) => sum + ms, 0);
+    return total / (UTILIZATION_WINDOW_MS * this.slots.length);
   }
 
   releaseStream(streamId: string): void {

@@ -35,6 +35,8 @@ export interface Restyler {
   releaseStream(streamId: string): void;
   /** Requests waiting for or running in a worker (a metrics gauge). */
   readonly queueDepth: number;
+  /** Fraction of recent time the workers were busy (0..1), measured; for admission control. */
+  utilization(): number;
   close(): Promise<void>;
 }
 

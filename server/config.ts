@@ -25,6 +25,8 @@ export interface ServerConfig {
   maxSessions: number;
   /** Live WHIP sessions one client address may hold at once (503 beyond that). */
   maxSessionsPerClient: number;
+  /** Admission control: refuse a session predicted to push measured model utilization past this. */
+  admissionCeiling: number;
   /**
    * Bearer token required on POST /whip, /sessions/... and the /ws upgrade; undefined = no auth.
    * A secret: never log it.
@@ -61,6 +63,7 @@ export const SERVE_OPTIONS = {
   codecs: ['CODECS', 'video codecs offered, in preference order (default VP8,H264)'],
   'max-bitrate-kbps': ['MAX_BITRATE_KBPS', 'cap on the encoder bitrate (default 2000)'],
   'max-sessions': ['MAX_SESSIONS', 'concurrent publisher sessions before 503 (default 4)'],
+  'admission-ceiling': ['ADMISSION_CEILING', 'refuse a session predicted to push model utilization past this, 0..1 (default 0.85; 1 = off)'],
   'max-sessions-per-client': ['MAX_SESSIONS_PER_CLIENT', 'concurrent sessions one client address may hold before 503 (default 2)'],
   token: ['TOKEN', 'require `Authorization: Bearer <token>` on WHIP, session and WebSocket endpoints (default: none)'],
   'request-timeout-ms': ['REQUEST_TIMEOUT_MS', 'close a connection whose request has not fully arrived after this long (default 15000)'],
@@ -98,6 +101,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     codecs: codecs(get('codecs') ?? 'VP8,H264'),
     maxBitrateKbps: int('max-bitrate-kbps', get('max-bitrate-kbps'), 2000, 100, 50_000),
     maxSessions: int('max-sessions', get('max-sessions'), 4, 1, 1000),
+    admissionCeiling: fraction('admission-ceiling', get('admission-ceiling'), 0.85),
     maxSessionsPerClient: int('max-sessions-per-client', get('max-sessions-per-client'), 2, 1, 1000),
     token: token(get('token')),
     requestTimeoutMs: int('request-timeout-ms', get('request-timeout-ms'), 15_000, 100, 600_000),
@@ -117,6 +121,13 @@ function int(flag: string, raw: string | undefined, fallback: number, min: numbe
   if (!Number.isInteger(n) || n < min || n > max) {
     throw new ConfigError(`--${flag} must be an integer from ${min} to ${max} (got "${raw}")`);
   }
+  return n;
+}
+
+function fraction(flag: string, raw: string | undefined, fallback: number): number {
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0 || n > 1) throw new ConfigError(`--${flag} must be a number in (0, 1] (got "${raw}")`);
   return n;
 }
 

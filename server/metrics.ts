@@ -19,7 +19,7 @@ export class ServerMetrics {
   readonly sessionsOpened: client.Counter;
   readonly sessionErrors: client.Counter<'kind'>;
 
-  constructor(gauges: { sessions(): number; modelQueueDepth(): number; fps(): { input: number; output: number } }) {
+  constructor(gauges: { sessions(): number; modelQueueDepth(): number; modelUtilization(): number; fps(): { input: number; output: number } }) {
     const r = [this.registry];
     client.collectDefaultMetrics({ register: this.registry });
     this.loopDelay.enable();
@@ -69,6 +69,14 @@ export class ServerMetrics {
       registers: r,
       collect() {
         this.set(gauges.modelQueueDepth());
+      },
+    });
+    new client.Gauge({
+      name: 'sds_model_utilization',
+      help: 'Fraction of the last 3 s the inference workers were busy (admission control reads it)',
+      registers: r,
+      collect() {
+        this.set(gauges.modelUtilization());
       },
     });
     new client.Gauge({

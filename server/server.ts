@@ -37,6 +37,7 @@ export async function startServer(config: ServerConfig, logger = createLogger(co
   const metrics = new ServerMetrics({
     sessions: () => sessions?.size ?? 0,
     modelQueueDepth: () => restyler.queueDepth,
+    modelUtilization: () => restyler.utilization(),
     fps: () => {
       const all = sessions?.all() ?? [];
       return all.reduce(

@@ -6,6 +6,7 @@ import type { Restyler } from '../models/restyle-types.js';
 import { nowMs } from '../realtime/clock.js';
 import type { VideoFrame } from '../realtime/frame.js';
 import { type SessionParams, ParamsError, parseParamsPatch, type ParamsLimits } from '../realtime/params.js';
+import { admission } from '../realtime/admission.js';
 import { StreamEngine, type StreamEngineStats } from '../realtime/stream-engine.js';
 import { createPublisherSession, type PublisherSession } from '../stream/publisher-session.js';
 import type { ServerConfig } from './config.js';
@@ -151,6 +152,20 @@ export class SessionManager {
       throw new CapacityError(
         `server is full: ${this.config.maxSessions} sessions are live (limit set by --max-sessions); retry later`,
         10,
+      );
+    }
+    // Measured capacity: refuse a newcomer that would push the model runtime past the ceiling, so the
+    // sessions already live keep their budget (the deadline scheduler would otherwise degrade all).
+    const verdict = admission({
+      utilization: this.restyler.utilization(),
+      sessions: this.sessions.size,
+      ceiling: this.config.admissionCeiling,
+    });
+    if (!verdict.admit) {
+      this.metrics.sessionErrors.inc({ kind: 'capacity' });
+      throw new CapacityError(
+        `server is at capacity: the model is ${(this.restyler.utilization() * 100).toFixed(0)}% busy and another session is predicted to take it to ${(verdict.predicted * 100).toFixed(0)}% (ceiling ${(this.config.admissionCeiling * 100).toFixed(0)}%, --admission-ceiling); retry later`,
+        5,
       );
     }
     const client = clientAddress === undefined ? undefined : normalizeAddress(clientAddress);

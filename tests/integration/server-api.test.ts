@@ -128,7 +128,7 @@ test('/metrics serves Prometheus text with the pipeline metrics', async () => {
   const res = await fetch(`${server.url}/metrics`);
   assert.equal(res.status, 200);
   const text = await res.text();
-  for (const name of ['sds_stage_duration_ms', 'sds_frame_latency_ms', 'sds_sessions', 'sds_event_loop_delay_ms', 'sds_model_queue_depth', 'sds_frames_dropped_total']) {
+  for (const name of ['sds_stage_duration_ms', 'sds_frame_latency_ms', 'sds_sessions', 'sds_event_loop_delay_ms', 'sds_model_queue_depth', 'sds_model_utilization', 'sds_frames_dropped_total']) {
     assert.match(text, new RegExp(`^# TYPE ${name} `, 'm'), name);
   }
 });

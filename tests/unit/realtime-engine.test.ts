@@ -11,6 +11,9 @@ class InvertingRestyler implements Restyler {
   readonly requests: RestyleRequest[] = [];
   released: string[] = [];
   queueDepth = 0;
+  utilization(): number {
+    return 0;
+  }
   readonly info = {
     name: 'invert',
     width: 4,
