@@ -9,21 +9,13 @@ import type { RunningServer } from '../../server/server.js';
 import { liveResources } from '../../stream/resource-counters.js';
 import { SD_TINY_MODEL, startTestServer } from '../support/server-harness.js';
 import { makeOffer, type OfferingPeer } from '../support/werift-offer.js';
+import { mulberry32 } from '../../models/scheduler.js';
 
 const SEED = Number(process.env.SDS_FUZZ_SEED ?? 0x5d5f00d);
 const PER_REQUEST_TIMEOUT_MS = 10_000;
 
-/** mulberry32: a small, fast, seedable PRNG. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The project's seeded PRNG (the same one that makes each stream's fixed noise). */
+const prng = mulberry32;
 
 const rand = prng(SEED);
 const int = (n: number): number => Math.floor(rand() * n);
