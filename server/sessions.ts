@@ -5,11 +5,12 @@ import type { Logger } from 'pino';
 import type { Restyler } from '../models/restyle-types.js';
 import { nowMs } from '../realtime/clock.js';
 import type { VideoFrame } from '../realtime/frame.js';
-import { type SessionParams, ParamsError, parseParamsPatch, type ParamsLimits } from '../realtime/params.js';
+import { type SessionParams, parseParamsPatch, type ParamsLimits } from '../realtime/params.js';
 import { admission } from '../realtime/admission.js';
 import { StreamEngine, type StreamEngineStats } from '../realtime/stream-engine.js';
 import { createPublisherSession, type PublisherSession } from '../stream/publisher-session.js';
 import type { ServerConfig } from './config.js';
+import { answerControlMessage } from './control-message.js';
 import type { ServerMetrics } from './metrics.js';
 
 export class CapacityError extends Error {
@@ -22,9 +23,6 @@ export class CapacityError extends Error {
     super(message);
   }
 }
-
-/** Messages a client sends on the `control` DataChannel. */
-type ControlMessage = { type: 'params'; params: unknown };
 
 export class Session {
   private statsTimer: NodeJS.Timeout | undefined;
@@ -63,24 +61,7 @@ export class Session {
   }
 
   handleControlMessage(text: string): void {
-    let message: ControlMessage;
-    try {
-      message = JSON.parse(text) as ControlMessage;
-    } catch {
-      this.publisher.sendData(JSON.stringify({ type: 'error', message: 'control messages must be JSON' }));
-      return;
-    }
-    if (message?.type !== 'params') {
-      this.publisher.sendData(JSON.stringify({ type: 'error', message: 'unknown control message type; expected "params"' }));
-      return;
-    }
-    try {
-      const params = this.updateParams(message.params);
-      this.publisher.sendData(JSON.stringify({ type: 'params', params }));
-    } catch (error) {
-      const reason = error instanceof ParamsError ? error.message : 'invalid parameters';
-      this.publisher.sendData(JSON.stringify({ type: 'error', message: reason }));
-    }
+    this.publisher.sendData(JSON.stringify(answerControlMessage(text, this.engine, this.limits)));
   }
 
   stats(): StreamEngineStats & { id: string; codec: string; uptimeMs: number } {
@@ -156,15 +137,16 @@ export class SessionManager {
     }
     // Measured capacity: refuse a newcomer that would push the model runtime past the ceiling, so the
     // sessions already live keep their budget (the deadline scheduler would otherwise degrade all).
+    const utilization = this.restyler.utilization();
     const verdict = admission({
-      utilization: this.restyler.utilization(),
+      utilization,
       sessions: this.sessions.size,
       ceiling: this.config.admissionCeiling,
     });
     if (!verdict.admit) {
       this.metrics.sessionErrors.inc({ kind: 'capacity' });
       throw new CapacityError(
-        `server is at capacity: the model is ${(this.restyler.utilization() * 100).toFixed(0)}% busy and another session is predicted to take it to ${(verdict.predicted * 100).toFixed(0)}% (ceiling ${(this.config.admissionCeiling * 100).toFixed(0)}%, --admission-ceiling); retry later`,
+        `server is at capacity: the model is ${(utilization * 100).toFixed(0)}% busy and another session is predicted to take it to ${(verdict.predicted * 100).toFixed(0)}% (ceiling ${(this.config.admissionCeiling * 100).toFixed(0)}%, --admission-ceiling); retry later`,
         5,
       );
     }

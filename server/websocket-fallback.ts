@@ -9,9 +9,9 @@ import sharp from 'sharp';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Restyler } from '../models/restyle-types.js';
 import { nowMs } from '../realtime/clock.js';
-import { ParamsError, parseParamsPatch } from '../realtime/params.js';
 import { StreamEngine } from '../realtime/stream-engine.js';
 import type { ServerConfig } from './config.js';
+import { answerControlMessage } from './control-message.js';
 import { checkBearer, tokenMatches } from './http-app.js';
 import type { SessionManager } from './sessions.js';
 
@@ -78,8 +78,7 @@ function serveJpegStream(ws: WebSocket, deps: WebSocketFallbackDeps): void {
   const id = `ws-${randomBytes(12).toString('base64url')}`;
   const log = deps.logger.child({ session: id });
   const { width, height } = config.resolution ?? restyler.info;
-  const limits = { styles: restyler.info.styles, steps: restyler.info.steps };
-  const d = restyler.info.defaults;
+  const limits = deps.sessions.limits();
   let seq = 0;
   const send = (value: object): void => {
     if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(value));
@@ -88,7 +87,7 @@ function serveJpegStream(ws: WebSocket, deps: WebSocketFallbackDeps): void {
     streamId: id,
     restyler,
     budgetMs: config.budgetMs,
-    params: { style: d.style, prompt: '', strength: d.strength, steps: d.steps, seed: 42, consistency: 0, similarityFilter: false },
+    params: deps.sessions.defaultParams(),
     onOutput: (frame) => {
       if (ws.readyState !== ws.OPEN || ws.bufferedAmount > MAX_BUFFERED_BYTES) return;
       const { data, width: w, height: h } = frame.image;
@@ -109,13 +108,7 @@ function serveJpegStream(ws: WebSocket, deps: WebSocketFallbackDeps): void {
 
   ws.on('message', (data, isBinary) => {
     if (!isBinary) {
-      try {
-        const message = JSON.parse(data.toString()) as { type?: string; params?: unknown };
-        if (message.type !== 'params') throw new ParamsError('unknown control message type; expected "params"');
-        send({ type: 'params', params: engine.updateParams(parseParamsPatch(message.params, limits)) });
-      } catch (error) {
-        send({ type: 'error', message: error instanceof ParamsError ? error.message : 'control messages must be JSON' });
-      }
+      send(answerControlMessage(data.toString(), engine, limits));
       return;
     }
     const arrivalMs = nowMs();
