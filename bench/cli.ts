@@ -13,6 +13,12 @@ const HELP = `sds bench — measure latency
 
   sds bench e2e   [--seconds S] [--fps F] [--codec VP8|H264] [--sessions N] [--out DIR] ...
       end to end over real WebRTC on loopback (see README "Benchmark").
+
+  sds bench quality [--clip occluder|static-noise|pan|zoom|rotate|FILE.y4m ...] [--consistency 0,0.5,1] ...
+      temporal consistency: warp error, flicker index, style fidelity, added latency (--help for more).
+
+  sds bench flow  [--frames N]
+      optical-flow accuracy (end-point error on clips with known motion) and cost, next to OpenCV.
 `;
 
 export async function runBenchCli(argv: string[]): Promise<number> {
@@ -54,6 +60,28 @@ export async function runBenchCli(argv: string[]): Promise<number> {
   if (kind === 'e2e') {
     const { runE2eBenchCli } = await import('./e2e-bench.js');
     return runE2eBenchCli(rest);
+  }
+  if (kind === 'quality') {
+    const { runQualityBenchCli } = await import('./quality-bench.js');
+    return runQualityBenchCli(rest);
+  }
+  if (kind === 'flow') {
+    const { values } = parseArgs({ args: rest, options: { frames: { type: 'string' }, photo: { type: 'string' } } });
+    const { runFlowBench, formatFlowTable } = await import('./flow-bench.js');
+    const { width, height } = { width: 320, height: 256 };
+    const rows = await runFlowBench(
+      {
+        photo: values.photo ?? path.join(DEFAULT_MODEL_DIR, 'testdata', 'heldout.png'),
+        width,
+        height,
+        gridFactor: 4,
+        frames: values.frames ? Number(values.frames) : 30,
+        references: ['dis-ultrafast', 'dis-medium', 'farneback'],
+      },
+      (line) => process.stderr.write(line + '\n'),
+    );
+    process.stdout.write(formatFlowTable(rows) + '\n');
+    return 0;
   }
   process.stderr.write(`unknown bench kind "${kind}"\n\n${HELP}`);
   return 2;

@@ -6,6 +6,7 @@ import { nowMs } from '../realtime/clock.js';
 import type { DiffusionComponents, Latent } from './components.js';
 import type { ModelManifest } from './manifest.js';
 import { addNoise, gaussianNoise, NoiseSchedule, predictX0, streamTimesteps } from './scheduler.js';
+import { applyGuidance, type LatentDims, type TemporalGuidance } from '../realtime/latent-cache.js';
 
 export interface Img2ImgOptions {
   steps: number;
@@ -13,6 +14,19 @@ export interface Img2ImgOptions {
   /** Denoiser conditioning (a style embedding, a blend, or a text embedding). */
   conditioning: Float32Array;
   noise: FixedNoise;
+  /**
+   * Temporal guidance for this frame, asked for once its latent size is known (after VAE encode):
+   * the previous output warped here and where to trust it, blended into every x0 estimate.
+   */
+  guidance?: (dims: LatentDims, stages: StageTiming[]) => TemporalGuidance | undefined;
+}
+
+export interface Img2ImgResult {
+  image: RgbImage;
+  /** Latent layout [1, C, H, W]. */
+  dims: LatentDims;
+  /** The final x0 estimate, scaled (the denoiser's space): what the next frame's guidance warps. */
+  outputLatent: Float32Array;
 }
 
 /** A stream's fixed noise: the same seed and latent size always give the same tensor. */
@@ -37,7 +51,7 @@ export async function img2img(
   image: RgbImage,
   opts: Img2ImgOptions,
   stages: StageTiming[],
-): Promise<RgbImage> {
+): Promise<Img2ImgResult> {
   const { manifest, schedule } = model;
   const { encoder, denoiser, decoder } = model.components;
   const timed = async <T>(name: StageName, fn: () => T | Promise<T>): Promise<T> => {
@@ -51,9 +65,12 @@ export async function img2img(
   const pixels = await timed('preprocess', () => rgbToTensor(image, manifest));
   const encoded = await timed('vae_encode', () => encoder.encode(pixels, image.width, image.height));
 
+  const sf = manifest.latent.scalingFactor;
+  const inputLatent = encoded.data.map((v) => v * sf);
+  const guidance = opts.guidance?.(encoded.dims, stages);
+  let outputLatent = inputLatent;
   const latent = await timed('denoise', async () => {
-    const sf = manifest.latent.scalingFactor;
-    const x0 = encoded.data.map((v) => v * sf);
+    const x0 = inputLatent.slice();
     const noise = opts.noise.get(x0.length);
     const timesteps = streamTimesteps(opts.steps, opts.strength, manifest.scheduler.numTrainTimesteps);
     const x: Latent = { data: addNoise(x0, noise, schedule.alphaBar(timesteps[0]!)), dims: encoded.dims };
@@ -61,16 +78,19 @@ export async function img2img(
       const t = timesteps[i]!;
       const prediction = await denoiser.predict(x, t, opts.conditioning);
       predictX0(prediction, x.data, schedule.alphaBar(t), manifest.scheduler.predictionType, x0);
+      if (guidance) applyGuidance(x0, guidance);
       // Multi-step: re-noise the x0 estimate to the next timestep with the stream's fixed noise.
       const next = timesteps[i + 1];
       if (next !== undefined) addNoise(x0, noise, schedule.alphaBar(next), x.data);
     }
+    outputLatent = x0.slice();
     for (let i = 0; i < x0.length; i++) x0[i] = x0[i]! / sf;
     return { data: x0, dims: encoded.dims };
   });
 
   const decoded = await timed('vae_decode', () => decoder.decode(latent));
-  return timed('postprocess', () => tensorToRgb(decoded.data, decoded.width, decoded.height, manifest));
+  const output = await timed('postprocess', () => tensorToRgb(decoded.data, decoded.width, decoded.height, manifest));
+  return { image: output, dims: encoded.dims, outputLatent };
 }
 
 /** Packed RGB24 → NCHW float32 [1,3,H,W] in the model's pixel range. */

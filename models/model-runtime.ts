@@ -221,6 +221,7 @@ export class ModelRuntime implements Restyler {
       strength: request.strength,
       steps: request.steps,
       seed: request.seed,
+      consistency: request.consistency,
       scale: request.scale ?? 1,
     };
     return new Promise<RestyleResult>((resolve, reject) => slot.post(msg, [pixels], { resolve, reject })).then((result) => {

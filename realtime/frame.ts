@@ -15,7 +15,8 @@ export type StageName =
   | 'mailbox' // waiting for the engine
   | 'dispatch' // main thread → inference worker and back (transfer overhead)
   | 'preprocess' // RGB → tensor
-  | 'flow'
+  | 'flow' // optical flow + occlusion mask (temporal consistency)
+  | 'warp' // previous output latent warped into this frame
   | 'vae_encode'
   | 'denoise'
   | 'vae_decode'

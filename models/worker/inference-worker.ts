@@ -1,11 +1,13 @@
 // Inference worker entry: loads the model's sessions once, then runs img2img per request. onnxruntime's
 // run() blocks its thread, which is why this lives off the main thread. Per-stream state (the fixed
-// noise) lives here, keyed by stream id, because a stream is pinned to one worker.
+// noise and the latent cache for temporal consistency) lives here, keyed by stream id, because a
+// stream is pinned to one worker.
 import { parentPort, workerData } from 'node:worker_threads';
 import type { RgbImage, StageTiming } from '../../realtime/frame.js';
 import { loadComponents } from '../components.js';
 import { ConditioningTable } from '../conditioning.js';
 import { FixedNoise, img2img } from '../img2img.js';
+import { LatentCache, type TemporalGuidance } from '../../realtime/latent-cache.js';
 import { nowMs } from '../../realtime/clock.js';
 import { double, halve } from '../resample.js';
 import { loadManifest } from '../manifest.js';
@@ -29,13 +31,19 @@ async function main(init: WorkerInit): Promise<void> {
   });
   const model = { manifest, schedule: new NoiseSchedule(manifest.scheduler), components };
   const conditioning = new ConditioningTable(manifest);
-  const streams = new Map<string, FixedNoise>();
+  /** Flow runs at twice the latent grid: image pixels per flow pixel = the VAE's reduction / 2. */
+  const flowFactor = Math.max(1, manifest.latent.downscale / 2);
+  const streams = new Map<string, { noise: FixedNoise; cache: LatentCache }>();
 
   const run = async (req: RunRequest): Promise<void> => {
     const stages: StageTiming[] = [];
     try {
-      let noise = streams.get(req.streamId);
-      if (!noise || noise.seed !== req.seed) streams.set(req.streamId, (noise = new FixedNoise(req.seed)));
+      let stream = streams.get(req.streamId);
+      if (!stream || stream.noise.seed !== req.seed) {
+        stream = { noise: new FixedNoise(req.seed), cache: new LatentCache(flowFactor) };
+        streams.set(req.streamId, stream);
+      }
+      const { noise, cache } = stream;
       const { contextTokens, contextDim } = components.denoiser;
       let input: RgbImage = { width: req.width, height: req.height, data: new Uint8Array(req.pixels) };
       if (req.scale === 0.5) {
@@ -43,7 +51,12 @@ async function main(init: WorkerInit): Promise<void> {
         input = halve(input);
         stages.push({ name: 'preprocess', startMs: start, endMs: nowMs() });
       }
-      let out = await img2img(
+      // Temporal consistency works on full-size frames only; a half-size frame (deadline degradation)
+      // neither uses nor replaces the cache, so the next full-size frame flows from the last one.
+      const full = req.scale === 1;
+      const gray = full ? cache.flowFrame(input) : undefined;
+      let guidance: TemporalGuidance | undefined;
+      const result = await img2img(
         model,
         input,
         {
@@ -51,9 +64,15 @@ async function main(init: WorkerInit): Promise<void> {
           strength: req.strength,
           conditioning: conditioning.embedding(req.style, contextTokens, contextDim),
           noise,
+          guidance: gray ? (dims, st) => (guidance = cache.guide(gray, dims, req.consistency, st)) : undefined,
         },
         stages,
       );
+      if (gray) {
+        cache.blendImage(result.image, guidance, stages);
+        cache.commit(gray, result.outputLatent, result.dims, { ...result.image, data: result.image.data.slice() });
+      }
+      let out = result.image;
       if (req.scale === 0.5) {
         const start = nowMs();
         out = double(out);

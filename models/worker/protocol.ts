@@ -23,6 +23,8 @@ export interface RunRequest {
   strength: number;
   steps: number;
   seed: number;
+  /** Temporal consistency 0..1 (0: every frame independent, bit for bit). */
+  consistency: number;
   scale: 1 | 0.5;
 }
 

@@ -38,7 +38,7 @@ function testImage(width: number, height: number): RgbImage {
 async function run(m: Awaited<ReturnType<typeof model>>, image: RgbImage, opts: { steps?: number; strength?: number; style?: string | { from: string; to: string; t: number }; seed?: number } = {}) {
   const stages: StageTiming[] = [];
   const { contextTokens, contextDim } = m.components.denoiser;
-  const out = await img2img(
+  const { image: out } = await img2img(
     m,
     image,
     {
