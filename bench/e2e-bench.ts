@@ -152,7 +152,7 @@ export async function runE2eBench(options: E2eBenchOptions): Promise<RunReport> 
     modelWidth: (config.resolution ?? server.restyler.info).width,
     modelHeight: (config.resolution ?? server.restyler.info).height,
     steps: options.steps ?? server.restyler.info.defaults.steps,
-    consistency: options.consistency ?? 0,
+    consistency: options.consistency ?? server.sessions.defaultParams().consistency,
     provider: server.restyler.info.provider,
     model,
     budgetMs: config.budgetMs,

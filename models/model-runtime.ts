@@ -4,7 +4,6 @@
 // that dies is restarted and its in-flight requests rejected. close() terminates every worker.
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import type { StyleBlend } from './conditioning.js';
 import { loadManifest, type ModelManifest } from './manifest.js';
 import type { RuntimeLogger } from './onnx-component.js';
 import type { ExecutionProvider, RestyleRequest, RestyleResult, Restyler, RestylerInfo } from './restyle-types.js';
@@ -21,9 +20,6 @@ export interface ModelRuntimeOptions {
   intraOpThreads?: number;
   logger?: RuntimeLogger;
 }
-
-/** A restyle request that may blend two styles (for smooth transitions); `style` is used when absent. */
-export type RuntimeRequest = RestyleRequest & { styleBlend?: StyleBlend };
 
 export class RuntimeClosedError extends Error {
   constructor() {
@@ -199,7 +195,7 @@ export class ModelRuntime implements Restyler {
     }
   }
 
-  restyle(request: RuntimeRequest): Promise<RestyleResult> {
+  restyle(request: RestyleRequest): Promise<RestyleResult> {
     if (this.closed) return Promise.reject(new RuntimeClosedError());
     const slot = this.slotFor(request.streamId);
     const { data } = request.image;

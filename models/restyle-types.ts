@@ -2,6 +2,7 @@
 // The engine sends one model-resolution RGB frame and the stream's parameters; the runtime runs
 // encode → denoise ×steps → decode on a worker thread and returns RGB plus the stages it timed.
 import type { RgbImage, StageTiming } from '../realtime/frame.js';
+import type { StyleBlend } from './conditioning.js';
 
 export type ExecutionProvider = 'cpu' | 'cuda' | 'webgpu';
 
@@ -12,6 +13,8 @@ export interface RestyleRequest {
   image: RgbImage;
   /** Conditioning: a named style (style models) or a prompt (text models). */
   style: string;
+  /** A style change in progress: the runtime conditions on this blend instead of `style`. */
+  styleBlend?: StyleBlend;
   prompt: string;
   strength: number;
   steps: number;

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { RtpHeader, RtpPacket } from 'werift';
 import { createLoopbackClient, loadTestPhoto, makePanClip } from '../../bench/loopback-client.js';
+import { STYLE_TRANSITION_FRAMES } from '../../realtime/stream-engine.js';
 import type { RgbImage } from '../../realtime/frame.js';
 import type { RunningServer } from '../../server/server.js';
 import { liveResources } from '../../stream/resource-counters.js';
@@ -80,7 +81,7 @@ test('a paced 30 fps VP8 clip comes back restyled: ≥ 90% of frames, each with 
   assert.ok(checked > 0);
 });
 
-test('a style change reaches the output within two frames, without renegotiation', { skip }, async () => {
+test('a style change fades in over STYLE_TRANSITION_FRAMES frames and then holds, without renegotiation', { skip }, async () => {
   const still = Array.from({ length: 30 }, () => pan[0]!);
   const outputs: Array<{ ts: number; image: RgbImage }> = [];
   const client = await createLoopbackClient({
@@ -104,13 +105,16 @@ test('a style change reaches the output within two frames, without renegotiation
     });
     assert.equal(res.status, 200);
     const changedAt = outputs.length;
-    await waitUntil(() => outputs.length >= changedAt + 4, 5000, 'frames after the change');
     // Frames already inside the pipeline when the PATCH landed may still carry the old style: allow two.
-    const third = outputs[changedAt + 2]!.image;
-    assert.ok(meanAbsDiff(before, third) > 6, `style change visible by the third frame (diff ${meanAbsDiff(before, third).toFixed(1)})`);
+    const arrived = changedAt + STYLE_TRANSITION_FRAMES + 2;
+    await waitUntil(() => outputs.length >= arrived + 2, 10_000, 'frames after the change');
+    const early = meanAbsDiff(before, outputs[changedAt + 3]!.image);
+    const done = meanAbsDiff(before, outputs[arrived]!.image);
+    assert.ok(done > 6, `style change visible once the fade is over (diff ${done.toFixed(1)})`);
+    assert.ok(early < done, `the change fades in rather than jumping (diff ${early.toFixed(1)} after 3 frames, ${done.toFixed(1)} at the end)`);
     // Same input, same style, same seed: the output is stable frame to frame (fixed noise).
-    const fourth = outputs[changedAt + 3]!.image;
-    assert.ok(meanAbsDiff(third, fourth) < meanAbsDiff(before, third) / 2, 'output is stable once the change is in');
+    const next = outputs[arrived + 1]!.image;
+    assert.ok(meanAbsDiff(outputs[arrived]!.image, next) < done / 2, 'output is stable once the change is in');
   } finally {
     await client.close();
   }

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import type { RestyleRequest, RestyleResult, Restyler } from '../../models/restyle-types.js';
 import { nowMs } from '../../realtime/clock.js';
 import type { VideoFrame } from '../../realtime/frame.js';
-import { StreamEngine } from '../../realtime/stream-engine.js';
+import { STYLE_TRANSITION_FRAMES, StreamEngine } from '../../realtime/stream-engine.js';
 
 class InvertingRestyler implements Restyler {
   readonly requests: RestyleRequest[] = [];
@@ -88,6 +88,8 @@ test('a parameter change applies to the next frame dispatched', async () => {
   engine.push(frame(2));
   await new Promise((r) => setTimeout(r, 20));
   assert.deepEqual(restyler.requests.map((r) => [r.style, r.steps]), [['a', 1], ['b', 2]]);
+  // ...and the new style fades in: the first frame after the change conditions on a blend.
+  assert.deepEqual(restyler.requests[1]!.styleBlend, { from: 'a', to: 'b', t: 1 / STYLE_TRANSITION_FRAMES });
   engine.close();
   assert.deepEqual(restyler.released, ['s']);
 });
@@ -155,5 +157,28 @@ test('after a parameter change the previous output is never reused, even for an 
   await new Promise((r) => setTimeout(r, 10));
   assert.equal(restyler.requests.length, 2);
   assert.equal(restyler.requests[1]!.style, 'b');
+  engine.close();
+});
+
+test('a style change blends the two styles over STYLE_TRANSITION_FRAMES frames, then conditions on the new style alone', async () => {
+  const restyler = new InvertingRestyler(0);
+  const engine = new StreamEngine({ streamId: 's', restyler, params, budgetMs: 1000, onOutput: () => undefined });
+  const settle = () => new Promise((r) => setTimeout(r, 5));
+  engine.push(frame(0));
+  await settle();
+  engine.updateParams({ style: 'b' });
+  for (let i = 1; i <= STYLE_TRANSITION_FRAMES + 2; i++) {
+    engine.push(frame(i));
+    await settle();
+  }
+  const blends = restyler.requests.slice(1).map((r) => r.styleBlend?.t);
+  const ramp = Array.from({ length: STYLE_TRANSITION_FRAMES }, (_, k) => (k + 1) / STYLE_TRANSITION_FRAMES);
+  assert.deepEqual(blends, [...ramp, undefined, undefined]);
+  assert.ok(restyler.requests.slice(1).every((r) => r.style === 'b'));
+  // Changing the parameters without changing the style starts no blend.
+  engine.updateParams({ strength: 0.3 });
+  engine.push(frame(99));
+  await settle();
+  assert.equal(restyler.requests.at(-1)!.styleBlend, undefined);
   engine.close();
 });
