@@ -63,6 +63,13 @@ export class DeadlineScheduler {
 
   recordRun(cost: RunCost): void {
     const path = cost.scale === 1 ? this.costs.full : this.costs.half;
+    // A run after a stale gap is a probe: it replaces the old window instead of joining it. Otherwise
+    // a path abandoned after a few slow runs (a start-up stall, a burst of load) would keep those
+    // samples for WINDOW probes, one per staleMs, and stay degraded for a minute after load fell.
+    if (cost.atMs - path.lastMs > this.staleMs) {
+      path.fixed.clear();
+      path.step.clear();
+    }
     path.fixed.add(cost.fixedMs);
     path.step.add(cost.denoiseMs / Math.max(1, cost.steps));
     path.lastMs = cost.atMs;

@@ -35,9 +35,9 @@ async function main(init: WorkerInit): Promise<void> {
   const flowFactor = Math.max(1, manifest.latent.downscale / 2);
   const streams = new Map<string, { noise: FixedNoise; cache: LatentCache }>();
 
-  const run = async (req: RunRequest): Promise<void> => {
+  const restyle = async (req: RunRequest): Promise<{ out: RgbImage; stages: StageTiming[] }> => {
     const stages: StageTiming[] = [];
-    try {
+    {
       let stream = streams.get(req.streamId);
       if (!stream || stream.noise.seed !== req.seed) {
         stream = { noise: new FixedNoise(req.seed), cache: new LatentCache(flowFactor) };
@@ -78,6 +78,13 @@ async function main(init: WorkerInit): Promise<void> {
         out = double(out);
         stages.push({ name: 'postprocess', startMs: start, endMs: nowMs() });
       }
+      return { out, stages };
+    }
+  };
+
+  const run = async (req: RunRequest): Promise<void> => {
+    try {
+      const { out, stages } = await restyle(req);
       const buf = out.data.buffer as ArrayBuffer;
       post({ type: 'result', id: req.id, width: out.width, height: out.height, pixels: buf, stages }, [buf]);
     } catch (err) {
@@ -91,22 +98,23 @@ async function main(init: WorkerInit): Promise<void> {
     if (msg.type === 'release') streams.delete(msg.streamId);
     else if (msg.type === 'run') chain = chain.then(() => run(msg));
   });
-  // Warm up before taking traffic: onnxruntime's first run at each input shape allocates and plans
-  // (often 10× a normal run), which would otherwise land on a stream's first frame and skew the
-  // deadline scheduler's cost estimates. Native size and the half size used under load.
+  // Warm up before taking traffic, through the same path requests take: onnxruntime's first run at
+  // each input shape allocates and plans (often 10× a normal run), and the first calls of the flow and
+  // warp loops run unoptimised JavaScript; either would otherwise land on a stream's first frames and
+  // skew the deadline scheduler's cost estimates. A few moving frames at native size with consistency
+  // on, then the half size used under load.
   const { width, height } = manifest.resolution;
-  for (const scale of [1, 2]) {
-    const w = width / scale;
-    const h = height / scale;
-    if (w % manifest.sizeMultiple !== 0 || h % manifest.sizeMultiple !== 0) continue;
-    const { contextTokens, contextDim } = components.denoiser;
-    await img2img(
-      model,
-      { width: w, height: h, data: new Uint8Array(w * h * 3).fill(128) },
-      { steps: 1, strength: 0.5, conditioning: conditioning.embedding('', contextTokens, contextDim), noise: new FixedNoise(0) },
-      [],
-    );
+  const warmFrame = (t: number): ArrayBuffer => {
+    const data = new Uint8Array(width * height * 3);
+    for (let y = 0, i = 0; y < height; y++) for (let x = 0; x < width; x++, i += 3) data[i] = data[i + 1] = data[i + 2] = ((x + 2 * t) * 3 + y * 5) & 0xff;
+    return data.buffer;
+  };
+  const halfFits = (width / 2) % manifest.sizeMultiple === 0 && (height / 2) % manifest.sizeMultiple === 0;
+  const scales: Array<1 | 0.5> = [1, 1, 1, 1, 1, ...(halfFits ? [0.5 as const] : [])];
+  for (const [t, scale] of scales.entries()) {
+    await restyle({ type: 'run', id: -1, streamId: '\0warm-up', width, height, pixels: warmFrame(t), style: '', strength: 0.5, steps: 1, seed: 0, consistency: 1, scale });
   }
+  streams.delete('\0warm-up');
   post({ type: 'ready', provider: components.provider });
 }
 

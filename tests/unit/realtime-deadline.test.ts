@@ -39,9 +39,17 @@ test('it recovers when load falls: stale estimates are probed, fresh cheap ones 
   assert.deepEqual(pick(s.plan({ arrivalMs: 0, nowMs: 0, steps: 1, similarity: undefined })), ['run', 1, 0.5]);
   // Later, the full-resolution estimate is stale, so the next frame probes it...
   assert.deepEqual(pick(s.plan({ arrivalMs: 1500, nowMs: 1500, steps: 1, similarity: undefined })), ['run', 1, 1]);
-  // ...and once fast samples fill the window (30 samples), the full path is chosen on its merits.
-  for (let i = 0; i < 3; i++) loaded(s, 1600, 1);
-  assert.deepEqual(pick(s.plan({ arrivalMs: 1600, nowMs: 1600, steps: 2, similarity: undefined })), ['run', 2, 1]);
+  // ...and the probe's measurement replaces the stale window: one fast run restores the full path.
+  s.recordRun({ steps: 1, scale: 1, fixedMs: 10, denoiseMs: 8, atMs: 1520 });
+  assert.deepEqual(pick(s.plan({ arrivalMs: 1530, nowMs: 1530, steps: 1, similarity: undefined })), ['run', 1, 1]);
+});
+
+test('a probe that is still slow keeps the degraded path', () => {
+  const s = new DeadlineScheduler({ budgetMs: 40, staleMs: 1000 });
+  loaded(s, 0, 3);
+  assert.deepEqual(pick(s.plan({ arrivalMs: 1500, nowMs: 1500, steps: 1, similarity: undefined })), ['run', 1, 1]);
+  s.recordRun({ steps: 1, scale: 1, fixedMs: 30, denoiseMs: 24, atMs: 1560 });
+  assert.deepEqual(pick(s.plan({ arrivalMs: 1570, nowMs: 1570, steps: 1, similarity: undefined })), ['run', 1, 0.5]);
 });
 
 function pick(p: ReturnType<DeadlineScheduler['plan']>): unknown[] {
