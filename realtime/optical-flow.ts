@@ -113,24 +113,43 @@ function gradients(img: GrayImage): { gx: Float32Array; gy: Float32Array } {
   return { gx, gy };
 }
 
-/** Bilinear ×2 upsample of a flow field to (width, height), vectors doubled. */
+/** Bilinear upsample of a flow field to (width, height), vectors scaled to the new grid. */
 function upsampleFlow(flow: FlowField, width: number, height: number): FlowField {
   const out = new Float32Array(width * height * 2);
-  const sx = flow.width / width;
-  const sy = flow.height / height;
-  const u = new Float32Array(flow.width * flow.height);
-  const v = new Float32Array(flow.width * flow.height);
-  for (let i = 0; i < u.length; i++) {
-    u[i] = flow.data[2 * i]!;
-    v[i] = flow.data[2 * i + 1]!;
+  const fw = flow.width;
+  const fh = flow.height;
+  const sx = fw / width;
+  const sy = fh / height;
+  const d = flow.data;
+  // Each column's source pair and weight is the same on every row: tabulate them once.
+  const col0 = new Int32Array(width);
+  const col1 = new Int32Array(width);
+  const colA = new Float32Array(width);
+  for (let x = 0; x < width; x++) {
+    const f = Math.min(fw - 1, Math.max(0, (x + 0.5) * sx - 0.5));
+    col0[x] = Math.floor(f);
+    col1[x] = Math.min(fw - 1, col0[x]! + 1);
+    colA[x] = f - col0[x]!;
   }
+  const ku = 1 / sx;
+  const kv = 1 / sy;
   for (let y = 0; y < height; y++) {
-    const fy = (y + 0.5) * sy - 0.5;
-    for (let x = 0; x < width; x++) {
-      const fx = (x + 0.5) * sx - 0.5;
-      const o = 2 * (y * width + x);
-      out[o] = sampleBilinear(u, flow.width, flow.height, fx, fy) / sx;
-      out[o + 1] = sampleBilinear(v, flow.width, flow.height, fx, fy) / sy;
+    const f = Math.min(fh - 1, Math.max(0, (y + 0.5) * sy - 0.5));
+    const r0 = Math.floor(f);
+    const r1 = Math.min(fh - 1, r0 + 1);
+    const ay = f - r0;
+    const top = 2 * r0 * fw;
+    const bottom = 2 * r1 * fw;
+    for (let x = 0, o = 2 * y * width; x < width; x++, o += 2) {
+      const a = colA[x]!;
+      const c0 = 2 * col0[x]!;
+      const c1 = 2 * col1[x]!;
+      const ut = d[top + c0]! + a * (d[top + c1]! - d[top + c0]!);
+      const ub = d[bottom + c0]! + a * (d[bottom + c1]! - d[bottom + c0]!);
+      const vt = d[top + c0 + 1]! + a * (d[top + c1 + 1]! - d[top + c0 + 1]!);
+      const vb = d[bottom + c0 + 1]! + a * (d[bottom + c1 + 1]! - d[bottom + c0 + 1]!);
+      out[o] = (ut + ay * (ub - ut)) * ku;
+      out[o + 1] = (vt + ay * (vb - vt)) * kv;
     }
   }
   return { width, height, data: out };
