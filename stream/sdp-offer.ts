@@ -1,5 +1,6 @@
-// Validates a publisher's SDP offer before any WebRTC state is created, so a bad offer is answered with a
-// precise 400/415 instead of a vague negotiation failure. Only what the session needs is extracted.
+// Validates a publisher's (WHIP) or viewer's (WHEP) SDP offer before any WebRTC state is created, so a bad
+// offer is answered with a precise 400/415 instead of a vague negotiation failure. Only what the session
+// needs is extracted.
 import { SdpError, UnsupportedCodecError } from './errors.js';
 import type { VideoCodecName } from './video-codec.js';
 
@@ -16,7 +17,10 @@ export interface OfferSummary {
 
 export const SUPPORTED_CODECS: readonly VideoCodecName[] = ['VP8', 'H264'];
 
-export function parseOffer(sdp: unknown): OfferSummary {
+/** Who sends the offer: a publisher must send video; a viewer must be able to receive it. */
+export type OfferRole = 'publisher' | 'viewer';
+
+export function parseOffer(sdp: unknown, role: OfferRole = 'publisher'): OfferSummary {
   if (typeof sdp !== 'string' || sdp.trim() === '') throw new SdpError('the body is empty; send the SDP offer as application/sdp');
   const lines = sdp.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '');
   if (lines[0] !== 'v=0') throw new SdpError('it must start with "v=0"');
@@ -51,8 +55,11 @@ export function parseOffer(sdp: unknown): OfferSummary {
   ];
   const directions: MediaDirection[] = ['sendrecv', 'sendonly', 'recvonly', 'inactive'];
   const videoDirection = directions.find((d) => video.includes(`a=${d}`)) ?? 'sendrecv';
-  if (videoDirection === 'recvonly' || videoDirection === 'inactive') {
+  if (role === 'publisher' && (videoDirection === 'recvonly' || videoDirection === 'inactive')) {
     throw new SdpError(`the video m-line is ${videoDirection}; a publisher must send video (sendonly or sendrecv)`);
+  }
+  if (role === 'viewer' && (videoDirection === 'sendonly' || videoDirection === 'inactive')) {
+    throw new SdpError(`the video m-line is ${videoDirection}; a WHEP viewer must receive video (recvonly)`);
   }
   return {
     videoDirection,
