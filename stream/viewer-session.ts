@@ -168,7 +168,9 @@ class Viewer implements ViewerSession {
     else if (state === 'disconnected') this.disconnectedSince ??= nowMs();
     else if (state === 'connected' || state === 'completed') {
       this.disconnectedSince = null;
-      if (this.connectedSinceMs === null) {
+      // ICE connects before DTLS does, and werift drops RTP until DTLS is up: count the viewer as connected
+      // (and ask for its first keyframe) only when the whole connection is.
+      if (this.connectedSinceMs === null && this.pc.connectionState === 'connected') {
         this.connectedSinceMs = nowMs();
         this.lastRtcpMs = this.connectedSinceMs;
         // Packets sent before DTLS completed were dropped by werift: ask for a keyframe now that it can decode.
