@@ -20,7 +20,7 @@ import { NegotiationError } from './errors.js';
 import { acquire, release } from './resource-counters.js';
 import { buildRemb, isKeyframeRequest } from './rtcp-feedback.js';
 import { FrameAssembler, type AssembledFrame } from './rtp-depacketizer.js';
-import { chooseCodec, parseOffer } from './sdp-offer.js';
+import { acceptBundleOnly, chooseCodec, parseOffer } from './sdp-offer.js';
 import { PictureScaler, VideoDecoder, type VideoCodecName } from './video-codec.js';
 
 export interface Logger {
@@ -110,7 +110,7 @@ export async function createPublisherSession(offerSdp: string, options: Publishe
   const codec = chooseCodec(offer, options.codecs);
   const session = new Session(codec, offer.videoDirection === 'sendrecv', options);
   try {
-    await session.start(offerSdp);
+    await session.start(acceptBundleOnly(offerSdp));
   } catch (error) {
     await session.close();
     if (error instanceof Error && 'status' in error) throw error;

@@ -76,3 +76,19 @@ export function chooseCodec(offer: OfferSummary, preferred: readonly VideoCodecN
   if (!chosen) throw new UnsupportedCodecError(offer.offeredVideoCodecs, allowed.length ? allowed : [...SUPPORTED_CODECS]);
   return chosen;
 }
+
+/**
+ * RFC 8843 §6: with bundle-policy max-bundle, GStreamer's webrtcbin (and other WHIP clients) offer every
+ * m-line after the first with port 0 and `a=bundle-only`. werift reads port 0 as a rejected m-line and drops
+ * the track, so such sections get the placeholder port 9 (the transport is the bundle's anyway).
+ */
+export function acceptBundleOnly(sdp: string): string {
+  const eol = sdp.includes('\r\n') ? '\r\n' : '\n';
+  const sections = sdp.split(/(?=^m=)/m);
+  return sections
+    .map((section) =>
+      /^a=bundle-only\s*$/m.test(section) ? section.replace(/^m=(\w+) 0 /, (_m, kind: string) => `m=${kind} 9 `) : section,
+    )
+    .join('')
+    .replace(/\r?\n/g, eol);
+}

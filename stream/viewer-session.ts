@@ -16,7 +16,7 @@ import type { RtpConsumer } from './egress.js';
 import { NegotiationError } from './errors.js';
 import { acquire, release } from './resource-counters.js';
 import { isKeyframeRequest } from './rtcp-feedback.js';
-import { chooseCodec, parseOffer } from './sdp-offer.js';
+import { acceptBundleOnly, chooseCodec, parseOffer } from './sdp-offer.js';
 import type { VideoCodecName } from './video-codec.js';
 
 export interface ViewerLogger {
@@ -66,7 +66,7 @@ export async function createViewerSession(offerSdp: string, options: ViewerOptio
   const codec = chooseCodec(offer, options.codecs);
   const viewer = new Viewer(codec, options);
   try {
-    await viewer.start(offerSdp);
+    await viewer.start(acceptBundleOnly(offerSdp));
   } catch (error) {
     await viewer.close();
     if (error instanceof Error && 'status' in error) throw error;
