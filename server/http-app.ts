@@ -220,6 +220,12 @@ export async function buildHttpApp(deps: HttpAppDeps) {
 
   // Parameters per stream name, settable before the publisher connects: stored and applied when it arrives
   // (the WHIP URL's query still wins), and applied at once to the live stream of that name.
+  app.get<{ Params: { name: string } }>('/streams/:name', async (request) => {
+    const { live } = sessions.streamParams(request.params.name);
+    const session = sessions.byStreamName(request.params.name);
+    // The session resource lets an operator end a publisher that vanished without DELETE (a 409 for the next one).
+    return { name: request.params.name, live, session: session ? `/sessions/${session.id}` : null, viewers: session?.viewers.size ?? 0 };
+  });
   app.get<{ Params: { name: string } }>('/streams/:name/params', async (request) => sessions.streamParams(request.params.name).params);
   app.patch<{ Params: { name: string } }>('/streams/:name/params', async (request, reply) => {
     if (!hasContentType(request.headers, 'application/json')) {

@@ -115,6 +115,8 @@ describe('named WHIP streams and WHEP viewers', () => {
     assertTextError(res, 409);
     assert.match(await res.text(), /already has a live publisher/);
     assert.equal(server.sessions.byStreamName('cam')?.id, sessionPath.split('/').pop());
+    const stream = (await (await fetch(`${server.url}/streams/cam`, { headers: AUTH })).json()) as { live: boolean; session: string };
+    assert.deepEqual([stream.live, stream.session], [true, sessionPath], 'GET /streams/<name> names the session to DELETE');
   });
 
   test('stream names outside [A-Za-z0-9_.~-]{1,64} are refused with 400', async () => {
