@@ -15,6 +15,7 @@ const MEDIA_TIMEOUT_MS = 2500;
 let server: RunningServer;
 let publisher: LoopbackClient;
 const viewers: WhepViewer[] = [];
+let clip: Awaited<ReturnType<typeof makePanClip>>;
 
 async function until(what: string, done: () => boolean, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -31,8 +32,8 @@ async function viewer(codec: 'VP8' | 'H264' = 'VP8', audio = false): Promise<Whe
 }
 
 before(async () => {
-  server = await startTestServer({ modelDir: DEFAULT_MODEL, mediaTimeoutMs: MEDIA_TIMEOUT_MS, maxSessionsPerClient: 4 });
-  const clip = await makePanClip(await loadTestPhoto(), 320, 240, 45);
+  server = await startTestServer({ modelDir: DEFAULT_MODEL, mediaTimeoutMs: MEDIA_TIMEOUT_MS, maxSessionsPerClient: 4, admissionCeiling: 1 });
+  clip = await makePanClip(await loadTestPhoto(), 320, 240, 45);
   publisher = await createLoopbackClient({
     whipUrl: `${server.url}/whip/${STREAM}`,
     codec: 'VP8',
@@ -115,6 +116,33 @@ test('a viewer that vanishes without DELETE is dropped after the media timeout',
   const ghost = viewers.pop()!;
   await ghost.close({ deleteResource: false });
   await until('the server dropped the vanished viewer', () => server.sessions.viewerCount === before - 1, MEDIA_TIMEOUT_MS + 5000);
+});
+
+test("a browser-like sendrecv publisher gets its restyled video back from the same encoder its viewers share", { timeout: 30_000 }, async () => {
+  const encodersBefore = liveResources().encoders;
+  let back = 0;
+  const browser = await createLoopbackClient({
+    whipUrl: `${server.url}/whip/${STREAM}-browser`,
+    codec: 'VP8',
+    fps: 10,
+    frames: clip,
+    width: 320,
+    height: 240,
+    loop: true,
+    onOutputFrame: () => back++,
+  });
+  const watcher = await startWhepViewer({ whepUrl: `${server.url}/whep/${STREAM}-browser`, codec: 'VP8' });
+  try {
+    await until('the publisher and its viewer both got restyled frames', () => back >= 5 && watcher.stats().framesDecoded >= 5, 15_000);
+    const session = server.sessions.byStreamName(`${STREAM}-browser`)!;
+    assert.ok(session.publisher.returnPath, 'sendrecv: the publisher is a consumer too');
+    assert.equal(session.egress.stats().codecs.VP8?.consumers, 2);
+    assert.equal(liveResources().encoders, encodersBefore + 1, 'one more stream, one more encoder — not two');
+  } finally {
+    await watcher.close();
+    await browser.close();
+  }
+  assert.equal(liveResources().encoders, encodersBefore);
 });
 
 test('when the stream ends, its viewers are freed; then nothing is left', { timeout: 20_000 }, async () => {
