@@ -54,7 +54,7 @@ export class StreamEgress {
     if (this.closed) return;
     let branch = this.branches.get(consumer.codec);
     if (!branch) {
-      branch = new CodecBranch(consumer.codec, this.options, (frame, sentMs) => this.reportSent(frame, sentMs));
+      branch = new CodecBranch(consumer.codec, this.options, (frame) => this.claim(frame));
       this.branches.set(consumer.codec, branch);
     }
     branch.consumers.add(consumer);
@@ -98,14 +98,10 @@ export class StreamEgress {
     await Promise.all(branches.map((b) => b.close()));
   }
 
-  private reportSent(frame: VideoFrame, sentMs: number): boolean {
+  /** True for the first branch to send `frame`: it records the frame's stages and reports it. */
+  private claim(frame: VideoFrame): boolean {
     if (this.reported.has(frame)) return false;
     this.reported.add(frame);
-    try {
-      this.options.onSent?.(frame, sentMs);
-    } catch (error) {
-      this.options.logger?.warn({ err: (error as Error).message }, 'onSent threw');
-    }
     return true;
   }
 }
@@ -126,8 +122,8 @@ class CodecBranch {
   constructor(
     readonly codec: VideoCodecName,
     private readonly options: EgressOptions,
-    /** Returns true when this branch was the first to send `frame` (and so records its stages). */
-    private readonly reportSent: (frame: VideoFrame, sentMs: number) => boolean,
+    /** True when this branch is the first to send `frame` (with two codecs, the second one's timing stays in its counters). */
+    private readonly claim: (frame: VideoFrame) => boolean,
   ) {
     this.packetizer = codec === 'VP8' ? new Vp8Packetizer({ maxPayloadSize: 1200 }) : new H264Packetizer({ maxPayloadSize: 1200 });
     // Opened now, not on the first frame, so the first restyled frame does not pay for encoder start-up.
@@ -198,20 +194,19 @@ class CodecBranch {
         this.counters.framesNotSent++;
         return;
       }
-      // Stages belong to the frame once; with two codecs the second branch's timing stays in its counters.
-      if (!this.reportedBefore(frame)) {
+      if (this.claim(frame)) {
         recordStage(frame, 'encode', t0, t1);
         recordStage(frame, 'packetize', t1, t2);
-        this.reportSent(frame, firstSentMs);
+        try {
+          this.options.onSent?.(frame, firstSentMs);
+        } catch (error) {
+          this.options.logger?.warn({ err: (error as Error).message }, 'onSent threw');
+        }
       }
     } catch (error) {
       this.counters.framesNotSent++;
       if (!this.closed) this.options.logger?.warn({ err: (error as Error).message, codec: this.codec }, 'encode failed; frame not sent');
     }
-  }
-
-  private reportedBefore(frame: VideoFrame): boolean {
-    return frame.stages.some((s) => s.name === 'encode');
   }
 
   async close(): Promise<void> {

@@ -84,6 +84,13 @@ def main() -> int:
         except OSError as error:
             fail(f"WHIP POST failed: {error}")
             return
+        # What the server answered per m-line, e.g. "answer audio recvonly" (a publisher must get recvonly).
+        kind = None
+        for line in answer.splitlines():
+            if line.startswith("m="):
+                kind = line[2:].split(" ")[0]
+            elif kind and line.strip() in ("a=sendrecv", "a=sendonly", "a=recvonly", "a=inactive"):
+                say(f"answer {kind} {line.strip()[2:]}")
         ok, sdp = GstSdp.SDPMessage.new_from_text(answer)
         if ok != GstSdp.SDPResult.OK:
             fail("the answer is not SDP")
