@@ -38,7 +38,21 @@ export interface ServerConfig {
   mediaTimeoutMs: number;
   /** Origins allowed to call the API from a browser page on another origin ('*' = any). */
   corsOrigins: string[];
+  /**
+   * STUN/TURN servers advertised to WHIP/WHEP clients as `Link: <url>; rel="ice-server"` (RFC 9725 §4.6).
+   * Credentials are secrets: sent only to authorized requests, never logged.
+   */
+  iceServers: IceServerConfig[];
+  /** Live WHEP viewers over all streams before 503. */
+  maxViewers: number;
   logLevel: string;
+}
+
+export interface IceServerConfig {
+  /** A stun:, stuns:, turn: or turns: URI (RFC 7064/7065). */
+  url: string;
+  username?: string;
+  credential?: string;
 }
 
 /** The package root (where package.json lives), from the compiled file's location (dist/server/). */
@@ -69,6 +83,8 @@ export const SERVE_OPTIONS = {
   'request-timeout-ms': ['REQUEST_TIMEOUT_MS', 'close a connection whose request has not fully arrived after this long (default 15000)'],
   'media-timeout-ms': ['MEDIA_TIMEOUT_MS', 'end a session after this long without media (default 10000)'],
   'cors-origin': ['CORS_ORIGIN', 'comma-separated origins allowed cross-origin, or * (default: none)'],
+  'ice-server': ['ICE_SERVERS', 'comma-separated STUN/TURN URIs advertised to WHIP/WHEP clients, e.g. stun:stun.example.net:3478,turn:user:pass@turn.example.net:3478?transport=udp (default: none)'],
+  'max-viewers': ['MAX_VIEWERS', 'live WHEP viewers over all streams before 503 (default 32)'],
   'log-level': ['LOG_LEVEL', 'trace | debug | info | warn | error (default info)'],
 } as const;
 
@@ -107,6 +123,8 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     requestTimeoutMs: int('request-timeout-ms', get('request-timeout-ms'), 15_000, 100, 600_000),
     corsOrigins: (get('cors-origin') ?? '').split(',').map((o) => o.trim()).filter(Boolean),
     mediaTimeoutMs: int('media-timeout-ms', get('media-timeout-ms'), 10_000, 500, 600_000),
+    iceServers: iceServers(get('ice-server')),
+    maxViewers: int('max-viewers', get('max-viewers'), 32, 0, 10_000),
     logLevel: oneOf('log-level', get('log-level') ?? 'info', ['trace', 'debug', 'info', 'warn', 'error', 'silent'] as const),
   };
 }
@@ -146,6 +164,29 @@ function token(raw: string | undefined): string | undefined {
     throw new ConfigError('--token must be printable ASCII without spaces (got a value that is not)');
   }
   return raw;
+}
+
+/**
+ * `stun:host[:port]`, `turn:host[:port][?transport=udp|tcp]`, and the same with `user:password@` after the
+ * scheme for TURN credentials (an extension of the URI syntax, so one flag can carry them).
+ */
+export function iceServers(raw: string | undefined): IceServerConfig[] {
+  if (raw === undefined || raw.trim() === '') return [];
+  return raw
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter(Boolean)
+    .map((entry) => {
+      const m = /^(stuns?|turns?):(?:([^:@\s]+):([^@\s]+)@)?([^\s@,<>"]+)$/.exec(entry);
+      if (!m) {
+        // The entry may hold a password: name its position, not its text.
+        throw new ConfigError(
+          '--ice-server entries must be stun:host[:port] or turn:[user:password@]host[:port][?transport=udp|tcp] (one of them is not)',
+        );
+      }
+      const url = `${m[1]}:${m[4]}`;
+      return m[2] === undefined ? { url } : { url, username: decodeURIComponent(m[2]), credential: decodeURIComponent(m[3]!) };
+    });
 }
 
 function resolution(raw: string | undefined): ServerConfig['resolution'] {

@@ -1,4 +1,5 @@
-// The HTTP surface: WHIP ingest, session resources, live parameters, the web app, health and metrics.
+// The HTTP surface: WHIP ingest (plain and named), session resources, live and per-name parameters, WHEP
+// playback (whep-routes.ts), the web app, health and metrics.
 // Routes only translate HTTP to calls on the SessionManager and errors (values with a `status`) to
 // status codes; no media logic lives here.
 import { createHash, timingSafeEqual } from 'node:crypto';
@@ -6,13 +7,14 @@ import { existsSync } from 'node:fs';
 import { createServer } from 'node:http';
 import path from 'node:path';
 import fastifyStatic from '@fastify/static';
-import Fastify, { LogController, type FastifyReply } from 'fastify';
+import Fastify, { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Restyler } from '../models/restyle-types.js';
-import { ParamsError } from '../realtime/params.js';
 import { PACKAGE_ROOT, type ServerConfig } from './config.js';
+import { hasContentType, httpError, sendError, withIceLinks } from './http-responses.js';
 import type { ServerMetrics } from './metrics.js';
-import { CapacityError, type SessionManager } from './sessions.js';
+import type { SessionManager } from './sessions.js';
+import { whepRoutes } from './whep-routes.js';
 
 export const CLIENT_DIR = path.join(PACKAGE_ROOT, 'dist', 'client', 'public');
 const MAX_SDP_BYTES = 64 * 1024;
@@ -46,11 +48,14 @@ export function tokenMatches(expected: string, presented: string): boolean {
   return timingSafeEqual(a, b);
 }
 
-/** Routes that need the token when one is configured: ingest and everything about a session. */
+/**
+ * Routes that need the token when one is configured: ingest, playback, and everything about a session, a
+ * viewer or a stream's parameters. OPTIONS stays open (CORS preflights cannot carry credentials).
+ */
+const PROTECTED_PREFIXES = ['/whip', '/whep', '/sessions', '/viewers', '/streams'];
 function needsToken(method: string, route: string | undefined): boolean {
-  if (route === undefined) return false;
-  if (route === '/whip') return method !== 'OPTIONS';
-  return route === '/sessions' || route.startsWith('/sessions/');
+  if (route === undefined || method === 'OPTIONS') return false;
+  return PROTECTED_PREFIXES.some((p) => route === p || route.startsWith(`${p}/`));
 }
 
 export async function buildHttpApp(deps: HttpAppDeps) {
@@ -148,35 +153,45 @@ export async function buildHttpApp(deps: HttpAppDeps) {
     };
   });
 
-  app.post('/whip', async (request, reply) => {
-    if (request.headers['content-type']?.split(';')[0]?.trim() !== 'application/sdp') {
-      return sendError(reply, Object.assign(new Error('WHIP offers must have Content-Type: application/sdp'), { status: 415 }));
+  /** ICE servers go only to requests that may publish or play: TURN credentials are secrets. */
+  const authorized = (request: FastifyRequest): boolean =>
+    deps.config.token === undefined || checkBearer(deps.config.token, request.headers.authorization) === 'ok';
+
+  // WHIP ingest. `/whip/<name>` publishes under a stable name (OBS's fixed URL; viewers play /whep/<name>);
+  // plain `/whip` publishes under the session's id. Initial parameters may ride on the URL (e.g.
+  // /whip/main?style=sketch&strength=0.5): a publisher like OBS has only a URL to configure.
+  const publish = async (request: FastifyRequest, reply: FastifyReply, name: string | undefined): Promise<FastifyReply> => {
+    if (!hasContentType(request.headers, 'application/sdp')) {
+      return sendError(reply, httpError(415, 'WHIP offers must have Content-Type: application/sdp'));
     }
     const offer = request.body;
-    if (typeof offer !== 'string' || offer.trim() === '') {
-      return sendError(reply, Object.assign(new Error('empty SDP offer'), { status: 400 }));
-    }
-    // Initial parameters may ride on the WHIP URL (e.g. /whip?style=sketch&strength=0.5): a publisher
-    // like OBS has only a URL to configure.
-    const session = await sessions.create(offer, queryToParams(request.query), request.socket.remoteAddress ?? request.ip);
-    const location = `/sessions/${session.id}`;
-    return reply
+    if (typeof offer !== 'string' || offer.trim() === '') return sendError(reply, httpError(400, 'empty SDP offer'));
+    const session = await sessions.create(offer, queryToParams(request.query), request.socket.remoteAddress ?? request.ip, name);
+    return withIceLinks(reply, deps.config.iceServers)
       .code(201)
-      .header('Location', location)
+      .header('Location', `/sessions/${session.id}`)
       .header('ETag', `"${session.id}"`)
       .type('application/sdp')
       .send(session.publisher.answerSdp);
-  });
+  };
+  app.post('/whip', async (request, reply) => publish(request, reply, undefined));
+  app.post<{ Params: { name: string } }>('/whip/:name', async (request, reply) => publish(request, reply, request.params.name));
 
   // RFC 9725 §4.1: OPTIONS on the WHIP endpoint says what it accepts (and answers CORS preflights).
-  app.options('/whip', async (_request, reply) => reply.code(204).header('Accept-Post', 'application/sdp').send());
+  const whipOptions = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
+    if (authorized(request)) withIceLinks(reply, deps.config.iceServers);
+    return reply.code(204).header('Accept-Post', 'application/sdp').send();
+  };
+  app.options('/whip', whipOptions);
+  app.options('/whip/:name', whipOptions);
 
   // Trickle ICE and ICE restarts (PATCH with application/trickle-ice-sdpfrag) are not supported: the
-  // server gathers all candidates before answering, as OBS expects. RFC 9725 says to answer 405.
+  // server gathers all its candidates before answering and clients (OBS, GStreamer, the pages here) send
+  // complete offers. RFC 9725 §4.3.1: a resource that supports PATCH for neither answers 405, with Allow.
   app.patch<{ Params: { id: string } }>('/sessions/:id', async (request, reply) => {
     if (!sessions.get(request.params.id)) return sendError(reply, notFound());
     void reply.header('Allow', 'GET, DELETE');
-    return sendError(reply, Object.assign(new Error('trickle ICE and ICE restarts are not supported; send a complete offer'), { status: 405 }));
+    return sendError(reply, httpError(405, 'trickle ICE and ICE restarts are not supported; send a complete offer'));
   });
 
   app.delete<{ Params: { id: string } }>('/sessions/:id', async (request, reply) => {
@@ -202,6 +217,24 @@ export async function buildHttpApp(deps: HttpAppDeps) {
     if (!session) return sendError(reply, notFound());
     return session.updateParams(request.body);
   });
+
+  // Parameters per stream name, settable before the publisher connects: stored and applied when it arrives
+  // (the WHIP URL's query still wins), and applied at once to the live stream of that name.
+  app.get<{ Params: { name: string } }>('/streams/:name', async (request) => {
+    const { live } = sessions.streamParams(request.params.name);
+    const session = sessions.byStreamName(request.params.name);
+    // The session resource lets an operator end a publisher that vanished without DELETE (a 409 for the next one).
+    return { name: request.params.name, live, session: session ? `/sessions/${session.id}` : null, viewers: session?.viewers.size ?? 0 };
+  });
+  app.get<{ Params: { name: string } }>('/streams/:name/params', async (request) => sessions.streamParams(request.params.name).params);
+  app.patch<{ Params: { name: string } }>('/streams/:name/params', async (request, reply) => {
+    if (!hasContentType(request.headers, 'application/json')) {
+      return sendError(reply, httpError(415, 'send the parameters as JSON (Content-Type: application/json)'));
+    }
+    return sessions.patchStreamParams(request.params.name, request.body).params;
+  });
+
+  await app.register(whepRoutes({ config: deps.config, sessions, authorized }));
 
   if (existsSync(CLIENT_DIR)) {
     await app.register(fastifyStatic, { root: CLIENT_DIR, index: ['index.html'], wildcard: true });
@@ -235,16 +268,5 @@ function corsAllows(allowed: readonly string[], origin: string): boolean {
 }
 
 function notFound(): Error & { status: number } {
-  return Object.assign(new Error('no such session (it ended, or the id is wrong)'), { status: 404 });
-}
-
-function sendError(reply: FastifyReply, error: Error & { status?: number; statusCode?: number }): FastifyReply {
-  let status = error.status ?? error.statusCode ?? 500;
-  if (error instanceof ParamsError) status = 400;
-  if (error instanceof CapacityError) void reply.header('Retry-After', String(error.retryAfterSeconds));
-  if (status >= 500 && !(error instanceof CapacityError)) {
-    reply.log.error({ err: error }, 'request failed');
-  }
-  const message = status >= 500 && !(error instanceof CapacityError) ? 'internal error (see server log)' : error.message;
-  return reply.code(status).type('text/plain; charset=utf-8').send(`${message}\n`);
+  return httpError(404, 'no such session (it ended, or the id is wrong)');
 }

@@ -36,6 +36,7 @@ export async function startServer(config: ServerConfig, logger = createLogger(co
   let sessions: SessionManager | undefined;
   const metrics = new ServerMetrics({
     sessions: () => sessions?.size ?? 0,
+    viewers: () => sessions?.viewerCount ?? 0,
     modelQueueDepth: () => restyler.queueDepth,
     modelUtilization: () => restyler.utilization(),
     fps: () => {

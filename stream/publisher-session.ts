@@ -1,11 +1,10 @@
 // One publisher's WebRTC session: answers its offer, turns its video RTP into model-resolution RGB frames
-// (depacketize → decode → cover-scale), and sends restyled frames back on the same transceiver (encode →
-// packetize). Owns its peer connection, codecs, scaler and timers; close() frees all of them.
+// (depacketize → decode → cover-scale), and — for a browser's sendrecv offer — offers its transceiver as a
+// return path that a StreamEgress sends restyled packets on. Owns its peer connection, decoder, scaler and
+// timers (and, when used alone, its own egress); close() frees all of them.
 import {
   RTCPeerConnection,
   RTCRtpCodecParameters,
-  H264Packetizer,
-  Vp8Packetizer,
   useSdesMid,
   type MediaStreamTrack,
   type RTCDataChannel,
@@ -16,12 +15,13 @@ import {
 } from 'werift';
 import { nowMs } from '../realtime/clock.js';
 import { recordStage, type VideoFrame } from '../realtime/frame.js';
+import { StreamEgress, type RtpConsumer } from './egress.js';
 import { NegotiationError } from './errors.js';
 import { acquire, release } from './resource-counters.js';
 import { buildRemb, isKeyframeRequest } from './rtcp-feedback.js';
 import { FrameAssembler, type AssembledFrame } from './rtp-depacketizer.js';
-import { chooseCodec, parseOffer } from './sdp-offer.js';
-import { PictureScaler, VideoDecoder, VideoEncoder, type VideoCodecName } from './video-codec.js';
+import { acceptBundleOnly, chooseCodec, parseOffer } from './sdp-offer.js';
+import { PictureScaler, VideoDecoder, type VideoCodecName } from './video-codec.js';
 
 export interface Logger {
   info(o: object, msg?: string): void;
@@ -42,7 +42,14 @@ export interface PublisherOptions {
   mediaTimeoutMs?: number;
   /** Bitrate to announce with REMB so the publisher ramps up quickly (default 2500). */
   announcedBitrateKbps?: number;
+  /**
+   * true (default): the session owns an egress and `sendFrame()` encodes for its return path. false: the
+   * owner sends through a shared StreamEgress and adds `returnPath` to it (encode once for all viewers).
+   */
+  ownEgress?: boolean;
   onFrame(frame: VideoFrame): void;
+  /** Audio RTP from the publisher (Opus), for forwarding to viewers; dropped when absent. */
+  onAudioRtp?(rtp: RtpPacket): void;
   onData(text: string): void;
   onClosed(reason: string): void;
   /** A restyled frame's first RTP packet went out (after its 'encode' and 'packetize' stages). */
@@ -59,8 +66,6 @@ export interface PublisherStats {
   framesAssembled: number;
   framesLost: number;
   framesDecoded: number;
-  framesEncoded: number;
-  framesNotSent: number;
   decodeErrors: number;
   malformedPackets: number;
   paddingPackets: number;
@@ -75,6 +80,9 @@ export interface PublisherStats {
 export interface PublisherSession {
   readonly answerSdp: string;
   readonly codec: VideoCodecName;
+  /** The sendrecv transceiver's sending side, for a StreamEgress; undefined for a sendonly (OBS) publisher. */
+  readonly returnPath: RtpConsumer | undefined;
+  /** Encode and send a restyled frame on the return path (only with `ownEgress`, the default). */
   sendFrame(frame: VideoFrame): void;
   sendData(text: string): void;
   requestKeyframe(): void;
@@ -102,7 +110,7 @@ export async function createPublisherSession(offerSdp: string, options: Publishe
   const codec = chooseCodec(offer, options.codecs);
   const session = new Session(codec, offer.videoDirection === 'sendrecv', options);
   try {
-    await session.start(offerSdp);
+    await session.start(acceptBundleOnly(offerSdp));
   } catch (error) {
     await session.close();
     if (error instanceof Error && 'status' in error) throw error;
@@ -121,9 +129,8 @@ class Session implements PublisherSession {
   private dataChannel: RTCDataChannel | undefined;
   private decoder: VideoDecoder | undefined;
   private scaler: PictureScaler | undefined;
-  private encoder: VideoEncoder | undefined;
-  private encoderStarting: Promise<VideoEncoder> | undefined;
-  private readonly packetizer: Vp8Packetizer | H264Packetizer;
+  private ownEgress: StreamEgress | undefined;
+  returnPath: RtpConsumer | undefined;
   private closed = false;
   private closedNotified = false;
   /** onClosed is for sessions the owner holds; a session that failed to start was never handed out. */
@@ -134,11 +141,8 @@ class Session implements PublisherSession {
   private lastPliMs = 0;
   private disconnectedSince: number | null = null;
   private seq = 0;
-  private forceKeyframe = true;
   private decodeBacklog = 0;
   private lastDecodeWarnMs = -Infinity;
-  private encodeBusy = false;
-  private pendingOutput: VideoFrame | null = null;
   private readonly decodedTimes: number[] = [];
   private readonly counters = {
     packetsIn: 0,
@@ -146,8 +150,6 @@ class Session implements PublisherSession {
     packetsOut: 0,
     bytesOut: 0,
     framesDecoded: 0,
-    framesEncoded: 0,
-    framesNotSent: 0,
     decodeErrors: 0,
     keyframeRequestsSent: 0,
     keyframeRequestsReceived: 0,
@@ -173,13 +175,11 @@ class Session implements PublisherSession {
     });
     acquire('peerConnections');
     this.assembler = new FrameAssembler(codec, (reason) => this.requestKeyframeLimited(reason));
-    this.packetizer = codec === 'VP8' ? new Vp8Packetizer({ maxPayloadSize: 1200 }) : new H264Packetizer({ maxPayloadSize: 1200 });
   }
 
   async start(offerSdp: string): Promise<void> {
     this.decoder = await VideoDecoder.create(this.codec);
     this.scaler = new PictureScaler(this.options.target);
-    if (this.sendsBack) this.encoderStarting = this.startEncoder();
 
     // onTrack fires inside setRemoteDescription: subscribe first (NOTES-webrtc.md).
     this.sub(this.pc.onTrack.subscribe((track) => this.onTrack(track)));
@@ -208,21 +208,24 @@ class Session implements PublisherSession {
     if (!sdp) throw new NegotiationError('no local description after ICE gathering');
     this.answerSdp = sdp;
     if (!this.videoTrack) this.videoTrack = this.transceiver.receiver.tracks[0];
+    if (this.sendsBack) {
+      this.returnPath = this.makeReturnPath(this.transceiver);
+      if (this.options.ownEgress ?? true) {
+        const { width, height } = this.options.target;
+        this.ownEgress = new StreamEgress({
+          width,
+          height,
+          maxBitrateKbps: this.options.maxBitrateKbps,
+          onSent: (frame, sentMs) => this.options.onSent?.(frame, sentMs),
+          ...(this.log ? { logger: this.log } : {}),
+        });
+        this.ownEgress.add(this.returnPath);
+      }
+    }
 
     this.every(1000, () => this.checkLiveness());
     this.every(1000, () => this.sendRemb());
     this.started = true;
-  }
-
-  private async startEncoder(): Promise<VideoEncoder> {
-    const { width, height } = this.options.target;
-    const enc = await VideoEncoder.create({ codec: this.codec, width, height, maxBitrateKbps: this.options.maxBitrateKbps });
-    if (this.closed) {
-      await enc.close();
-      throw new Error('session closed');
-    }
-    this.encoder = enc;
-    return enc;
   }
 
   private waitForGathering(): Promise<void> {
@@ -244,7 +247,13 @@ class Session implements PublisherSession {
 
   private onTrack(track: MediaStreamTrack): void {
     if (track.kind !== 'video') {
-      this.sub(track.onReceiveRtp.subscribe(() => (this.lastRtpMs = nowMs()))); // audio: received and dropped
+      // Audio: forwarded to the owner (viewers), or dropped; either way it proves the publisher is alive.
+      this.sub(
+        track.onReceiveRtp.subscribe((rtp) => {
+          this.lastRtpMs = nowMs();
+          if (this.options.onAudioRtp) this.safe(() => this.options.onAudioRtp!(rtp));
+        }),
+      );
       return;
     }
     this.videoTrack = track;
@@ -326,62 +335,30 @@ class Session implements PublisherSession {
   // ---- egress --------------------------------------------------------------------------------------------
 
   sendFrame(frame: VideoFrame): void {
-    if (this.closed || !this.sendsBack) return;
-    if (this.encodeBusy) {
-      // Latest frame wins here too: a waiting frame is replaced, never queued behind.
-      if (this.pendingOutput) this.counters.framesNotSent++;
-      this.pendingOutput = frame;
-      return;
-    }
-    this.encodeBusy = true;
-    void this.encodeAndSend(frame).finally(() => {
-      this.encodeBusy = false;
-      const next = this.pendingOutput;
-      this.pendingOutput = null;
-      if (next && !this.closed) this.sendFrame(next);
-    });
+    if (!this.closed) this.ownEgress?.send(frame);
   }
 
-  private async encodeAndSend(frame: VideoFrame): Promise<void> {
-    try {
-      const encoder = this.encoder ?? (await this.encoderStarting);
-      if (!encoder || this.closed) return;
-      const sender = this.transceiver?.sender;
-      const t0 = nowMs();
-      const keyframe = this.forceKeyframe;
-      this.forceKeyframe = false;
-      const pictures = await encoder.encode(frame.image, frame.rtpTimestamp, keyframe);
-      const t1 = nowMs();
-      recordStage(frame, 'encode', t0, t1);
-      if (this.closed || !sender) return;
-      let firstSentMs: number | null = null;
-      for (const picture of pictures) {
-        const packets =
-          this.packetizer instanceof H264Packetizer
-            ? this.packetizer.packetize(picture.data, frame.rtpTimestamp >>> 0, { isKeyframe: picture.keyframe })
-            : this.packetizer.packetize(picture.data, frame.rtpTimestamp >>> 0);
+  /** Sends shared packets on the sendrecv transceiver; werift clones each before rewriting SSRC/PT/seq. */
+  private makeReturnPath(transceiver: RTCRtpTransceiver): RtpConsumer {
+    const counters = this.counters;
+    const isClosed = (): boolean => this.closed;
+    return {
+      codec: this.codec,
+      sendPackets(packets) {
+        if (isClosed()) return;
         for (const packet of packets) {
-          this.counters.packetsOut++;
-          this.counters.bytesOut += packet.payload.length;
-          void sender.sendRtp(packet).catch(() => {});
-          firstSentMs ??= nowMs();
+          counters.packetsOut++;
+          counters.bytesOut += packet.payload.length;
+          void transceiver.sender.sendRtp(packet as RtpPacket).catch(() => {});
         }
-        this.counters.framesEncoded++;
-      }
-      const t2 = nowMs();
-      recordStage(frame, 'packetize', t1, t2);
-      if (firstSentMs !== null) this.safe(() => this.options.onSent?.(frame, firstSentMs!));
-      else this.counters.framesNotSent++;
-    } catch (error) {
-      this.counters.framesNotSent++;
-      if (!this.closed) this.log?.warn({ err: (error as Error).message }, 'encode failed; frame not sent');
-    }
+      },
+    };
   }
 
   private onRtcp(rtcp: RtcpPacket): void {
     if (!isKeyframeRequest(rtcp, this.transceiver?.sender.ssrc)) return;
     this.counters.keyframeRequestsReceived++;
-    this.forceKeyframe = true;
+    this.returnPath?.keyframeRequested?.();
   }
 
   // ---- control -------------------------------------------------------------------------------------------
@@ -469,15 +446,13 @@ class Session implements PublisherSession {
     }
     this.timers.clear();
     for (const u of this.unsubscribers.splice(0)) u();
-    this.pendingOutput = null;
     try {
       await this.pc.close();
     } catch (error) {
       this.log?.warn({ err: (error as Error).message }, 'peer connection close failed');
     }
     release('peerConnections');
-    const encoder = this.encoder ?? (await this.encoderStarting?.catch(() => undefined));
-    await Promise.all([this.decoder?.close(), this.scaler?.close(), encoder?.close()]);
+    await Promise.all([this.decoder?.close(), this.scaler?.close(), this.ownEgress?.close()]);
     release('sessions');
     if (!this.closedNotified && this.started) {
       this.closedNotified = true;

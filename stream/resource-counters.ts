@@ -1,10 +1,11 @@
 // Live native resources owned by stream/, counted so a lifecycle test (and /metrics) can prove that
 // close() frees everything: a session that leaks a codec context leaks native memory forever.
 
-export type StreamResource = 'sessions' | 'peerConnections' | 'decoders' | 'encoders' | 'scalers' | 'timers';
+export type StreamResource = 'sessions' | 'viewers' | 'peerConnections' | 'decoders' | 'encoders' | 'scalers' | 'timers';
 
 const live: Record<StreamResource, number> = {
   sessions: 0,
+  viewers: 0,
   peerConnections: 0,
   decoders: 0,
   encoders: 0,

@@ -1,5 +1,6 @@
-// Validates a publisher's SDP offer before any WebRTC state is created, so a bad offer is answered with a
-// precise 400/415 instead of a vague negotiation failure. Only what the session needs is extracted.
+// Validates a publisher's (WHIP) or viewer's (WHEP) SDP offer before any WebRTC state is created, so a bad
+// offer is answered with a precise 400/415 instead of a vague negotiation failure. Only what the session
+// needs is extracted.
 import { SdpError, UnsupportedCodecError } from './errors.js';
 import type { VideoCodecName } from './video-codec.js';
 
@@ -16,7 +17,10 @@ export interface OfferSummary {
 
 export const SUPPORTED_CODECS: readonly VideoCodecName[] = ['VP8', 'H264'];
 
-export function parseOffer(sdp: unknown): OfferSummary {
+/** Who sends the offer: a publisher must send video; a viewer must be able to receive it. */
+export type OfferRole = 'publisher' | 'viewer';
+
+export function parseOffer(sdp: unknown, role: OfferRole = 'publisher'): OfferSummary {
   if (typeof sdp !== 'string' || sdp.trim() === '') throw new SdpError('the body is empty; send the SDP offer as application/sdp');
   const lines = sdp.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '');
   if (lines[0] !== 'v=0') throw new SdpError('it must start with "v=0"');
@@ -51,8 +55,11 @@ export function parseOffer(sdp: unknown): OfferSummary {
   ];
   const directions: MediaDirection[] = ['sendrecv', 'sendonly', 'recvonly', 'inactive'];
   const videoDirection = directions.find((d) => video.includes(`a=${d}`)) ?? 'sendrecv';
-  if (videoDirection === 'recvonly' || videoDirection === 'inactive') {
+  if (role === 'publisher' && (videoDirection === 'recvonly' || videoDirection === 'inactive')) {
     throw new SdpError(`the video m-line is ${videoDirection}; a publisher must send video (sendonly or sendrecv)`);
+  }
+  if (role === 'viewer' && (videoDirection === 'sendonly' || videoDirection === 'inactive')) {
+    throw new SdpError(`the video m-line is ${videoDirection}; a WHEP viewer must receive video (recvonly)`);
   }
   return {
     videoDirection,
@@ -68,4 +75,20 @@ export function chooseCodec(offer: OfferSummary, preferred: readonly VideoCodecN
   const chosen = allowed.find((c) => offer.offeredVideoCodecs.includes(c));
   if (!chosen) throw new UnsupportedCodecError(offer.offeredVideoCodecs, allowed.length ? allowed : [...SUPPORTED_CODECS]);
   return chosen;
+}
+
+/**
+ * RFC 8843 §6: with bundle-policy max-bundle, GStreamer's webrtcbin (and other WHIP clients) offer every
+ * m-line after the first with port 0 and `a=bundle-only`. werift reads port 0 as a rejected m-line and drops
+ * the track, so such sections get the placeholder port 9 (the transport is the bundle's anyway).
+ */
+export function acceptBundleOnly(sdp: string): string {
+  const eol = sdp.includes('\r\n') ? '\r\n' : '\n';
+  const sections = sdp.split(/(?=^m=)/m);
+  return sections
+    .map((section) =>
+      /^a=bundle-only\s*$/m.test(section) ? section.replace(/^m=(\w+) 0 /, (_m, kind: string) => `m=${kind} 9 `) : section,
+    )
+    .join('')
+    .replace(/\r?\n/g, eol);
 }

@@ -1,6 +1,9 @@
 // The viewer overlay at /overlay/:name: chrome-less and transparent (for OBS browser sources), it
 // plays the named stream by WHEP full-window and reconnects with exponential backoff when it drops.
 // A small status line shows while the stream is unavailable; `?status=off` hides it (for broadcasts).
+// Audio: the publisher's Opus is forwarded, but the player stays muted unless `?audio=on` — in OBS the
+// publisher is usually the same OBS, and its own microphone coming back through a Browser Source would
+// double it in the broadcast.
 
 import { deleteResource, negotiate, SignalingError } from './signaling.js';
 
@@ -12,7 +15,10 @@ const STALL_MS = 8000;
 const player = document.getElementById('player') as HTMLVideoElement;
 const state = document.getElementById('state') as HTMLElement;
 const name = streamName();
-if (new URLSearchParams(location.search).get('status') === 'off') state.hidden = true;
+const query = new URLSearchParams(location.search);
+if (query.get('status') === 'off') state.hidden = true;
+const wantsAudio = query.get('audio') === 'on';
+player.muted = !wantsAudio;
 
 let backoff = BACKOFF_MIN_MS;
 let current: { pc: RTCPeerConnection; resourceUrl: string; watchdog: ReturnType<typeof setInterval> } | undefined;
@@ -27,8 +33,12 @@ function streamName(): string {
 async function connect(): Promise<void> {
   const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
   pc.addTransceiver('video', { direction: 'recvonly' });
+  if (wantsAudio) pc.addTransceiver('audio', { direction: 'recvonly' });
+  // One MediaStream for both tracks: the server's answer need not put audio and video in one msid stream.
+  const media = new MediaStream();
   pc.addEventListener('track', (e) => {
-    player.srcObject = e.streams[0] ?? new MediaStream([e.track]);
+    media.addTrack(e.track);
+    if (player.srcObject !== media) player.srcObject = media;
   });
   try {
     const { resourceUrl } = await negotiate(pc, `/whep/${encodeURIComponent(name)}`);

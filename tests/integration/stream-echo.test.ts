@@ -269,7 +269,7 @@ describe('PublisherSession echo over real WebRTC', { timeout: 120_000 }, () => {
     await server.stop();
     server.sessions.clear();
     const live = liveResources();
-    assert.deepEqual(live, { sessions: 0, peerConnections: 0, decoders: 0, encoders: 0, scalers: 0, timers: 0 });
+    assert.deepEqual(live, { sessions: 0, viewers: 0, peerConnections: 0, decoders: 0, encoders: 0, scalers: 0, timers: 0 });
     server = await startEchoServer();
   });
 

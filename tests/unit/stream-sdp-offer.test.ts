@@ -1,7 +1,7 @@
 // Offer validation: what a publisher sends decides codec and direction, and bad offers fail with a reason.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chooseCodec, parseOffer } from '../../stream/sdp-offer.js';
+import { acceptBundleOnly, chooseCodec, parseOffer } from '../../stream/sdp-offer.js';
 import { SdpError, UnsupportedCodecError } from '../../stream/errors.js';
 import { coverCrop } from '../../stream/video-codec.js';
 
@@ -47,6 +47,22 @@ test('offers without video, ICE credentials or a fingerprint are SdpErrors that 
   assert.throws(() => parseOffer(obsOffer.replaceAll('a=ice-pwd:', 'a=x-pwd:')), /ICE credentials/);
   assert.throws(() => parseOffer(obsOffer.replaceAll('a=fingerprint:', 'a=x:')), /fingerprint/);
   assert.throws(() => parseOffer(obsOffer.replace('a=mid:1\r\na=sendonly', 'a=mid:1\r\na=recvonly')), /must send video/);
+});
+
+test('a WHEP viewer offer must receive video: recvonly (or sendrecv) passes, sendonly is an SdpError', () => {
+  const viewerOffer = obsOffer.replaceAll('a=sendonly', 'a=recvonly');
+  assert.equal(parseOffer(viewerOffer, 'viewer').videoDirection, 'recvonly');
+  assert.throws(() => parseOffer(obsOffer, 'viewer'), /must receive video/);
+  assert.throws(() => parseOffer(viewerOffer), /must send video/, 'and a publisher offer must still send');
+});
+
+test('bundle-only m-lines (port 0, as webrtcbin offers with max-bundle) get a usable port; others are untouched', () => {
+  const bundled = obsOffer.replace('m=video 9 ', 'm=video 0 ').replace('a=mid:1\r\n', 'a=mid:1\r\na=bundle-only\r\n');
+  const fixed = acceptBundleOnly(bundled);
+  assert.match(fixed, /^m=video 9 UDP\/TLS\/RTP\/SAVPF 96 97\r$/m);
+  assert.equal(acceptBundleOnly(obsOffer), obsOffer);
+  const rejected = obsOffer.replace('m=video 9 ', 'm=video 0 ');
+  assert.equal(acceptBundleOnly(rejected), rejected, 'a port-0 m-line without bundle-only stays rejected');
 });
 
 test('cover crop keeps the target aspect ratio, centered, with even offsets', () => {

@@ -1,0 +1,220 @@
+// One stream's egress: every restyled frame is encoded ONCE per codec and packetized once, and the same RTP
+// packets go to every consumer of that codec (WHEP viewers, and a browser publisher's own return path).
+// Consumers differ only in what werift's sender rewrites per packet (SSRC, payload type, header extensions,
+// SRTP), so adding a viewer costs network I/O, never another encoder. Owns the encoders; close() frees them.
+import { H264Packetizer, Vp8Packetizer, type RtpPacket } from 'werift';
+import { nowMs } from '../realtime/clock.js';
+import { recordStage, type VideoFrame } from '../realtime/frame.js';
+import { VideoEncoder, type VideoCodecName } from './video-codec.js';
+
+/** Something that sends a stream's packets to one peer. */
+export interface RtpConsumer {
+  readonly codec: VideoCodecName;
+  /** One frame's packets, shared by every consumer of the codec: never mutate them (werift's sendRtp clones first). */
+  sendPackets(packets: readonly RtpPacket[]): void;
+  /** Set by the egress the consumer joins: call it when the peer asks for a keyframe (PLI/FIR). */
+  keyframeRequested?: () => void;
+}
+
+export interface EgressLogger {
+  info(o: object, msg?: string): void;
+  warn(o: object, msg?: string): void;
+}
+
+export interface EgressOptions {
+  width: number;
+  height: number;
+  maxBitrateKbps: number;
+  /** A frame's first packet went out (once per frame, whichever codec got there first); 'encode'/'packetize' are recorded. */
+  onSent?(frame: VideoFrame, firstPacketSentMs: number): void;
+  logger?: EgressLogger;
+}
+
+export interface EgressStats {
+  consumers: number;
+  /** Per codec with at least one consumer: one encoder each. */
+  codecs: Record<string, { consumers: number; framesEncoded: number; keyframesForced: number; framesNotSent: number; packetsOut: number }>;
+}
+
+/**
+ * Forced keyframes are rate-limited: each costs several times an inter frame, and a burst of joins or PLIs
+ * must not turn the stream into all-keyframes. A request inside the window is deferred, never lost.
+ */
+export const KEYFRAME_MIN_INTERVAL_MS = 250;
+
+export class StreamEgress {
+  private readonly branches = new Map<VideoCodecName, CodecBranch>();
+  private readonly reported = new WeakSet<VideoFrame>();
+  private closed = false;
+
+  constructor(private readonly options: EgressOptions) {}
+
+  /** Start sending to `consumer`; its codec's encoder is opened if it is the first, and a keyframe is forced for it. */
+  add(consumer: RtpConsumer): void {
+    if (this.closed) return;
+    let branch = this.branches.get(consumer.codec);
+    if (!branch) {
+      branch = new CodecBranch(consumer.codec, this.options, (frame) => this.claim(frame));
+      this.branches.set(consumer.codec, branch);
+    }
+    branch.consumers.add(consumer);
+    consumer.keyframeRequested = () => branch.requestKeyframe();
+    // A newcomer cannot decode until the next keyframe (the periodic one is 10 s away).
+    branch.requestKeyframe();
+  }
+
+  /** Stop sending to `consumer`; the last consumer of a codec closes that codec's encoder. */
+  remove(consumer: RtpConsumer): Promise<void> {
+    const branch = this.branches.get(consumer.codec);
+    consumer.keyframeRequested = undefined;
+    if (!branch || !branch.consumers.delete(consumer) || branch.consumers.size > 0) return Promise.resolve();
+    this.branches.delete(consumer.codec);
+    return branch.close();
+  }
+
+  /** Encode and send one restyled frame to every consumer. Never blocks: a busy encoder keeps only the latest. */
+  send(frame: VideoFrame): void {
+    if (this.closed) return;
+    for (const branch of this.branches.values()) branch.send(frame);
+  }
+
+  get consumerCount(): number {
+    let n = 0;
+    for (const b of this.branches.values()) n += b.consumers.size;
+    return n;
+  }
+
+  stats(): EgressStats {
+    const codecs: EgressStats['codecs'] = {};
+    for (const [codec, b] of this.branches) codecs[codec] = { consumers: b.consumers.size, ...b.counters };
+    return { consumers: this.consumerCount, codecs };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const branches = [...this.branches.values()];
+    this.branches.clear();
+    await Promise.all(branches.map((b) => b.close()));
+  }
+
+  /** True for the first branch to send `frame`: it records the frame's stages and reports it. */
+  private claim(frame: VideoFrame): boolean {
+    if (this.reported.has(frame)) return false;
+    this.reported.add(frame);
+    return true;
+  }
+}
+
+/** One codec's encoder and packetizer, and the consumers that negotiated that codec. */
+class CodecBranch {
+  readonly consumers = new Set<RtpConsumer>();
+  readonly counters = { framesEncoded: 0, keyframesForced: 0, framesNotSent: 0, packetsOut: 0 };
+  private encoder: VideoEncoder | undefined;
+  private readonly starting: Promise<VideoEncoder | undefined>;
+  private readonly packetizer: Vp8Packetizer | H264Packetizer;
+  private busy = false;
+  private pending: VideoFrame | null = null;
+  private keyframeWanted = true;
+  private lastKeyframeMs = -Infinity;
+  private closed = false;
+
+  constructor(
+    readonly codec: VideoCodecName,
+    private readonly options: EgressOptions,
+    /** True when this branch is the first to send `frame` (with two codecs, the second one's timing stays in its counters). */
+    private readonly claim: (frame: VideoFrame) => boolean,
+  ) {
+    this.packetizer = codec === 'VP8' ? new Vp8Packetizer({ maxPayloadSize: 1200 }) : new H264Packetizer({ maxPayloadSize: 1200 });
+    // Opened now, not on the first frame, so the first restyled frame does not pay for encoder start-up.
+    this.starting = VideoEncoder.create({ codec, width: options.width, height: options.height, maxBitrateKbps: options.maxBitrateKbps }).then(
+      async (enc) => {
+        if (this.closed) {
+          await enc.close();
+          return undefined;
+        }
+        this.encoder = enc;
+        return enc;
+      },
+      (error: Error) => {
+        options.logger?.warn({ err: error.message, codec }, 'cannot open encoder; this codec gets no video');
+        return undefined;
+      },
+    );
+  }
+
+  requestKeyframe(): void {
+    this.keyframeWanted = true;
+  }
+
+  send(frame: VideoFrame): void {
+    if (this.closed) return;
+    if (this.busy) {
+      // Latest frame wins here too: a waiting frame is replaced, never queued behind.
+      if (this.pending) this.counters.framesNotSent++;
+      this.pending = frame;
+      return;
+    }
+    this.busy = true;
+    void this.encodeAndSend(frame).finally(() => {
+      this.busy = false;
+      const next = this.pending;
+      this.pending = null;
+      if (next && !this.closed) this.send(next);
+    });
+  }
+
+  private async encodeAndSend(frame: VideoFrame): Promise<void> {
+    try {
+      const encoder = this.encoder ?? (await this.starting);
+      if (!encoder || this.closed) return;
+      const t0 = nowMs();
+      const keyframe = this.keyframeWanted && t0 - this.lastKeyframeMs >= KEYFRAME_MIN_INTERVAL_MS;
+      if (keyframe) {
+        this.keyframeWanted = false;
+        this.lastKeyframeMs = t0;
+        this.counters.keyframesForced++;
+      }
+      const pictures = await encoder.encode(frame.image, frame.rtpTimestamp, keyframe);
+      const t1 = nowMs();
+      if (this.closed) return;
+      let firstSentMs: number | null = null;
+      for (const picture of pictures) {
+        const packets =
+          this.packetizer instanceof H264Packetizer
+            ? this.packetizer.packetize(picture.data, frame.rtpTimestamp >>> 0, { isKeyframe: picture.keyframe })
+            : this.packetizer.packetize(picture.data, frame.rtpTimestamp >>> 0);
+        this.counters.packetsOut += packets.length;
+        for (const consumer of this.consumers) consumer.sendPackets(packets);
+        firstSentMs ??= nowMs();
+        this.counters.framesEncoded++;
+      }
+      const t2 = nowMs();
+      if (firstSentMs === null) {
+        this.counters.framesNotSent++;
+        return;
+      }
+      if (this.claim(frame)) {
+        recordStage(frame, 'encode', t0, t1);
+        recordStage(frame, 'packetize', t1, t2);
+        try {
+          this.options.onSent?.(frame, firstSentMs);
+        } catch (error) {
+          this.options.logger?.warn({ err: (error as Error).message }, 'onSent threw');
+        }
+      }
+    } catch (error) {
+      this.counters.framesNotSent++;
+      if (!this.closed) this.options.logger?.warn({ err: (error as Error).message, codec: this.codec }, 'encode failed; frame not sent');
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.pending = null;
+    this.consumers.clear();
+    const encoder = this.encoder ?? (await this.starting);
+    await encoder?.close();
+  }
+}

@@ -1,0 +1,268 @@
+// One WHEP viewer: answers its recvonly offer with a sendonly video (and audio) transceiver and is an
+// RtpConsumer of its stream's egress — it never encodes; it only forwards the shared packets (werift rewrites
+// SSRC, payload type and header extensions, and encrypts). Owns its peer connection and timers; close()
+// frees them. A viewer that vanishes (werift sends no close) is found by ICE state and RTCP silence.
+import {
+  RTCPeerConnection,
+  RTCRtpCodecParameters,
+  useSdesMid,
+  type RTCIceServer,
+  type RtcpPacket,
+  type RtpPacket,
+  type RTCRtpTransceiver,
+} from 'werift';
+import { nowMs } from '../realtime/clock.js';
+import type { RtpConsumer } from './egress.js';
+import { NegotiationError } from './errors.js';
+import { acquire, release } from './resource-counters.js';
+import { isKeyframeRequest } from './rtcp-feedback.js';
+import { acceptBundleOnly, chooseCodec, parseOffer } from './sdp-offer.js';
+import type { VideoCodecName } from './video-codec.js';
+
+export interface ViewerLogger {
+  info(o: object, msg?: string): void;
+  warn(o: object, msg?: string): void;
+}
+
+export interface ViewerOptions {
+  /** Codecs the server will encode for viewers, in order of preference; the first the viewer offers wins. */
+  codecs: readonly VideoCodecName[];
+  iceServers?: RTCIceServer[];
+  iceAdditionalHostAddresses?: string[];
+  /** Not connected (ICE + DTLS) this long after the answer: the viewer never came (default 15000). */
+  connectTimeoutMs?: number;
+  /** No RTCP from the viewer for this long while we send to it: it is gone (default 10000). */
+  mediaTimeoutMs?: number;
+  onClosed(reason: string): void;
+  logger?: ViewerLogger;
+}
+
+export interface ViewerStats {
+  codec: VideoCodecName;
+  connectionState: string;
+  packetsOut: number;
+  bytesOut: number;
+  audioPacketsOut: number;
+  keyframeRequestsReceived: number;
+}
+
+export interface ViewerSession extends RtpConsumer {
+  readonly answerSdp: string;
+  readonly codec: VideoCodecName;
+  /** True when the viewer's offer has an audio m-line (it gets the publisher's Opus, if any). */
+  readonly receivesAudio: boolean;
+  sendAudio(rtp: RtpPacket): void;
+  stats(): ViewerStats;
+  close(): Promise<void>;
+}
+
+const H264_FMTP = 'profile-level-id=42e01f;packetization-mode=1;level-asymmetry-allowed=1';
+const GATHER_TIMEOUT_MS = 5000;
+const DISCONNECT_GRACE_MS = 4000;
+
+/** Answer a viewer's offer. Throws SdpError (400) / UnsupportedCodecError (415) / NegotiationError (400). */
+export async function createViewerSession(offerSdp: string, options: ViewerOptions): Promise<ViewerSession> {
+  const offer = parseOffer(offerSdp, 'viewer');
+  const codec = chooseCodec(offer, options.codecs);
+  const viewer = new Viewer(codec, options);
+  try {
+    await viewer.start(acceptBundleOnly(offerSdp));
+  } catch (error) {
+    await viewer.close();
+    if (error instanceof Error && 'status' in error) throw error;
+    throw new NegotiationError(error instanceof Error ? error.message : String(error));
+  }
+  return viewer;
+}
+
+class Viewer implements ViewerSession {
+  answerSdp = '';
+  receivesAudio = false;
+  keyframeRequested?: () => void;
+  private readonly pc: RTCPeerConnection;
+  private video: RTCRtpTransceiver | undefined;
+  private audio: RTCRtpTransceiver | undefined;
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly unsubscribers: (() => void)[] = [];
+  private readonly createdMs = nowMs();
+  private connectedSinceMs: number | null = null;
+  private disconnectedSince: number | null = null;
+  private lastRtcpMs = 0;
+  private lastSentMs = 0;
+  private closed = false;
+  private closedNotified = false;
+  private started = false;
+  private readonly counters = { packetsOut: 0, bytesOut: 0, audioPacketsOut: 0, keyframeRequestsReceived: 0 };
+
+  constructor(
+    readonly codec: VideoCodecName,
+    private readonly options: ViewerOptions,
+  ) {
+    acquire('viewers');
+    const rtcpFeedback = [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }, { type: 'ccm', parameter: 'fir' }];
+    this.pc = new RTCPeerConnection({
+      // Explicit codecs (werift issue #511) and the H264 name in upper case (NOTES-webrtc.md).
+      codecs: {
+        video: [
+          codec === 'VP8'
+            ? new RTCRtpCodecParameters({ mimeType: 'video/VP8', clockRate: 90000, rtcpFeedback })
+            : new RTCRtpCodecParameters({ mimeType: 'video/H264', clockRate: 90000, rtcpFeedback, parameters: H264_FMTP }),
+        ],
+        audio: [new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2 })],
+      },
+      headerExtensions: { video: [useSdesMid()], audio: [useSdesMid()] },
+      iceServers: options.iceServers ?? [],
+      ...(options.iceAdditionalHostAddresses ? { iceAdditionalHostAddresses: options.iceAdditionalHostAddresses } : {}),
+    });
+    acquire('peerConnections');
+  }
+
+  async start(offerSdp: string): Promise<void> {
+    this.sub(this.pc.connectionStateChange.subscribe((state) => this.onConnectionState(state)));
+    this.sub(this.pc.iceConnectionStateChange.subscribe((state) => this.onConnectionState(state)));
+    await this.pc.setRemoteDescription({ type: 'offer', sdp: offerSdp });
+    this.video = this.pc.getTransceivers().find((t) => t.kind === 'video');
+    if (!this.video) throw new NegotiationError('no video transceiver after applying the offer');
+    this.video.setDirection('sendonly');
+    this.audio = this.pc.getTransceivers().find((t) => t.kind === 'audio');
+    this.audio?.setDirection('sendonly');
+    this.receivesAudio = this.audio !== undefined;
+    // PLI/FIR and receiver reports: read from the transport's raw RTCP (NOTES-webrtc.md); any RTCP proves life.
+    this.sub(this.video.dtlsTransport.onRtcp.subscribe((rtcp) => this.onRtcp(rtcp)));
+    await this.pc.setLocalDescription(await this.pc.createAnswer());
+    await this.waitForGathering();
+    const sdp = this.pc.localDescription?.sdp;
+    if (!sdp) throw new NegotiationError('no local description after ICE gathering');
+    this.answerSdp = sdp;
+    this.every(1000, () => this.checkLiveness());
+    this.started = true;
+  }
+
+  sendPackets(packets: readonly RtpPacket[]): void {
+    const sender = this.video?.sender;
+    if (this.closed || !sender || this.connectedSinceMs === null) return;
+    this.lastSentMs = nowMs();
+    for (const packet of packets) {
+      this.counters.packetsOut++;
+      this.counters.bytesOut += packet.payload.length;
+      void sender.sendRtp(packet).catch(() => {});
+    }
+  }
+
+  sendAudio(rtp: RtpPacket): void {
+    const sender = this.audio?.sender;
+    if (this.closed || !sender || this.connectedSinceMs === null) return;
+    this.counters.audioPacketsOut++;
+    void sender.sendRtp(rtp).catch(() => {});
+  }
+
+  private onRtcp(rtcp: RtcpPacket): void {
+    this.lastRtcpMs = nowMs();
+    if (!isKeyframeRequest(rtcp, this.video?.sender.ssrc)) return;
+    this.counters.keyframeRequestsReceived++;
+    this.keyframeRequested?.();
+  }
+
+  private onConnectionState(state: string): void {
+    if (state === 'failed' || state === 'closed') this.vanish(`viewer connection ${state}`);
+    else if (state === 'disconnected') this.disconnectedSince ??= nowMs();
+    else if (state === 'connected' || state === 'completed') {
+      this.disconnectedSince = null;
+      // ICE connects before DTLS does, and werift drops RTP until DTLS is up: count the viewer as connected
+      // (and ask for its first keyframe) only when the whole connection is.
+      if (this.connectedSinceMs === null && this.pc.connectionState === 'connected') {
+        this.connectedSinceMs = nowMs();
+        this.lastRtcpMs = this.connectedSinceMs;
+        // Packets sent before DTLS completed were dropped by werift: ask for a keyframe now that it can decode.
+        this.keyframeRequested?.();
+      }
+    }
+  }
+
+  private checkLiveness(): void {
+    const now = nowMs();
+    const timeout = this.options.mediaTimeoutMs ?? 10_000;
+    if (this.connectedSinceMs === null) {
+      const limit = this.options.connectTimeoutMs ?? 15_000;
+      if (now - this.createdMs > limit) this.vanish(`viewer did not connect within ${limit / 1000} s`);
+    } else if (this.disconnectedSince !== null && now - this.disconnectedSince > DISCONNECT_GRACE_MS) {
+      this.vanish(`viewer disconnected for over ${DISCONNECT_GRACE_MS / 1000} s`);
+    } else if (now - this.lastSentMs < 2000 && now - this.lastRtcpMs > timeout) {
+      // Only judged while media flows: a receiver reports on what it receives, and a stalled stream is not its fault.
+      this.vanish(`no RTCP from the viewer for ${Math.round((now - this.lastRtcpMs) / 1000)} s`);
+    }
+  }
+
+  private vanish(reason: string): void {
+    if (this.closed || this.closedNotified) return;
+    this.closedNotified = true;
+    this.options.logger?.info({ reason }, 'viewer gone');
+    try {
+      this.options.onClosed(reason);
+    } catch (error) {
+      this.options.logger?.warn({ err: (error as Error).message }, 'viewer onClosed threw');
+    }
+  }
+
+  stats(): ViewerStats {
+    return { codec: this.codec, connectionState: this.pc.connectionState, ...this.counters };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const t of this.timers) {
+      clearInterval(t);
+      release('timers');
+    }
+    this.timers.clear();
+    for (const u of this.unsubscribers.splice(0)) u();
+    try {
+      await this.pc.close();
+    } catch (error) {
+      this.options.logger?.warn({ err: (error as Error).message }, 'viewer peer connection close failed');
+    }
+    release('peerConnections');
+    release('viewers');
+    if (!this.closedNotified && this.started) {
+      this.closedNotified = true;
+      try {
+        this.options.onClosed('closed');
+      } catch {
+        // the owner is closing us; nothing to report to
+      }
+    }
+  }
+
+  private waitForGathering(): Promise<void> {
+    if (this.pc.iceGatheringState === 'complete') return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, GATHER_TIMEOUT_MS);
+      const { unSubscribe } = this.pc.iceGatheringStateChange.subscribe((state) => {
+        if (state === 'complete') done();
+      });
+      function done(): void {
+        clearTimeout(timer);
+        unSubscribe();
+        resolve();
+      }
+    });
+  }
+
+  private every(ms: number, fn: () => void): void {
+    const t = setInterval(() => {
+      try {
+        fn();
+      } catch (error) {
+        this.options.logger?.warn({ err: (error as Error).message }, 'viewer timer threw');
+      }
+    }, ms);
+    t.unref();
+    this.timers.add(t);
+    acquire('timers');
+  }
+
+  private sub(s: { unSubscribe: () => void }): void {
+    this.unsubscribers.push(s.unSubscribe);
+  }
+}
