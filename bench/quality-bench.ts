@@ -57,6 +57,8 @@ export interface QualityRow {
   fidelityDb?: number;
   flowMs: LatencyStats;
   warpMs: LatencyStats;
+  /** Flow + warping per frame: what consistency adds to a frame's latency. */
+  addedMs: LatencyStats;
   /** Whole restyle() per frame, main thread round trip. */
   totalMs: LatencyStats;
   firstFrameMs: number;
@@ -103,6 +105,7 @@ export async function runQualityBench(options: QualityBenchOptions, log: (line: 
         const outputs: RgbImage[] = [];
         const flow: number[] = [];
         const warp: number[] = [];
+        const added: number[] = [];
         const total: number[] = [];
         for (const frame of clip.frames) {
           const start = performance.now();
@@ -110,9 +113,10 @@ export async function runQualityBench(options: QualityBenchOptions, log: (line: 
           total.push(performance.now() - start);
           outputs.push(result.image);
           const sum = (name: StageTiming['name']): number => result.stages.filter((s) => s.name === name).reduce((a, s) => a + s.endMs - s.startMs, 0);
-          if (result.stages.some((s) => s.name === 'flow')) {
+          if (consistency > 0) {
             flow.push(sum('flow'));
             warp.push(sum('warp'));
+            added.push(sum('flow') + sum('warp'));
           }
         }
         runtime.releaseStream(streamId);
@@ -125,6 +129,7 @@ export async function runQualityBench(options: QualityBenchOptions, log: (line: 
           inputChange: meanFrameChange(clip.frames),
           flowMs: latencyStats(flow.length ? flow : [0]),
           warpMs: latencyStats(warp.length ? warp : [0]),
+          addedMs: latencyStats(added.length ? added : [0]),
           totalMs: latencyStats(total.slice(1)),
           firstFrameMs: total[0]!,
         };
@@ -140,12 +145,12 @@ export async function runQualityBench(options: QualityBenchOptions, log: (line: 
   return { model: runtime.info.name, provider: runtime.info.provider, style, steps, strength, referenceFlow: refInfo, date: new Date().toISOString(), rows };
 }
 
-const HEADER = '| clip | consistency | warp error | vs c=0 | flicker index | fidelity dB | flow ms p50/p95 | warp ms p50/p95 | frame ms p50/p95 |';
+const HEADER = '| clip | consistency | warp error | vs c=0 | flicker index | fidelity dB | flow ms p50/p95 | warp ms p50/p95 | added ms p50/p95 | frame ms p50/p95 |';
 
 function formatRow(r: QualityRow, base?: QualityRow): string {
   const f = (n: number | undefined, digits = 2): string => (n === undefined || Number.isNaN(n) ? '–' : n.toFixed(digits));
   const ratio = base && base !== r ? `${((r.warpError / base.warpError - 1) * 100).toFixed(0)} %` : '–';
-  return `| ${r.clip} | ${r.consistency} | ${f(r.warpError)} | ${ratio} | ${f(r.flickerIndex, 3)} | ${f(r.fidelityDb)} | ${f(r.flowMs.median)} / ${f(r.flowMs.p95)} | ${f(r.warpMs.median)} / ${f(r.warpMs.p95)} | ${f(r.totalMs.median)} / ${f(r.totalMs.p95)} |`;
+  return `| ${r.clip} | ${r.consistency} | ${f(r.warpError)} | ${ratio} | ${f(r.flickerIndex, 3)} | ${f(r.fidelityDb)} | ${f(r.flowMs.median)} / ${f(r.flowMs.p95)} | ${f(r.warpMs.median)} / ${f(r.warpMs.p95)} | ${f(r.addedMs.median)} / ${f(r.addedMs.p95)} | ${f(r.totalMs.median)} / ${f(r.totalMs.p95)} |`;
 }
 
 export function renderQualityMarkdown(report: QualityReport): string {
@@ -156,7 +161,7 @@ export function renderQualityMarkdown(report: QualityReport): string {
     'Flicker index (static clips): output frame-to-frame change ÷ input frame-to-frame change. Fidelity: mean PSNR to the style target.',
     '',
     HEADER,
-    '|---|---|---|---|---|---|---|---|---|',
+    '|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of report.rows) lines.push(formatRow(r, report.rows.find((b) => b.clip === r.clip && b.consistency === 0)));
   lines.push('', `Input warp error (the floor of the metric with this flow): ${[...new Set(report.rows.map((r) => `${r.clip} ${r.inputWarpError.toFixed(2)}`))].join(', ')}.`);

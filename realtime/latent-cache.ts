@@ -55,9 +55,12 @@ export class LatentCache {
   /** @param flowFactor image pixels per flow-grid pixel (the VAE's reduction / 2: twice the latent grid). */
   constructor(readonly flowFactor: number) {}
 
-  /** The small grey frame flow is computed on. */
-  flowFrame(image: RgbImage): GrayImage {
-    return grayFromRgb(image, this.flowFactor);
+  /** The small grey frame flow is computed on (timed as part of the 'flow' stage). */
+  flowFrame(image: RgbImage, stages: StageTiming[]): GrayImage {
+    const start = nowMs();
+    const gray = grayFromRgb(image, this.flowFactor);
+    stages.push({ name: 'flow', startMs: start, endMs: nowMs() });
+    return gray;
   }
 
   get hasPrevious(): boolean {

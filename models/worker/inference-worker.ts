@@ -52,9 +52,11 @@ async function main(init: WorkerInit): Promise<void> {
         stages.push({ name: 'preprocess', startMs: start, endMs: nowMs() });
       }
       // Temporal consistency works on full-size frames only; a half-size frame (deadline degradation)
-      // neither uses nor replaces the cache, so the next full-size frame flows from the last one.
-      const full = req.scale === 1;
-      const gray = full ? cache.flowFrame(input) : undefined;
+      // neither uses nor replaces the cache, so the next full-size frame flows from the last one. At
+      // consistency 0 nothing is computed or kept (it costs nothing); switching it on primes the cache
+      // with one frame.
+      if (req.consistency <= 0) cache.reset();
+      const gray = req.scale === 1 && req.consistency > 0 ? cache.flowFrame(input, stages) : undefined;
       let guidance: TemporalGuidance | undefined;
       const result = await img2img(
         model,

@@ -63,7 +63,7 @@ test('consistency 1 calms a static scene with camera noise', async () => {
 test('the latent cache guides nothing without a previous frame, at consistency 0, or at another size', () => {
   const cache = new LatentCache(4);
   const img = (w: number, h: number, v: number): RgbImage => ({ width: w, height: h, data: new Uint8Array(w * h * 3).map((_, i) => (i * 7 + v) & 0xff) });
-  const gray = cache.flowFrame(img(64, 32, 0));
+  const gray = cache.flowFrame(img(64, 32, 0), []);
   const dims = [1, 4, 4, 8];
   const latent = new Float32Array(4 * 4 * 8).map((_, i) => Math.sin(i));
   assert.equal(cache.guide(gray, dims, 1, []), undefined, 'no previous frame');
