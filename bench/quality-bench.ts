@@ -18,6 +18,7 @@ import { DEFAULT_MODEL_DIR, PACKAGE_ROOT } from '../server/config.js';
 import { loadPhoto } from './loopback-client.js';
 import { latencyStats, type LatencyStats } from './model-bench.js';
 import { makeMotionClip, type MotionKind } from './motion-clips.js';
+import { similarity, thumbnail } from '../realtime/similarity.js';
 import { referenceFlows, type ReferenceFlowMethod } from './reference-flow.js';
 import { flickerIndex, meanFrameChange, meanPsnr, warpError } from './temporal-metrics.js';
 import { readY4m } from './y4m-reader.js';
@@ -59,6 +60,8 @@ export interface QualityRow {
   warpMs: LatencyStats;
   /** Flow + warping per frame: what consistency adds to a frame's latency. */
   addedMs: LatencyStats;
+  /** The similarity filter's own cost per frame (thumbnail + comparison, on the main thread). */
+  filterMs: LatencyStats;
   /** Whole restyle() per frame, main thread round trip. */
   totalMs: LatencyStats;
   firstFrameMs: number;
@@ -106,8 +109,15 @@ export async function runQualityBench(options: QualityBenchOptions, log: (line: 
         const flow: number[] = [];
         const warp: number[] = [];
         const added: number[] = [];
+        const filter: number[] = [];
+        let lastThumb: Float32Array | undefined;
         const total: number[] = [];
         for (const frame of clip.frames) {
+          const filterStart = performance.now();
+          const thumb = thumbnail(frame);
+          if (lastThumb) similarity(thumb, lastThumb);
+          lastThumb = thumb;
+          filter.push(performance.now() - filterStart);
           const start = performance.now();
           const result = await runtime.restyle({ streamId, image: { ...frame, data: frame.data.slice() }, style, prompt: '', strength, steps, seed: options.seed ?? 42, consistency });
           total.push(performance.now() - start);
@@ -130,6 +140,7 @@ export async function runQualityBench(options: QualityBenchOptions, log: (line: 
           flowMs: latencyStats(flow.length ? flow : [0]),
           warpMs: latencyStats(warp.length ? warp : [0]),
           addedMs: latencyStats(added.length ? added : [0]),
+          filterMs: latencyStats(filter.slice(1)),
           totalMs: latencyStats(total.slice(1)),
           firstFrameMs: total[0]!,
         };
@@ -145,12 +156,12 @@ export async function runQualityBench(options: QualityBenchOptions, log: (line: 
   return { model: runtime.info.name, provider: runtime.info.provider, style, steps, strength, referenceFlow: refInfo, date: new Date().toISOString(), rows };
 }
 
-const HEADER = '| clip | consistency | warp error | vs c=0 | flicker index | fidelity dB | flow ms p50/p95 | warp ms p50/p95 | added ms p50/p95 | frame ms p50/p95 |';
+const HEADER = '| clip | consistency | warp error | vs c=0 | flicker index | fidelity dB | flow ms p50/p95 | warp ms p50/p95 | added ms p50/p95 | filter ms p50/p95 | frame ms p50/p95 | first frame ms |';
 
 function formatRow(r: QualityRow, base?: QualityRow): string {
   const f = (n: number | undefined, digits = 2): string => (n === undefined || Number.isNaN(n) ? '–' : n.toFixed(digits));
   const ratio = base && base !== r ? `${((r.warpError / base.warpError - 1) * 100).toFixed(0)} %` : '–';
-  return `| ${r.clip} | ${r.consistency} | ${f(r.warpError)} | ${ratio} | ${f(r.flickerIndex, 3)} | ${f(r.fidelityDb)} | ${f(r.flowMs.median)} / ${f(r.flowMs.p95)} | ${f(r.warpMs.median)} / ${f(r.warpMs.p95)} | ${f(r.addedMs.median)} / ${f(r.addedMs.p95)} | ${f(r.totalMs.median)} / ${f(r.totalMs.p95)} |`;
+  return `| ${r.clip} | ${r.consistency} | ${f(r.warpError)} | ${ratio} | ${f(r.flickerIndex, 3)} | ${f(r.fidelityDb)} | ${f(r.flowMs.median)} / ${f(r.flowMs.p95)} | ${f(r.warpMs.median)} / ${f(r.warpMs.p95)} | ${f(r.addedMs.median)} / ${f(r.addedMs.p95)} | ${f(r.filterMs.median)} / ${f(r.filterMs.p95)} | ${f(r.totalMs.median)} / ${f(r.totalMs.p95)} | ${f(r.firstFrameMs, 1)} |`;
 }
 
 export function renderQualityMarkdown(report: QualityReport): string {
@@ -159,9 +170,10 @@ export function renderQualityMarkdown(report: QualityReport): string {
     '',
     `Warp error: mean |out(t+1) − warp(out(t))| on 0–255 over RGB and visible pixels; flow: ${report.referenceFlow}.`,
     'Flicker index (static clips): output frame-to-frame change ÷ input frame-to-frame change. Fidelity: mean PSNR to the style target.',
+    'Added ms: flow + warping per frame (consistency > 0). Filter ms: the similarity filter\'s thumbnail and comparison. First frame: a new stream\'s first restyle() round trip.',
     '',
     HEADER,
-    '|---|---|---|---|---|---|---|---|---|---|',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of report.rows) lines.push(formatRow(r, report.rows.find((b) => b.clip === r.clip && b.consistency === 0)));
   lines.push('', `Input warp error (the floor of the metric with this flow): ${[...new Set(report.rows.map((r) => `${r.clip} ${r.inputWarpError.toFixed(2)}`))].join(', ')}.`);

@@ -1,5 +1,5 @@
 // How much did the input change? A small luminance thumbnail per frame and a distance between two of
-// them: cheap enough for the main thread (one pass over the frame, ~0.2 ms at 320×256) and blind to
+// them: cheap enough for the main thread (one pass over the frame, about 0.4 ms at 320×256 here) and blind to
 // codec noise that a per-pixel comparison would count as change.
 import type { RgbImage } from './frame.js';
 
@@ -10,13 +10,14 @@ export const THUMB_HEIGHT = 32;
 export function thumbnail(image: RgbImage): Float32Array {
   const { width, height, data } = image;
   const out = new Float32Array(THUMB_WIDTH * THUMB_HEIGHT);
-  const counts = new Uint16Array(out.length);
-  for (let y = 0; y < height; y++) {
-    const ty = Math.min(THUMB_HEIGHT - 1, Math.floor((y * THUMB_HEIGHT) / height));
-    for (let x = 0; x < width; x++) {
-      const tx = Math.min(THUMB_WIDTH - 1, Math.floor((x * THUMB_WIDTH) / width));
-      const i = (y * width + x) * 3;
-      const t = ty * THUMB_WIDTH + tx;
+  const counts = new Uint32Array(out.length);
+  // Which thumbnail column each image column falls in, computed once rather than per pixel.
+  const column = new Uint8Array(width);
+  for (let x = 0; x < width; x++) column[x] = Math.min(THUMB_WIDTH - 1, Math.floor((x * THUMB_WIDTH) / width));
+  for (let y = 0, i = 0; y < height; y++) {
+    const row = Math.min(THUMB_HEIGHT - 1, Math.floor((y * THUMB_HEIGHT) / height)) * THUMB_WIDTH;
+    for (let x = 0; x < width; x++, i += 3) {
+      const t = row + column[x]!;
       out[t] += 0.299 * data[i]! + 0.587 * data[i + 1]! + 0.114 * data[i + 2]!;
       counts[t]!++;
     }
