@@ -17,6 +17,9 @@ const HELP = `sds bench — measure latency
   sds bench quality [--clip occluder|static-noise|pan|zoom|rotate|FILE.y4m ...] [--consistency 0,0.5,1] ...
       temporal consistency: warp error, flicker index, style fidelity, added latency (--help for more).
 
+  sds bench batch [--batch 1,2,4] [--iterations N] [--model DIR] [--provider P]
+      would batching several streams' frames into one model run help? Per-frame cost at each batch size.
+
   sds bench flow  [--frames N]
       optical-flow accuracy (end-point error on clips with known motion) and cost, next to OpenCV.
 `;
@@ -64,6 +67,18 @@ export async function runBenchCli(argv: string[]): Promise<number> {
   if (kind === 'quality') {
     const { runQualityBenchCli } = await import('./quality-bench.js');
     return runQualityBenchCli(rest);
+  }
+  if (kind === 'batch') {
+    const { values } = parseArgs({ args: rest, options: { batch: { type: 'string' }, iterations: { type: 'string' }, model: { type: 'string' }, provider: { type: 'string' } } });
+    const { runBatchBench, formatBatchTable } = await import('./batch-bench.js');
+    const rows = await runBatchBench({
+      modelDir: path.resolve(values.model ?? DEFAULT_MODEL_DIR),
+      provider: (values.provider ?? 'cpu') as 'cpu' | 'cuda' | 'webgpu',
+      batches: (values.batch ?? '1,2,4').split(',').map(Number),
+      iterations: values.iterations ? Number(values.iterations) : 50,
+    });
+    process.stdout.write(formatBatchTable(rows) + '\n');
+    return 0;
   }
   if (kind === 'flow') {
     const { values } = parseArgs({ args: rest, options: { frames: { type: 'string' }, photo: { type: 'string' } } });
