@@ -167,7 +167,7 @@ export function estimateFlow(i0: GrayImage, i1: GrayImage, options: FlowOptions 
     const a = p0[level]!;
     const b = p1[level]!;
     flow = flow ? upsampleFlow(flow, a.width, a.height) : { width: a.width, height: a.height, data: new Float32Array(a.width * a.height * 2) };
-    disLevel(a, b, flow, options.iterations ?? 12);
+    disLevel(a, b, flow, options.iterations ?? DIS_ITERATIONS);
   }
   return finest > 0 ? upsampleFlow(flow!, i0.width, i0.height) : flow!;
 }
@@ -202,6 +202,8 @@ function samplePatch(d: Float32Array, w: number, h: number, x0: number, y0: numb
 }
 
 const DIS_PATCH = 8;
+/** Gauss–Newton steps per patch at most (most converge sooner): 8 measured the same error as 12, for less time. */
+const DIS_ITERATIONS = 8;
 const DIS_STRIDE = 4;
 
 function disLevel(i0: GrayImage, i1: GrayImage, flow: FlowField, iterations: number): void {
