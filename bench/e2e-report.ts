@@ -85,7 +85,7 @@ export function distribution(values: number[]): Distribution {
 
 /** Stages that do work on every restyled frame. Not mailbox/dispatch (waiting and transfer: the overhead
  * the ratio measures) and not reuse (an alternative to the model path, not a part of it). */
-const COMPUTE_STAGES: ReadonlySet<StageName> = new Set(['depacketize', 'decode', 'scale', 'preprocess', 'flow', 'warp', 'vae_encode', 'denoise', 'vae_decode', 'postprocess', 'encode', 'packetize']);
+const COMPUTE_STAGES: ReadonlySet<StageName> = new Set(['depacketize', 'decode', 'scale', 'preprocess', 'text_encode', 'flow', 'warp', 'vae_encode', 'denoise', 'vae_decode', 'postprocess', 'encode', 'packetize']);
 
 export function summarize(
   config: RunConfig,

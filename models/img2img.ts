@@ -29,13 +29,33 @@ export interface Img2ImgResult {
   outputLatent: Float32Array;
 }
 
-/** A stream's fixed noise: the same seed and latent size always give the same tensor. */
+/**
+ * A stream's fixed noise: the same seed (or seed blend) and latent size always give the same tensor.
+ * A blend of seeds mixes their noises as Σ wᵢ·nᵢ / √(Σ wᵢ²), which keeps it unit-variance Gaussian,
+ * so the result is still noise the model expects, in between the seeds' looks.
+ */
 export class FixedNoise {
   private cached: Float32Array | undefined;
-  constructor(readonly seed: number) {}
+  /** Identifies the noise: a stream's noise (and its temporal cache) is renewed when this changes. */
+  readonly key: string;
+  constructor(
+    readonly seed: number,
+    private readonly blend?: ReadonlyArray<{ seed: number; weight: number }>,
+  ) {
+    this.key = blend ? blend.map((p) => `${p.seed}×${p.weight}`).join('+') : String(seed);
+  }
   get(length: number): Float32Array {
-    if (!this.cached || this.cached.length !== length) this.cached = gaussianNoise(this.seed, length);
-    return this.cached;
+    if (this.cached && this.cached.length === length) return this.cached;
+    if (!this.blend) return (this.cached = gaussianNoise(this.seed, length));
+    const out = new Float32Array(length);
+    const norm = Math.sqrt(this.blend.reduce((s, p) => s + p.weight * p.weight, 0));
+    for (const part of this.blend) {
+      if (part.weight === 0) continue;
+      const n = gaussianNoise(part.seed, length);
+      const w = part.weight / norm;
+      for (let i = 0; i < length; i++) out[i] += w * n[i]!;
+    }
+    return (this.cached = out);
   }
 }
 

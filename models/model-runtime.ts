@@ -214,6 +214,8 @@ export class ModelRuntime implements Restyler {
       height: request.image.height,
       pixels,
       style: request.styleBlend ?? request.style,
+      prompt: request.promptBlend ?? [{ prompt: request.prompt, weight: 1 }],
+      seedBlend: request.seedBlend,
       strength: request.strength,
       steps: request.steps,
       seed: request.seed,

@@ -3,6 +3,7 @@
 // encode → denoise ×steps → decode on a worker thread and returns RGB plus the stages it timed.
 import type { RgbImage, StageTiming } from '../realtime/frame.js';
 import type { StyleBlend } from './conditioning.js';
+import type { PromptPart, SeedPart } from '../realtime/params.js';
 
 export type ExecutionProvider = 'cpu' | 'cuda' | 'webgpu';
 
@@ -16,9 +17,13 @@ export interface RestyleRequest {
   /** A style change in progress: the runtime conditions on this blend instead of `style`. */
   styleBlend?: StyleBlend;
   prompt: string;
+  /** Text models: a weighted mix of prompts (a blend, or a prompt change in progress) instead of `prompt`. */
+  promptBlend?: PromptPart[];
   strength: number;
   steps: number;
   seed: number;
+  /** A weighted mix of seeds' noise instead of `seed`. */
+  seedBlend?: SeedPart[];
   consistency: number;
   /** 0.5 runs the model at half width and height and scales the result back (deadline degradation). */
   scale?: 1 | 0.5;

@@ -15,6 +15,7 @@ export type StageName =
   | 'mailbox' // waiting for the engine
   | 'dispatch' // main thread → inference worker and back (transfer overhead)
   | 'preprocess' // RGB → tensor
+  | 'text_encode' // prompt → text embedding (text models; cached per prompt)
   | 'flow' // optical flow + occlusion mask (temporal consistency)
   | 'warp' // previous output latent warped into this frame
   | 'vae_encode'

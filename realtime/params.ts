@@ -16,7 +16,24 @@ export interface SessionParams {
   consistency: number;
   /** Reuse the previous output when the input barely changed. */
   similarityFilter: boolean;
+  /** Text models: a weighted mix of prompts instead of `prompt` (null or absent: use `prompt`). */
+  promptBlend?: PromptPart[] | null;
+  /** A weighted mix of seeds' noise instead of `seed` (null or absent: use `seed`). */
+  seedBlend?: SeedPart[] | null;
 }
+
+export interface PromptPart {
+  prompt: string;
+  weight: number;
+}
+
+export interface SeedPart {
+  seed: number;
+  weight: number;
+}
+
+/** At most this many parts in a blend: each prompt is a text-encoder run (cached) and each seed a noise tensor. */
+export const MAX_BLEND_PARTS = 4;
 
 export type ParamsPatch = Partial<SessionParams>;
 
@@ -41,6 +58,8 @@ const KEYS: ReadonlySet<string> = new Set([
   'seed',
   'consistency',
   'similarityFilter',
+  'promptBlend',
+  'seedBlend',
 ]);
 
 /**
@@ -91,6 +110,18 @@ export function parseParamsPatch(input: unknown, limits: ParamsLimits): ParamsPa
         if (typeof value !== 'boolean') throw new ParamsError('similarityFilter must be true or false');
         patch.similarityFilter = value;
         break;
+      case 'promptBlend':
+        patch.promptBlend =
+          value === null
+            ? null
+            : blendParts(key, value, 'prompt', (v) => typeof v === 'string' && v.length <= 1000, 'a string of at most 1000 characters').map((p) => ({ prompt: p.item as string, weight: p.weight }));
+        break;
+      case 'seedBlend':
+        patch.seedBlend =
+          value === null
+            ? null
+            : blendParts(key, value, 'seed', (v) => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff, 'an integer from 0 to 4294967295').map((p) => ({ seed: p.item as number, weight: p.weight }));
+        break;
     }
   }
   return patch;
@@ -101,4 +132,20 @@ function unitInterval(key: string, value: unknown): number {
     throw new ParamsError(`${key} must be a number from 0 to 1`);
   }
   return value;
+}
+
+/** A blend: 1..MAX_BLEND_PARTS objects {<what>: value, weight ≥ 0}, at least one weight positive. */
+function blendParts(key: string, value: unknown, what: 'prompt' | 'seed', valid: (v: unknown) => boolean, expected: string): Array<{ item: unknown; weight: number }> {
+  const shape = `${key} must be null or a list of 1 to ${MAX_BLEND_PARTS} objects {"${what}": …, "weight": ≥ 0}`;
+  if (!Array.isArray(value) || value.length < 1 || value.length > MAX_BLEND_PARTS) throw new ParamsError(shape);
+  const parts = value.map((part: unknown) => {
+    if (typeof part !== 'object' || part === null || Array.isArray(part)) throw new ParamsError(shape);
+    const { [what]: item, weight, ...rest } = part as Record<string, unknown>;
+    if (Object.keys(rest).length > 0) throw new ParamsError(`${shape}; unexpected ${Object.keys(rest).join(', ')}`);
+    if (!valid(item)) throw new ParamsError(`${key}: each ${what} must be ${expected}`);
+    if (typeof weight !== 'number' || !Number.isFinite(weight) || weight < 0 || weight > 1000) throw new ParamsError(`${key}: each weight must be a number from 0 to 1000`);
+    return { item, weight };
+  });
+  if (!parts.some((p) => p.weight > 0)) throw new ParamsError(`${key}: at least one weight must be positive`);
+  return parts;
 }

@@ -5,7 +5,8 @@ import type { Restyler } from '../models/restyle-types.js';
 import { nowMs } from './clock.js';
 import { type VideoFrame, recordStage } from './frame.js';
 import { LatestWinsMailbox } from './mailbox.js';
-import { type ParamsPatch, type SessionParams } from './params.js';
+import { type ParamsPatch, type PromptPart, type SessionParams } from './params.js';
+import type { StyleBlend } from '../models/conditioning.js';
 import { DeadlineScheduler } from './deadline-scheduler.js';
 import { MovingPercentiles, RateMeter } from './percentiles.js';
 import { similarity, thumbnail } from './similarity.js';
@@ -14,7 +15,10 @@ import { similarity, thumbnail } from './similarity.js';
 const FILTER_SIMILARITY = 0.97;
 /** ...but never more than this many frames in a row, so the output still refreshes. */
 const FILTER_MAX_REUSE = 10;
-/** A style change blends the two style embeddings over this many frames instead of jumping (~0.25 s at 30 fps). */
+/**
+ * A style or prompt change blends the two conditionings over this many frames instead of jumping
+ * (~0.25 s at 30 fps).
+ */
 export const STYLE_TRANSITION_FRAMES = 8;
 
 export interface StreamEngineOptions {
@@ -65,8 +69,8 @@ export class StreamEngine {
   private halfResolution = 0;
   private deadlineDrops = 0;
   private reusedInARow = 0;
-  /** A style change in progress: frames dispatched so far towards `to`. */
-  private styleTransition: { from: string; to: string; frame: number } | undefined;
+  /** A style (style models) or prompt (text models) change in progress: frames dispatched so far towards `to`. */
+  private transition: { from: string; to: string; frame: number } | undefined;
   private closed = false;
   private readonly scheduler: DeadlineScheduler;
   /** The last computed output and the thumbnail of the input it was made from. */
@@ -90,11 +94,14 @@ export class StreamEngine {
 
   /** Apply a validated patch; it takes effect from the next frame dispatched. */
   updateParams(patch: ParamsPatch): SessionParams {
-    const from = this.styleTransition ? this.blendTarget() : this.params.style;
+    const text = this.options.restyler.info.conditioning === 'text';
+    const key = text ? 'prompt' : 'style';
+    const from = this.transition ? this.onScreen() : this.params[key];
     this.params = { ...this.params, ...patch };
-    // Named styles (not text prompts) blend from what is on screen now to the new style.
-    if (patch.style !== undefined && patch.style !== from && from !== '' && this.options.restyler.info.conditioning === 'styles')
-      this.styleTransition = { from, to: patch.style, frame: 0 };
+    // A new style (style models) or prompt (text models) blends in from what is on screen now. An
+    // explicit prompt blend is the user's own mix: it applies as given.
+    const to = patch[key];
+    if (to !== undefined && to !== from && (text || from !== '') && !this.params.promptBlend) this.transition = { from, to, frame: 0 };
     // The previous output was made with the old parameters: never reuse it for a new look.
     this.last = undefined;
     return this.currentParams;
@@ -174,11 +181,12 @@ export class StreamEngine {
         streamId: this.options.streamId,
         image: frame.image,
         style: p.style,
-        styleBlend: this.nextStyleBlend(),
+        ...this.nextConditioning(p),
         prompt: p.prompt,
         strength: p.strength,
         steps: plan.steps,
         seed: p.seed,
+        seedBlend: p.seedBlend ?? undefined,
         consistency: p.consistency,
         scale: plan.scale,
       });
@@ -203,18 +211,24 @@ export class StreamEngine {
     }
   }
 
-  /** The blend for the next frame of a style change, advancing it; undefined once it has arrived. */
-  private nextStyleBlend(): { from: string; to: string; t: number } | undefined {
-    const tr = this.styleTransition;
-    if (!tr) return undefined;
-    tr.frame++;
-    if (tr.frame >= STYLE_TRANSITION_FRAMES) this.styleTransition = undefined;
-    return { from: tr.from, to: tr.to, t: tr.frame / STYLE_TRANSITION_FRAMES };
+  /** What the next frame is conditioned on, advancing a style or prompt transition by one frame. */
+  private nextConditioning(p: SessionParams): { styleBlend?: StyleBlend; promptBlend?: PromptPart[] } {
+    const text = this.options.restyler.info.conditioning === 'text';
+    const tr = this.transition;
+    let t = 1;
+    if (tr) {
+      tr.frame++;
+      t = tr.frame / STYLE_TRANSITION_FRAMES;
+      if (tr.frame >= STYLE_TRANSITION_FRAMES) this.transition = undefined;
+    }
+    if (!text) return tr ? { styleBlend: { from: tr.from, to: tr.to, t } } : {};
+    if (p.promptBlend) return { promptBlend: p.promptBlend };
+    return { promptBlend: tr ? [{ prompt: tr.from, weight: 1 - t }, { prompt: tr.to, weight: t }] : [{ prompt: p.prompt, weight: 1 }] };
   }
 
-  /** The style the last dispatched frame was nearest to (where a new change starts from). */
-  private blendTarget(): string {
-    const tr = this.styleTransition!;
+  /** The style or prompt the last dispatched frame was nearest to (where a new change starts from). */
+  private onScreen(): string {
+    const tr = this.transition!;
     return tr.frame * 2 >= STYLE_TRANSITION_FRAMES ? tr.to : tr.from;
   }
 

@@ -8,6 +8,7 @@ import { loadComponents } from '../components.js';
 import { ConditioningTable } from '../conditioning.js';
 import { FixedNoise, img2img } from '../img2img.js';
 import { LatentCache, type TemporalGuidance } from '../../realtime/latent-cache.js';
+import { blendPrompts, TextEncoder } from '../text-encoder.js';
 import { nowMs } from '../../realtime/clock.js';
 import { double, halve } from '../resample.js';
 import { loadManifest } from '../manifest.js';
@@ -34,17 +35,34 @@ async function main(init: WorkerInit): Promise<void> {
   /** Flow runs at twice the latent grid: image pixels per flow pixel = the VAE's reduction / 2. */
   const flowFactor = Math.max(1, manifest.latent.downscale / 2);
   const streams = new Map<string, { noise: FixedNoise; cache: LatentCache }>();
+  // Text models encode their prompts here (once per distinct prompt: cached); a text model exported
+  // without its text encoder runs unconditioned, which the log says once.
+  const sessionConfig = { provider: components.provider, fallbackToCpu: true, intraOpThreads: init.intraOpThreads };
+  const textEncoder =
+    manifest.conditioning.kind === 'text' && manifest.components.text_encoder && manifest.components.tokenizer
+      ? await TextEncoder.load(manifest, sessionConfig)
+      : undefined;
+  if (manifest.conditioning.kind === 'text' && !textEncoder)
+    post({ type: 'log', level: 'warn', message: `${manifest.name}: no text_encoder/tokenizer in the model folder; prompts are ignored` });
+  const conditionFor = async (req: RunRequest, stages: StageTiming[]): Promise<Float32Array> => {
+    const { contextTokens, contextDim } = components.denoiser;
+    if (!textEncoder) return conditioning.embedding(req.style, contextTokens, contextDim);
+    const start = nowMs();
+    const embedding = await blendPrompts(textEncoder, req.prompt);
+    stages.push({ name: 'text_encode', startMs: start, endMs: nowMs() });
+    return embedding;
+  };
 
   const restyle = async (req: RunRequest): Promise<{ out: RgbImage; stages: StageTiming[] }> => {
     const stages: StageTiming[] = [];
     {
       let stream = streams.get(req.streamId);
-      if (!stream || stream.noise.seed !== req.seed) {
-        stream = { noise: new FixedNoise(req.seed), cache: new LatentCache(flowFactor) };
+      const noiseWanted = new FixedNoise(req.seed, req.seedBlend);
+      if (!stream || stream.noise.key !== noiseWanted.key) {
+        stream = { noise: noiseWanted, cache: new LatentCache(flowFactor) };
         streams.set(req.streamId, stream);
       }
       const { noise, cache } = stream;
-      const { contextTokens, contextDim } = components.denoiser;
       let input: RgbImage = { width: req.width, height: req.height, data: new Uint8Array(req.pixels) };
       if (req.scale === 0.5) {
         const start = nowMs();
@@ -64,7 +82,7 @@ async function main(init: WorkerInit): Promise<void> {
         {
           steps: req.steps,
           strength: req.strength,
-          conditioning: conditioning.embedding(req.style, contextTokens, contextDim),
+          conditioning: await conditionFor(req, stages),
           noise,
           guidance: gray ? (dims, st) => (guidance = cache.guide(gray, dims, req.consistency, st)) : undefined,
         },
@@ -114,7 +132,7 @@ async function main(init: WorkerInit): Promise<void> {
   const halfFits = (width / 2) % manifest.sizeMultiple === 0 && (height / 2) % manifest.sizeMultiple === 0;
   const scales: Array<1 | 0.5> = [1, 1, 1, 1, 1, ...(halfFits ? [0.5 as const] : [])];
   for (const [t, scale] of scales.entries()) {
-    await restyle({ type: 'run', id: -1, streamId: '\0warm-up', width, height, pixels: warmFrame(t), style: '', strength: 0.5, steps: 1, seed: 0, consistency: 1, scale });
+    await restyle({ type: 'run', id: -1, streamId: '\0warm-up', width, height, pixels: warmFrame(t), style: '', prompt: [{ prompt: '', weight: 1 }], strength: 0.5, steps: 1, seed: 0, consistency: 1, scale });
   }
   streams.delete('\0warm-up');
   post({ type: 'ready', provider: components.provider });

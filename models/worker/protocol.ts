@@ -3,6 +3,7 @@
 import type { StageTiming } from '../../realtime/frame.js';
 import type { ExecutionProvider } from '../restyle-types.js';
 import type { StyleBlend } from '../conditioning.js';
+import type { PromptPart, SeedPart } from '../../realtime/params.js';
 
 export interface WorkerInit {
   modelDir: string;
@@ -20,9 +21,12 @@ export interface RunRequest {
   /** Packed RGB24, transferred. */
   pixels: ArrayBuffer;
   style: string | StyleBlend;
+  /** Text models: the prompt(s) to condition on, weighted (one part of weight 1 for a plain prompt). */
+  prompt: PromptPart[];
   strength: number;
   steps: number;
   seed: number;
+  seedBlend?: SeedPart[];
   /** Temporal consistency 0..1 (0: every frame independent, bit for bit). */
   consistency: number;
   scale: 1 | 0.5;

@@ -182,3 +182,31 @@ test('a style change blends the two styles over STYLE_TRANSITION_FRAMES frames, 
   assert.equal(restyler.requests.at(-1)!.styleBlend, undefined);
   engine.close();
 });
+
+test('on a text model a prompt change blends the two prompts over STYLE_TRANSITION_FRAMES frames; an explicit blend applies as given', async () => {
+  const restyler = new InvertingRestyler(0);
+  (restyler.info as { conditioning: string }).conditioning = 'text';
+  const engine = new StreamEngine({ streamId: 's', restyler, params: { ...params, prompt: 'a cat' }, budgetMs: 1000, onOutput: () => undefined });
+  const settle = () => new Promise((r) => setTimeout(r, 5));
+  engine.push(frame(0));
+  await settle();
+  assert.deepEqual(restyler.requests[0]!.promptBlend, [{ prompt: 'a cat', weight: 1 }]);
+  engine.updateParams({ prompt: 'a dog' });
+  engine.push(frame(1));
+  await settle();
+  const k = 1 / STYLE_TRANSITION_FRAMES;
+  assert.deepEqual(restyler.requests[1]!.promptBlend, [
+    { prompt: 'a cat', weight: 1 - k },
+    { prompt: 'a dog', weight: k },
+  ]);
+  assert.equal(restyler.requests[1]!.styleBlend, undefined, 'no style blend on a text model');
+  const mix = [
+    { prompt: 'a cat', weight: 1 },
+    { prompt: 'a fox', weight: 3 },
+  ];
+  engine.updateParams({ promptBlend: mix });
+  engine.push(frame(2));
+  await settle();
+  assert.deepEqual(restyler.requests[2]!.promptBlend, mix);
+  engine.close();
+});

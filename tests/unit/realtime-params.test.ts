@@ -30,3 +30,25 @@ test('each bad value is refused with a message naming the field and the accepted
     assert.throws(() => parseParamsPatch(input, limits), (e: unknown) => e instanceof ParamsError && message.test(e.message), JSON.stringify(input));
   }
 });
+
+test('prompt and seed blends: lists of 1–4 weighted parts, null to clear, and clear errors otherwise', () => {
+  assert.deepEqual(parseParamsPatch({ promptBlend: [{ prompt: 'a cat', weight: 1 }, { prompt: 'a dog', weight: 0.5 }] }, limits), {
+    promptBlend: [
+      { prompt: 'a cat', weight: 1 },
+      { prompt: 'a dog', weight: 0.5 },
+    ],
+  });
+  assert.deepEqual(parseParamsPatch({ seedBlend: [{ seed: 7, weight: 2 }], promptBlend: null }, limits), { seedBlend: [{ seed: 7, weight: 2 }], promptBlend: null });
+  const bad: Array<[unknown, RegExp]> = [
+    [{ promptBlend: [] }, /list of 1 to 4/],
+    [{ promptBlend: 'a cat' }, /list of 1 to 4/],
+    [{ promptBlend: Array.from({ length: 5 }, () => ({ prompt: 'x', weight: 1 })) }, /list of 1 to 4/],
+    [{ promptBlend: [{ prompt: 'x', weight: 0 }] }, /at least one weight must be positive/],
+    [{ promptBlend: [{ prompt: 'x', weight: -1 }] }, /weight must be a number from 0 to 1000/],
+    [{ promptBlend: [{ prompt: 3, weight: 1 }] }, /each prompt must be a string/],
+    [{ promptBlend: [{ prompt: 'x', weight: 1, extra: true }] }, /unexpected extra/],
+    [{ seedBlend: [{ seed: 1.5, weight: 1 }] }, /each seed must be an integer/],
+    [{ seedBlend: [null] }, /list of 1 to 4/],
+  ];
+  for (const [input, message] of bad) assert.throws(() => parseParamsPatch(input, limits), (e: unknown) => e instanceof ParamsError && message.test(e.message), JSON.stringify(input));
+});
