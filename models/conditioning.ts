@@ -1,6 +1,6 @@
 // Conditioning vectors for the denoiser: named style embeddings (style models), linear blends between
-// two of them (smooth style transitions), and a cached neutral embedding for text models until prompt
-// encoding lands.
+// two of them (smooth style transitions), and a neutral (zero) embedding for a text model exported
+// without its text encoder. Prompts are encoded by ./text-encoder.ts.
 import type { ModelManifest } from './manifest.js';
 
 export interface StyleBlend {
@@ -38,7 +38,7 @@ export class ConditioningTable {
 
   /**
    * The embedding for a request: a style id or a blend (style models), or a zero embedding of
-   * `tokens × dim` (text models, for now).
+   * `tokens × dim` (a text model without a text encoder).
    */
   embedding(style: string | StyleBlend, tokens: number, dim: number): Float32Array {
     if (this.manifest.conditioning.kind === 'text') {
