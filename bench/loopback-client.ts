@@ -129,7 +129,8 @@ export async function createLoopbackClient(options: LoopbackClientOptions): Prom
     await decoder.close();
     throw new Error(`WHIP POST ${options.whipUrl} → ${res.status}: ${body}`);
   }
-  const location = new URL(res.headers.get('location') ?? '', options.whipUrl).toString();
+  // Resolved against the final URL: a cluster's front door redirects (307) the offer to a worker.
+  const location = new URL(res.headers.get('location') ?? '', res.url || options.whipUrl).toString();
   await pc.setRemoteDescription({ type: 'answer', sdp: body });
   await waitFor(() => pc.connectionState === 'connected', pc.connectionStateChange, 10000);
 

@@ -27,10 +27,15 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     const config = parseServeConfig(rest);
-    const { startServer } = await import('../server/server.js');
-    const server = await startServer(config);
+    const { startServer, createLogger } = await import('../server/server.js');
+    const logger = createLogger(config.logLevel);
+    // The front door of a cluster loads no model: it only redirects to workers (README "Scaling out").
+    const server =
+      config.role === 'front'
+        ? await (await import('../server/cluster/front-door.js')).startFrontDoor(config, logger)
+        : await startServer(config, logger);
     const stop = (signal: string): void => {
-      server.logger.info({ signal }, 'shutting down');
+      logger.info({ signal }, 'shutting down');
       server.close().then(
         () => process.exit(0),
         () => process.exit(1),

@@ -46,7 +46,20 @@ export interface ServerConfig {
   /** Live WHEP viewers over all streams before 503. */
   maxViewers: number;
   logLevel: string;
+  /**
+   * standalone: one machine, no Redis (the default). worker: serve sessions and register in Redis.
+   * front: the stateless front door that redirects WHIP/WHEP to workers (README "Scaling out").
+   */
+  role: ServerRole;
+  /** redis://… for the worker and front roles. */
+  redisUrl?: string;
+  /** A worker's base URL as clients reach it (advertised in Redis, used in Location headers). */
+  publicUrl?: string;
+  /** How often a worker refreshes its registry entry; the entry expires after 3 missed beats. */
+  heartbeatMs: number;
 }
+
+export type ServerRole = 'standalone' | 'worker' | 'front';
 
 export interface IceServerConfig {
   /** A stun:, stuns:, turn: or turns: URI (RFC 7064/7065). */
@@ -86,6 +99,10 @@ export const SERVE_OPTIONS = {
   'ice-server': ['ICE_SERVERS', 'comma-separated STUN/TURN URIs advertised to WHIP/WHEP clients, e.g. stun:stun.example.net:3478,turn:user:pass@turn.example.net:3478?transport=udp (default: none)'],
   'max-viewers': ['MAX_VIEWERS', 'live WHEP viewers over all streams before 503 (default 32)'],
   'log-level': ['LOG_LEVEL', 'trace | debug | info | warn | error (default info)'],
+  role: ['ROLE', 'standalone | worker | front: scale out over several machines through Redis (default standalone)'],
+  redis: ['REDIS_URL', 'Redis URL for --role worker and front, e.g. redis://127.0.0.1:6379'],
+  'public-url': ['PUBLIC_URL', 'a worker\'s base URL as clients reach it, e.g. http://10.0.0.5:8080 (default: http://<host>:<port>)'],
+  'heartbeat-ms': ['HEARTBEAT_MS', 'how often a worker refreshes its registry entry; it expires after 3 missed (default 1000)'],
 } as const;
 
 export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): ServerConfig {
@@ -126,7 +143,25 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     iceServers: iceServers(get('ice-server')),
     maxViewers: int('max-viewers', get('max-viewers'), 32, 0, 10_000),
     logLevel: oneOf('log-level', get('log-level') ?? 'info', ['trace', 'debug', 'info', 'warn', 'error', 'silent'] as const),
+    ...cluster(get('role'), get('redis'), get('public-url'), get('heartbeat-ms')),
   };
+}
+
+function cluster(role: string | undefined, redis: string | undefined, publicUrl: string | undefined, heartbeat: string | undefined): Pick<ServerConfig, 'role' | 'redisUrl' | 'publicUrl' | 'heartbeatMs'> {
+  const r = oneOf('role', role ?? 'standalone', ['standalone', 'worker', 'front'] as const);
+  if (r !== 'standalone' && !redis) throw new ConfigError(`--role ${r} needs --redis redis://host:port`);
+  if (redis && !/^rediss?:\/\//.test(redis)) throw new ConfigError(`--redis must be a redis:// or rediss:// URL (got "${redis}")`);
+  let url: string | undefined;
+  if (publicUrl) {
+    try {
+      const u = new URL(publicUrl);
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('scheme');
+      url = u.origin;
+    } catch {
+      throw new ConfigError(`--public-url must be an http(s) URL like http://10.0.0.5:8080 (got "${publicUrl}")`);
+    }
+  }
+  return { role: r, redisUrl: redis, publicUrl: url, heartbeatMs: int('heartbeat-ms', heartbeat, 1000, 100, 60_000) };
 }
 
 function truthy(v: string | undefined): boolean {

@@ -66,7 +66,8 @@ export async function buildHttpApp(deps: HttpAppDeps) {
     const session = await sessions.create(offer, queryToParams(request.query), request.socket.remoteAddress ?? request.ip, name);
     return withIceLinks(reply, deps.config.iceServers)
       .code(201)
-      .header('Location', `/sessions/${session.id}`)
+      // A cluster worker answers with an absolute URL: the client reached it through the front door's redirect.
+      .header('Location', `${deps.config.publicUrl ?? ''}/sessions/${session.id}`)
       .header('ETag', `"${session.id}"`)
       .type('application/sdp')
       .send(session.publisher.answerSdp);

@@ -9,6 +9,7 @@ import { buildHttpApp } from './http-app.js';
 import { ServerMetrics } from './metrics.js';
 import { SessionManager } from './sessions.js';
 import { attachWebSocketFallback } from './websocket-fallback.js';
+import { connectRedis, WorkerRegistration } from './cluster/registry.js';
 
 export interface RunningServer {
   url: string;
@@ -24,7 +25,11 @@ export function createLogger(level: string): Logger {
   return pino({ level, base: { service: 'sds' } });
 }
 
-export async function startServer(config: ServerConfig, logger = createLogger(config.logLevel)): Promise<RunningServer> {
+export async function startServer(given: ServerConfig, logger = createLogger(given.logLevel)): Promise<RunningServer> {
+  // A copy: a worker learns its public URL only once it listens (port 0), and routes read it from here.
+  const config = { ...given };
+  // A worker fails fast when Redis is not there, before loading the model.
+  const redis = config.role === 'worker' ? await connectRedis(config.redisUrl!, logger) : undefined;
   const restyler = await ModelRuntime.load({
     modelDir: config.modelDir,
     provider: config.provider,
@@ -32,6 +37,9 @@ export async function startServer(config: ServerConfig, logger = createLogger(co
     workers: config.workers,
     intraOpThreads: config.intraOpThreads,
     logger,
+  }).catch(async (err: unknown) => {
+    await redis?.quit().catch(() => redis.destroy());
+    throw err;
   });
   let sessions: SessionManager | undefined;
   const metrics = new ServerMetrics({
@@ -58,6 +66,14 @@ export async function startServer(config: ServerConfig, logger = createLogger(co
   const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
   const url = `http://${host}:${port}`;
   logger.info({ url, model: restyler.info.name, provider: restyler.info.provider }, 'serving');
+  let registration: WorkerRegistration | undefined;
+  if (redis) {
+    config.publicUrl ??= url;
+    const id = `${new URL(config.publicUrl).host}-${process.pid}`;
+    registration = new WorkerRegistration(redis, config.heartbeatMs, () => workerSnapshot(id, config, sessions, restyler), logger);
+    await registration.start();
+    logger.info({ worker: id, publicUrl: config.publicUrl }, 'registered as a cluster worker');
+  }
   let closing: Promise<void> | undefined;
   return {
     url,
@@ -68,11 +84,33 @@ export async function startServer(config: ServerConfig, logger = createLogger(co
     logger,
     close: () =>
       (closing ??= (async () => {
+        // Leave the registry first, so the front door stops sending clients here.
+        await registration?.stop().catch((err: Error) => logger.warn({ err: err.message }, 'could not leave the registry'));
+        await redis?.quit().catch(() => redis.destroy());
         await ws.close();
         await sessions.closeAll('server shutting down');
         await app.close();
         await restyler.close();
         metrics.close();
       })()),
+  };
+}
+
+/** What a worker tells the registry about itself (see cluster/registry.ts WorkerRecord). */
+function workerSnapshot(id: string, config: ServerConfig, sessions: SessionManager, restyler: Restyler) {
+  const n = sessions.size;
+  const u = restyler.utilization();
+  // The admission rule's prediction (realtime/admission.ts): today's load plus one more average session.
+  const predicted = n === 0 ? u : u + u / n;
+  const headroom = n >= config.maxSessions ? 0 : Math.max(0, config.admissionCeiling - predicted);
+  return {
+    id,
+    url: config.publicUrl!,
+    sessions: n,
+    maxSessions: config.maxSessions,
+    viewers: sessions.viewerCount,
+    streams: sessions.streamNames(),
+    headroom,
+    model: restyler.info.name,
   };
 }

@@ -191,6 +191,11 @@ export class SessionManager {
     return this.byName.get(name);
   }
 
+  /** Names of the live streams (a plain /whip session's name is its id). */
+  streamNames(): string[] {
+    return [...this.byName.keys()];
+  }
+
   /** Live WHEP viewers over all streams. */
   get viewerCount(): number {
     return this.viewerSessions.size;

@@ -28,7 +28,7 @@ export const whepRoutes = (deps: WhepDeps): FastifyPluginAsync => async (app) =>
     const { id, viewer } = await sessions.createViewer(request.params.name, offer);
     return withIceLinks(reply, config.iceServers)
       .code(201)
-      .header('Location', `/viewers/${id}`)
+      .header('Location', `${config.publicUrl ?? ''}/viewers/${id}`)
       .header('ETag', `"${id}"`)
       .type('application/sdp')
       .send(viewer.answerSdp);

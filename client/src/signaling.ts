@@ -86,7 +86,9 @@ export async function postOffer(endpoint: string, offerSdp: string): Promise<Sig
   if (response.status === 201) {
     const resource = response.headers.get('Location');
     if (!resource) throw new SignalingError('rejected', 'The server answered without a session Location header.', 201);
-    return { answerSdp: await response.text(), resourceUrl: new URL(resource, url).href };
+    // Relative to where the answer came from: behind a cluster's front door that is the worker the POST was
+    // redirected to (307), not the URL it was sent to.
+    return { answerSdp: await response.text(), resourceUrl: new URL(resource, response.url || url).href };
   }
   const reason = (await response.text().catch(() => '')).trim();
   if (response.status === 503) {

@@ -113,7 +113,7 @@ export async function startWhepViewer(options: {
     throw Object.assign(new Error(`WHEP POST ${options.whepUrl} → ${res.status}: ${body}`), { status: res.status });
   }
   const answeredMs = nowMs();
-  const location = new URL(res.headers.get('location') ?? '', options.whepUrl).toString();
+  const location = new URL(res.headers.get('location') ?? '', res.url || options.whepUrl).toString();
   await pc.setRemoteDescription({ type: 'answer', sdp: body });
   return {
     location,
