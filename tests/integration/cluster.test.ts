@@ -130,6 +130,14 @@ test('publishers are spread over both workers, and each viewer is redirected to 
     assert.equal(new URL(viewer.location).origin, holder.url, `the viewer of ${name} was sent to its worker`);
   }
   await until('every viewer decoded restyled frames', () => (viewers.every((v) => v.stats().framesDecoded >= 3) ? true : undefined), 30_000);
+  // The web app is served by the front door, and its model description comes from a worker.
+  const page = await fetch(`${front!.url}/`);
+  assert.equal(page.status, 200);
+  assert.match(await page.text(), /<html/i);
+  const model = await fetch(`${front!.url}/api/model`);
+  assert.equal(model.status, 200);
+  assert.ok(spread.some((w) => model.url.startsWith(w.url)), 'answered by a worker');
+  assert.equal(((await model.json()) as { name: string }).name, spread[0]!.model);
   // A stream nobody publishes is not found, at the front door.
   assert.equal((await fetch(`${front!.url}/whep/nobody`, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: 'v=0\r\n', redirect: 'manual' })).status, 404);
 });
