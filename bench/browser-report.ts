@@ -52,6 +52,8 @@ export interface BrowserRunReport {
   inputFps: number;
   /** The stats overlay's glass-to-glass text at the end of the run, as a person sees it. */
   overlay: string;
+  /** Every matched frame: [RTP timestamp, glass-to-glass ms, server latency ms or null when the server has no record]. */
+  frames: Array<[number, number, number | null]>;
 }
 
 export function summarizeBrowserRun(
@@ -64,8 +66,10 @@ export function summarizeBrowserRun(
   const server: number[] = [];
   const share: number[] = [];
   const transport: number[] = [];
+  const frames: BrowserRunReport['frames'] = [];
   for (const s of samples) {
     const f = serverFrames.get(s.rtpTimestamp);
+    frames.push([s.rtpTimestamp, round2(s.displayMs - s.captureMs), f ? round2(f.outMs - f.arrivalMs) : null]);
     if (!f) continue;
     const serverMs = f.outMs - f.arrivalMs;
     server.push(serverMs);
@@ -90,7 +94,12 @@ export function summarizeBrowserRun(
     outputFps: extra.windowSeconds > 0 ? extra.displayedFrames / extra.windowSeconds : 0,
     inputFps: extra.inputFps,
     overlay: extra.overlay,
+    frames,
   };
+}
+
+function round2(v: number): number {
+  return Math.round(v * 100) / 100;
 }
 
 function f1(v: number): string {
