@@ -52,6 +52,8 @@ export interface BrowserRunReport {
   inputFps: number;
   /** The stats overlay's glass-to-glass text at the end of the run, as a person sees it. */
   overlay: string;
+  /** Averages over the window from the receiver's getStats (inbound-rtp), where Chromium reports them. */
+  receiver: { jitterBufferMs: number; jitterBufferTargetMs: number; decodeMs: number };
   /** Every matched frame: [RTP timestamp, glass-to-glass ms, server latency ms or null when the server has no record]. */
   frames: Array<[number, number, number | null]>;
 }
@@ -60,7 +62,15 @@ export function summarizeBrowserRun(
   config: BrowserRunConfig,
   samples: GlassSample[],
   serverFrames: ReadonlyMap<number, ServerFrame>,
-  extra: { startedAt: string; displayedFrames: number; matchedFrames: number; windowSeconds: number; inputFps: number; overlay: string },
+  extra: {
+    startedAt: string;
+    displayedFrames: number;
+    matchedFrames: number;
+    windowSeconds: number;
+    inputFps: number;
+    overlay: string;
+    receiver?: BrowserRunReport['receiver'];
+  },
 ): BrowserRunReport {
   const glass = samples.map((s) => s.displayMs - s.captureMs);
   const server: number[] = [];
@@ -94,6 +104,7 @@ export function summarizeBrowserRun(
     outputFps: extra.windowSeconds > 0 ? extra.displayedFrames / extra.windowSeconds : 0,
     inputFps: extra.inputFps,
     overlay: extra.overlay,
+    receiver: extra.receiver ?? { jitterBufferMs: NaN, jitterBufferTargetMs: NaN, decodeMs: NaN },
     frames,
   };
 }
@@ -119,6 +130,7 @@ function rows(r: BrowserRunReport): Array<[string, string]> {
     ['    of which server (last packet in → first out)', d(r.serverLatencyMs)],
     ['    of which the rest (both network legs, pacing)', d(r.transportMs)],
     ['  received → expected display (jitter buffer, decode, compositor)', d(r.receiveToDisplayMs)],
+    ['    receiver averages: jitter buffer / its target / decode', `${f1(r.receiver.jitterBufferMs)} / ${f1(r.receiver.jitterBufferTargetMs)} / ${f1(r.receiver.decodeMs)} ms`],
     ['server share of glass-to-glass p50 / p95', `${pct(r.serverShare.p50)} / ${pct(r.serverShare.p95)}`],
     ['input fps (server) / output fps (shown)', `${f1(r.inputFps)} / ${f1(r.outputFps)}`],
     ['frames shown / matched by RTP timestamp', `${r.displayedFrames} / ${pct(r.matchedRatio)}`],
@@ -158,4 +170,20 @@ export function renderBrowserMarkdown(r: BrowserRunReport): string {
     'the compositor\'s expected display to light leaving a real screen is not seen.',
     '',
   ].join('\n');
+}
+
+type ReceiverCounters = Partial<Record<'jitterBufferDelay' | 'jitterBufferTargetDelay' | 'jitterBufferEmittedCount' | 'totalDecodeTime' | 'framesDecoded', number>>;
+
+/** Window averages (ms per frame) from two readings of the receiver's cumulative inbound-rtp counters. */
+export function receiverAverages(start: ReceiverCounters | undefined, end: ReceiverCounters | undefined): BrowserRunReport['receiver'] {
+  const per = (sum: 'jitterBufferDelay' | 'jitterBufferTargetDelay' | 'totalDecodeTime', count: 'jitterBufferEmittedCount' | 'framesDecoded'): number => {
+    const ds = (end?.[sum] ?? NaN) - (start?.[sum] ?? NaN);
+    const dc = (end?.[count] ?? NaN) - (start?.[count] ?? NaN);
+    return dc > 0 ? (ds / dc) * 1000 : NaN;
+  };
+  return {
+    jitterBufferMs: per('jitterBufferDelay', 'jitterBufferEmittedCount'),
+    jitterBufferTargetMs: per('jitterBufferTargetDelay', 'jitterBufferEmittedCount'),
+    decodeMs: per('totalDecodeTime', 'framesDecoded'),
+  };
 }

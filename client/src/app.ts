@@ -99,7 +99,7 @@ async function start(): Promise<void> {
       },
     });
     session = begin(camera, publisher, glass!);
-    exposeGlassLog(glass!);
+    exposeGlassLog(glass!, publisher.pc);
   } catch (err) {
     glass?.stop();
     camera?.getTracks().forEach((t) => t.stop());
@@ -462,7 +462,7 @@ function renderGlassToGlass(glass: GlassToGlassProbe): void {
  * With `?glass-log` on the page URL (the browser benchmark and test), every matched glass-to-glass sample is
  * kept on window.sdsGlassToGlass for the harness to read; otherwise nothing accumulates.
  */
-function exposeGlassLog(glass: GlassToGlassProbe): void {
+function exposeGlassLog(glass: GlassToGlassProbe, pc: RTCPeerConnection): void {
   if (!new URLSearchParams(location.search).has('glass-log')) return;
   const samples: GlassSample[] = [];
   glass.meter.onSample = (sample) => samples.push(sample);
@@ -471,6 +471,18 @@ function exposeGlassLog(glass: GlassToGlassProbe): void {
     timeOrigin: performance.timeOrigin,
     unsupported: () => glass.unsupported,
     summary: () => glass.meter.summary(performance.now()),
+    /** The receiver's cumulative counters, to explain receive → display (jitter buffer, decode). */
+    receiverCounters: async () => {
+      let counters: Record<string, number> | undefined;
+      (await pc.getStats()).forEach((s: Record<string, unknown>) => {
+        if (s.type !== 'inbound-rtp' || s.kind !== 'video') return;
+        counters = {};
+        for (const key of ['jitterBufferDelay', 'jitterBufferTargetDelay', 'jitterBufferEmittedCount', 'totalDecodeTime', 'framesDecoded']) {
+          if (typeof s[key] === 'number') counters[key] = s[key];
+        }
+      });
+      return counters;
+    },
   };
 }
 
