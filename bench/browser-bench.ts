@@ -10,7 +10,7 @@ import type { GlassSample, GlassSummary } from '../client/src/glass-to-glass.js'
 import { PACKAGE_ROOT, parseServeConfig } from '../server/config.js';
 import { createLogger, startServer } from '../server/server.js';
 import { findSourceImage, writePanningClip } from '../tests/browser/y4m-clip.js';
-import { type BrowserRunReport, receiverAverages, renderBrowserMarkdown, renderBrowserTable, type ServerFrame, summarizeBrowserRun } from './browser-report.js';
+import { type BrowserRunReport, renderBrowserMarkdown, type RtpCounters, rtpStatsAverages, renderBrowserTable, type ServerFrame, summarizeBrowserRun } from './browser-report.js';
 
 // Callbacks given to page.evaluate run in the page; this file compiles without the DOM lib.
 declare const document: any;
@@ -113,12 +113,12 @@ export async function runBrowserBench(options: BrowserBenchOptions): Promise<Bro
     log(`first restyled frame shown; warming up ${warmupSeconds} s, then measuring ${options.seconds} s`);
     await page.waitForTimeout(warmupSeconds * 1000);
 
-    const mark = (): Promise<{ now: number; displayed: number; matched: number; samples: number; receiver: Record<string, number> | undefined }> =>
+    const mark = (): Promise<{ now: number; displayed: number; matched: number; samples: number; rtp: RtpCounters }> =>
       page.evaluate(async () => {
         const g = window.sdsGlassToGlass;
-        const receiver = await g.receiverCounters();
+        const rtp = await g.rtpCounters();
         const s = g.summary();
-        return { now: performance.now(), displayed: s.displayed, matched: s.matched, samples: g.samples.length, receiver };
+        return { now: performance.now(), displayed: s.displayed, matched: s.matched, samples: g.samples.length, rtp };
       });
     const startedAt = new Date().toISOString();
     const start = await mark();
@@ -171,7 +171,7 @@ export async function runBrowserBench(options: BrowserBenchOptions): Promise<Bro
         windowSeconds,
         inputFps: framesIn !== undefined && framesInAtStart !== undefined ? (framesIn - framesInAtStart) / windowSeconds : NaN,
         overlay,
-        receiver: receiverAverages(start.receiver, end.receiver),
+        rtpStats: rtpStatsAverages(start.rtp, end.rtp),
       },
     );
     if (options.outDir) {

@@ -52,8 +52,8 @@ export interface BrowserRunReport {
   inputFps: number;
   /** The stats overlay's glass-to-glass text at the end of the run, as a person sees it. */
   overlay: string;
-  /** Averages over the window from the receiver's getStats (inbound-rtp), where Chromium reports them. */
-  receiver: { jitterBufferMs: number; jitterBufferTargetMs: number; decodeMs: number };
+  /** Averages per frame over the window from getStats (outbound-rtp encode; inbound-rtp jitter buffer, decode). */
+  rtpStats: RtpStatsAverages;
   /** Every matched frame: [RTP timestamp, glass-to-glass ms, server latency ms or null when the server has no record]. */
   frames: Array<[number, number, number | null]>;
 }
@@ -69,7 +69,7 @@ export function summarizeBrowserRun(
     windowSeconds: number;
     inputFps: number;
     overlay: string;
-    receiver?: BrowserRunReport['receiver'];
+    rtpStats?: RtpStatsAverages;
   },
 ): BrowserRunReport {
   const glass = samples.map((s) => s.displayMs - s.captureMs);
@@ -104,7 +104,7 @@ export function summarizeBrowserRun(
     outputFps: extra.windowSeconds > 0 ? extra.displayedFrames / extra.windowSeconds : 0,
     inputFps: extra.inputFps,
     overlay: extra.overlay,
-    receiver: extra.receiver ?? { jitterBufferMs: NaN, jitterBufferTargetMs: NaN, decodeMs: NaN },
+    rtpStats: extra.rtpStats ?? rtpStatsAverages(undefined, undefined),
     frames,
   };
 }
@@ -126,11 +126,12 @@ function rows(r: BrowserRunReport): Array<[string, string]> {
   return [
     ['glass-to-glass p50 / p95 / p99 (capture → on screen)', d(r.glassToGlassMs)],
     ['  capture → encoded frame sent', d(r.captureToSentMs)],
+    ['    sender average encode time (getStats)', `${f1(r.rtpStats.encodeMs)} ms`],
     ['  sent → restyled frame received (network + server)', d(r.sentToReceiveMs)],
     ['    of which server (last packet in → first out)', d(r.serverLatencyMs)],
     ['    of which the rest (both network legs, pacing)', d(r.transportMs)],
     ['  received → expected display (jitter buffer, decode, compositor)', d(r.receiveToDisplayMs)],
-    ['    receiver averages: jitter buffer / its target / decode', `${f1(r.receiver.jitterBufferMs)} / ${f1(r.receiver.jitterBufferTargetMs)} / ${f1(r.receiver.decodeMs)} ms`],
+    ['    receiver averages: jitter buffer / its target / decode', `${f1(r.rtpStats.jitterBufferMs)} / ${f1(r.rtpStats.jitterBufferTargetMs)} / ${f1(r.rtpStats.decodeMs)} ms`],
     ['server share of glass-to-glass p50 / p95', `${pct(r.serverShare.p50)} / ${pct(r.serverShare.p95)}`],
     ['input fps (server) / output fps (shown)', `${f1(r.inputFps)} / ${f1(r.outputFps)}`],
     ['frames shown / matched by RTP timestamp', `${r.displayedFrames} / ${pct(r.matchedRatio)}`],
@@ -172,16 +173,24 @@ export function renderBrowserMarkdown(r: BrowserRunReport): string {
   ].join('\n');
 }
 
-type ReceiverCounters = Partial<Record<'jitterBufferDelay' | 'jitterBufferTargetDelay' | 'jitterBufferEmittedCount' | 'totalDecodeTime' | 'framesDecoded', number>>;
+type CounterName = 'totalEncodeTime' | 'framesEncoded' | 'jitterBufferDelay' | 'jitterBufferTargetDelay' | 'jitterBufferEmittedCount' | 'totalDecodeTime' | 'framesDecoded';
+export type RtpCounters = Partial<Record<CounterName, number>>;
+export interface RtpStatsAverages {
+  encodeMs: number;
+  jitterBufferMs: number;
+  jitterBufferTargetMs: number;
+  decodeMs: number;
+}
 
-/** Window averages (ms per frame) from two readings of the receiver's cumulative inbound-rtp counters. */
-export function receiverAverages(start: ReceiverCounters | undefined, end: ReceiverCounters | undefined): BrowserRunReport['receiver'] {
-  const per = (sum: 'jitterBufferDelay' | 'jitterBufferTargetDelay' | 'totalDecodeTime', count: 'jitterBufferEmittedCount' | 'framesDecoded'): number => {
+/** Window averages (ms per frame) from two readings of cumulative getStats counters (seconds and counts). */
+export function rtpStatsAverages(start: RtpCounters | undefined, end: RtpCounters | undefined): RtpStatsAverages {
+  const per = (sum: CounterName, count: CounterName): number => {
     const ds = (end?.[sum] ?? NaN) - (start?.[sum] ?? NaN);
     const dc = (end?.[count] ?? NaN) - (start?.[count] ?? NaN);
     return dc > 0 ? (ds / dc) * 1000 : NaN;
   };
   return {
+    encodeMs: per('totalEncodeTime', 'framesEncoded'),
     jitterBufferMs: per('jitterBufferDelay', 'jitterBufferEmittedCount'),
     jitterBufferTargetMs: per('jitterBufferTargetDelay', 'jitterBufferEmittedCount'),
     decodeMs: per('totalDecodeTime', 'framesDecoded'),

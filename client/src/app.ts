@@ -471,15 +471,16 @@ function exposeGlassLog(glass: GlassToGlassProbe, pc: RTCPeerConnection): void {
     timeOrigin: performance.timeOrigin,
     unsupported: () => glass.unsupported,
     summary: () => glass.meter.summary(performance.now()),
-    /** The receiver's cumulative counters, to explain receive → display (jitter buffer, decode). */
-    receiverCounters: async () => {
-      let counters: Record<string, number> | undefined;
+    /** Cumulative getStats counters that explain the parts: encode (outbound), jitter buffer and decode (inbound). */
+    rtpCounters: async () => {
+      const counters: Record<string, number> = {};
+      const keys: Record<string, string[]> = {
+        'outbound-rtp': ['totalEncodeTime', 'framesEncoded'],
+        'inbound-rtp': ['jitterBufferDelay', 'jitterBufferTargetDelay', 'jitterBufferEmittedCount', 'totalDecodeTime', 'framesDecoded'],
+      };
       (await pc.getStats()).forEach((s: Record<string, unknown>) => {
-        if (s.type !== 'inbound-rtp' || s.kind !== 'video') return;
-        counters = {};
-        for (const key of ['jitterBufferDelay', 'jitterBufferTargetDelay', 'jitterBufferEmittedCount', 'totalDecodeTime', 'framesDecoded']) {
-          if (typeof s[key] === 'number') counters[key] = s[key];
-        }
+        if (s.kind !== 'video') return;
+        for (const key of keys[String(s.type)] ?? []) if (typeof s[key] === 'number') counters[key] = s[key];
       });
       return counters;
     },

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { type BrowserRunConfig, renderBrowserMarkdown, renderBrowserTable, summarizeBrowserRun } from '../../bench/browser-report.js';
+import { type BrowserRunConfig, renderBrowserMarkdown, renderBrowserTable, rtpStatsAverages, summarizeBrowserRun } from '../../bench/browser-report.js';
 import { distribution } from '../../bench/e2e-report.js';
 import {
   estimateRtpCaptureOffset,
@@ -217,5 +217,16 @@ describe('browser benchmark report (bench/browser-report.ts)', () => {
     assert.equal(report.outputFps, 2);
     assert.match(renderBrowserTable(report), /glass-to-glass p50 \/ p95 \/ p99 .* 80\.0 \/ 80\.0 \/ 80\.0 ms/);
     assert.match(renderBrowserMarkdown(report), /\| server share of glass-to-glass p50 \/ p95 \| 20\.0% \/ 25\.0% \|/);
+  });
+
+  test('getStats counters become per-frame averages over the window, and unknown where a counter is missing', () => {
+    const avg = rtpStatsAverages(
+      { totalEncodeTime: 1, framesEncoded: 100, jitterBufferDelay: 4, jitterBufferEmittedCount: 100, totalDecodeTime: 0.1, framesDecoded: 100 },
+      { totalEncodeTime: 1.5, framesEncoded: 200, jitterBufferDelay: 7, jitterBufferEmittedCount: 150, totalDecodeTime: 0.2, framesDecoded: 150 },
+    );
+    assert.equal(avg.encodeMs, 5);
+    assert.equal(avg.jitterBufferMs, 60);
+    assert.ok(Math.abs(avg.decodeMs - 2) < 1e-9);
+    assert.ok(Number.isNaN(avg.jitterBufferTargetMs));
   });
 });
