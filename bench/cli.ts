@@ -64,6 +64,10 @@ export async function runBenchCli(argv: string[]): Promise<number> {
     const { runE2eBenchCli } = await import('./e2e-bench.js');
     return runE2eBenchCli(rest);
   }
+  if (kind === 'browser') {
+    const { runBrowserBenchCli } = await import('./browser-bench.js');
+    return runBrowserBenchCli(rest);
+  }
   if (kind === 'quality') {
     const { runQualityBenchCli } = await import('./quality-bench.js');
     return runQualityBenchCli(rest);

@@ -1,4 +1,5 @@
-// Builds the browser client: bundles client/src entry points with esbuild and copies client/public
+// Builds the browser client: bundles client/src entry points (the two pages and the glass-to-glass encoded-
+// transform worker) with esbuild and copies client/public
 // into dist/client/public, which the server serves at `/` (index.html) and `/overlay/:name` (overlay.html).
 // Compiled by tsc to dist/client/build.js and run by `npm run build`; paths resolve from the repo root.
 import { build } from 'esbuild';
@@ -10,7 +11,7 @@ const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..'
 const sourceDir = path.join(repoRoot, 'client');
 const publicOut = path.join(repoRoot, 'dist', 'client', 'public');
 
-const entryPoints = ['app', 'overlay'].map((name) => path.join(sourceDir, 'src', `${name}.ts`));
+const entryPoints = ['app', 'overlay', 'glass-worker'].map((name) => path.join(sourceDir, 'src', `${name}.ts`));
 
 export async function buildClient(): Promise<void> {
   await rm(publicOut, { recursive: true, force: true });

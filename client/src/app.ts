@@ -6,7 +6,8 @@ import { fetchModelInfo, parseServerMessage, type ModelInfo, type ServerStats, t
 import { ParamsSender } from './params-sender.js';
 import { Publisher, type ConnectionHealth } from './publisher.js';
 import { authHeaders, formatWait, SignalingError } from './signaling.js';
-import { FrameRateMeter, readTransportStats, type TransportStats } from './stats.js';
+import type { GlassSample } from './glass-to-glass.js';
+import { FrameRateMeter, GlassToGlassProbe, readTransportStats, type TransportStats } from './stats.js';
 
 const WHIP_ENDPOINT = '/whip';
 /** If the DataChannel has not opened by then, the initial parameters go by PATCH instead. */
@@ -38,6 +39,7 @@ interface LiveSession {
   sender: ParamsSender;
   inputMeter: FrameRateMeter;
   outputMeter: FrameRateMeter;
+  glass: GlassToGlassProbe;
   serverStats?: ServerStats;
   transport?: TransportStats;
   /** Since when the output shows no new frames (after having shown some); drives the "stalled" status. */
@@ -79,6 +81,7 @@ async function start(): Promise<void> {
   setStatus('connecting', 'Starting camera…');
   showNotice('info', 'Starting camera…', 'Allow camera access if the browser asks.');
   let camera: MediaStream | undefined;
+  let glass: GlassToGlassProbe | undefined;
   try {
     if (!(await loadModel())) return;
     camera = await openCamera();
@@ -91,9 +94,14 @@ async function start(): Promise<void> {
         ui.output.srcObject = stream;
       },
       onHealth,
+      onSender: (sender) => {
+        glass = new GlassToGlassProbe(sender, ui.input, ui.output);
+      },
     });
-    session = begin(camera, publisher);
+    session = begin(camera, publisher, glass!);
+    exposeGlassLog(glass!, publisher.pc);
   } catch (err) {
+    glass?.stop();
     camera?.getTracks().forEach((t) => t.stop());
     ui.input.srcObject = null;
     ui.cameraOff.hidden = false;
@@ -105,7 +113,7 @@ async function start(): Promise<void> {
   }
 }
 
-function begin(camera: MediaStream, publisher: Publisher): LiveSession {
+function begin(camera: MediaStream, publisher: Publisher, glass: GlassToGlassProbe): LiveSession {
   const sender = new ParamsSender(publisher.channel, publisher.resourceUrl, (p) => form.apply(p), (m) => toast(m));
   const live: LiveSession = {
     camera,
@@ -113,6 +121,7 @@ function begin(camera: MediaStream, publisher: Publisher): LiveSession {
     sender,
     inputMeter: new FrameRateMeter(ui.input),
     outputMeter: new FrameRateMeter(ui.output),
+    glass,
     timers: [],
   };
   const sendAll = (): void => sender.update(form.values);
@@ -151,6 +160,7 @@ function stop(reason?: { title: string; detail: string }, options: { keepalive?:
     live.timers.forEach((t) => clearTimeout(t));
     live.inputMeter.stop();
     live.outputMeter.stop();
+    live.glass.stop();
     live.sender.close();
     void live.publisher.close(options);
     live.camera.getTracks().forEach((t) => t.stop());
@@ -409,6 +419,7 @@ function renderStats(live: LiveSession): void {
   stat('latency', s ? `${ms(s.latencyP50Ms)} / ${ms(s.latencyP95Ms)} ms` : '–');
   stat('dropped', s ? `${s.droppedFrames ?? 0}${s.deadlineMisses ? ` · ${s.deadlineMisses} late` : ''}` : '–');
   stat('rtt', live.transport?.roundTripMs === undefined ? '–' : `${ms(live.transport.roundTripMs)} ms`);
+  renderGlassToGlass(live.glass);
 
   const info = (name: string, text: string): void => {
     const el = ui.sessionInfo.querySelector<HTMLElement>(`[data-info="${name}"]`);
@@ -419,6 +430,61 @@ function renderStats(live: LiveSession): void {
   const sessionPath = new URL(live.publisher.resourceUrl).pathname;
   info('session', sessionPath);
   ui.sessionInfo.querySelector<HTMLElement>('[data-info="session"]')!.title = live.publisher.resourceUrl;
+}
+
+/** Glass-to-glass p50/p95 over the last 5 s; the tooltip has the parts, or why it cannot be measured. */
+function renderGlassToGlass(glass: GlassToGlassProbe): void {
+  const el = ui.stats.querySelector<HTMLElement>('[data-stat="glass"]');
+  if (!el) return;
+  if (glass.unsupported) {
+    el.textContent = 'n/a';
+    el.title = glass.unsupported;
+    return;
+  }
+  const s = glass.meter.summary(performance.now());
+  if (s.count === 0) {
+    el.textContent = '–';
+    el.title = 'Waiting for restyled frames to match to camera frames by RTP timestamp.';
+    return;
+  }
+  const ms = (n: number): string => (Number.isFinite(n) ? `${n.toFixed(0)} ms` : '–');
+  el.textContent = `${s.glassP50.toFixed(0)} / ${s.glassP95.toFixed(0)} ms`;
+  el.title = [
+    `Camera capture to restyled frame on screen, median parts over the last 5 s:`,
+    s.fromCapture ? `capture → sent ${ms(s.captureToSentP50)}` : 'from encoder output (capture times unknown in this browser)',
+    `network + server ${ms(s.sentToReceiveP50)}`,
+    `receive → display ${ms(s.receiveToDisplayP50)}`,
+    `${(s.matchedRatio * 100).toFixed(0)}% of shown frames matched by RTP timestamp`,
+  ].join('\n');
+}
+
+/**
+ * With `?glass-log` on the page URL (the browser benchmark and test), every matched glass-to-glass sample is
+ * kept on window.sdsGlassToGlass for the harness to read; otherwise nothing accumulates.
+ */
+function exposeGlassLog(glass: GlassToGlassProbe, pc: RTCPeerConnection): void {
+  if (!new URLSearchParams(location.search).has('glass-log')) return;
+  const samples: GlassSample[] = [];
+  glass.meter.onSample = (sample) => samples.push(sample);
+  (window as unknown as { sdsGlassToGlass: unknown }).sdsGlassToGlass = {
+    samples,
+    timeOrigin: performance.timeOrigin,
+    unsupported: () => glass.unsupported,
+    summary: () => glass.meter.summary(performance.now()),
+    /** Cumulative getStats counters that explain the parts: encode (outbound), jitter buffer and decode (inbound). */
+    rtpCounters: async () => {
+      const counters: Record<string, number> = {};
+      const keys: Record<string, string[]> = {
+        'outbound-rtp': ['totalEncodeTime', 'framesEncoded'],
+        'inbound-rtp': ['jitterBufferDelay', 'jitterBufferTargetDelay', 'jitterBufferEmittedCount', 'totalDecodeTime', 'framesDecoded'],
+      };
+      (await pc.getStats()).forEach((s: Record<string, unknown>) => {
+        if (s.kind !== 'video') return;
+        for (const key of keys[String(s.type)] ?? []) if (typeof s[key] === 'number') counters[key] = s[key];
+      });
+      return counters;
+    },
+  };
 }
 
 // ---- wiring ----------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ export type ConnectionHealth = 'connecting' | 'connected' | 'interrupted' | 'los
 export interface PublisherEvents {
   onOutput(stream: MediaStream): void;
   onHealth(health: ConnectionHealth): void;
+  /** The camera's sender, before negotiation (to attach an encoded transform that sees the first frame). */
+  onSender?(sender: RTCRtpSender): void;
 }
 
 /** Chromium declares a peer gone after ICE consent fails; give a `disconnected` blip this long to recover. */
@@ -38,6 +40,7 @@ export class Publisher {
     const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
     const transceiver = pc.addTransceiver(camera, { direction: 'sendrecv' });
     preferCodecs(transceiver, ['video/VP8', 'video/H264']);
+    events.onSender?.(transceiver.sender);
     const publisher = new Publisher(pc, transceiver, events);
     try {
       const session = await negotiate(pc, endpoint);
