@@ -17,6 +17,9 @@ const HELP = `sds bench — measure latency
   sds bench quality [--clip occluder|static-noise|pan|zoom|rotate|FILE.y4m ...] [--consistency 0,0.5,1] ...
       temporal consistency: warp error, flicker index, style fidelity, added latency (--help for more).
 
+  sds bench browser [--seconds S] [--style ID] [--consistency C] [--out DIR] ...
+      glass-to-glass latency of the web app in headless Chromium with a fake camera (--help for more).
+
   sds bench batch [--batch 1,2,4] [--iterations N] [--model DIR] [--provider P]
       would batching several streams' frames into one model run help? Per-frame cost at each batch size.
 

@@ -6,7 +6,7 @@ const HELP = `sds — real-time video restyling server (WebRTC in, restyled WebR
 
 Usage:
   sds serve [options]        serve the web app, WHIP ingest and the API (npm start)
-  sds bench <kind> [options] run a benchmark; kinds: model, e2e (see sds bench --help)
+  sds bench <kind> [options] run a benchmark; kinds: model, e2e, browser, quality, flow, batch (sds bench --help)
   sds --help
 
 serve options (flag, or environment variable):
