@@ -45,6 +45,11 @@ export interface ServerConfig {
   iceServers: IceServerConfig[];
   /** Live WHEP viewers over all streams before 503. */
   maxViewers: number;
+  /**
+   * Longest jitter buffering (ms) asked of receivers with the RTP playout-delay extension; undefined =
+   * the extension is not sent and receivers choose (stream/playout-delay.ts).
+   */
+  playoutDelayMaxMs?: number;
   logLevel: string;
   /**
    * standalone: one machine, no Redis (the default). worker: serve sessions and register in Redis.
@@ -98,6 +103,7 @@ export const SERVE_OPTIONS = {
   'cors-origin': ['CORS_ORIGIN', 'comma-separated origins allowed cross-origin, or * (default: none)'],
   'ice-server': ['ICE_SERVERS', 'comma-separated STUN/TURN URIs advertised to WHIP/WHEP clients, e.g. stun:stun.example.net:3478,turn:user:pass@turn.example.net:3478?transport=udp (default: none)'],
   'max-viewers': ['MAX_VIEWERS', 'live WHEP viewers over all streams before 503 (default 32)'],
+  'playout-delay-ms': ['PLAYOUT_DELAY_MS', 'ask receivers to buffer at most this many ms before showing a frame (RTP playout-delay), or off (default 0: show at once)'],
   'log-level': ['LOG_LEVEL', 'trace | debug | info | warn | error (default info)'],
   role: ['ROLE', 'standalone | worker | front: scale out over several machines through Redis (default standalone)'],
   redis: ['REDIS_URL', 'Redis URL for --role worker and front, e.g. redis://127.0.0.1:6379'],
@@ -142,6 +148,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     mediaTimeoutMs: int('media-timeout-ms', get('media-timeout-ms'), 10_000, 500, 600_000),
     iceServers: iceServers(get('ice-server')),
     maxViewers: int('max-viewers', get('max-viewers'), 32, 0, 10_000),
+    playoutDelayMaxMs: get('playout-delay-ms') === 'off' ? undefined : int('playout-delay-ms', get('playout-delay-ms'), 0, 0, 40_950),
     logLevel: oneOf('log-level', get('log-level') ?? 'info', ['trace', 'debug', 'info', 'warn', 'error', 'silent'] as const),
     ...cluster(get('role'), get('redis'), get('public-url'), get('heartbeat-ms')),
   };

@@ -331,6 +331,7 @@ export class SessionManager {
           codecs: this.config.codecs,
           maxBitrateKbps: this.config.maxBitrateKbps,
           mediaTimeoutMs: this.config.mediaTimeoutMs,
+          playoutDelayMaxMs: this.config.playoutDelayMaxMs,
           logger: log,
           ownEgress: false,
           onFrame: (frame) => {
@@ -391,6 +392,7 @@ export class SessionManager {
       const viewer = await createViewerSession(offerSdp, {
         codecs: this.config.codecs,
         mediaTimeoutMs: this.config.mediaTimeoutMs,
+        playoutDelayMaxMs: this.config.playoutDelayMaxMs,
         logger: log,
         onClosed: (reason) => void this.closeViewer(id, reason),
       });

@@ -17,6 +17,7 @@ import { nowMs } from '../realtime/clock.js';
 import { recordStage, type VideoFrame } from '../realtime/frame.js';
 import { StreamEgress, type RtpConsumer } from './egress.js';
 import { NegotiationError } from './errors.js';
+import { playoutDelayStamper, usePlayoutDelay } from './playout-delay.js';
 import { acquire, release } from './resource-counters.js';
 import { buildRemb, isKeyframeRequest } from './rtcp-feedback.js';
 import { FrameAssembler, type AssembledFrame } from './rtp-depacketizer.js';
@@ -42,6 +43,8 @@ export interface PublisherOptions {
   mediaTimeoutMs?: number;
   /** Bitrate to announce with REMB so the publisher ramps up quickly (default 2500). */
   announcedBitrateKbps?: number;
+  /** Ask the browser to buffer the returned video at most this long (playout-delay extension); undefined: off. */
+  playoutDelayMaxMs?: number;
   /**
    * true (default): the session owns an egress and `sendFrame()` encodes for its return path. false: the
    * owner sends through a shared StreamEgress and adds `returnPath` to it (encode once for all viewers).
@@ -169,7 +172,7 @@ class Session implements PublisherSession {
         audio: [new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2 })],
       },
       // No transport-cc: with werift's TWCC feedback Chromium's estimate stays low (NOTES-webrtc.md); REMB instead.
-      headerExtensions: { video: [useSdesMid()], audio: [useSdesMid()] },
+      headerExtensions: { video: [useSdesMid(), usePlayoutDelay()], audio: [useSdesMid()] },
       iceServers: options.iceServers ?? [],
       ...(options.iceAdditionalHostAddresses ? { iceAdditionalHostAddresses: options.iceAdditionalHostAddresses } : {}),
     });
@@ -342,6 +345,7 @@ class Session implements PublisherSession {
   private makeReturnPath(transceiver: RTCRtpTransceiver): RtpConsumer {
     const counters = this.counters;
     const isClosed = (): boolean => this.closed;
+    const stamp = playoutDelayStamper(transceiver, this.options.playoutDelayMaxMs);
     return {
       codec: this.codec,
       sendPackets(packets) {
@@ -349,7 +353,7 @@ class Session implements PublisherSession {
         for (const packet of packets) {
           counters.packetsOut++;
           counters.bytesOut += packet.payload.length;
-          void transceiver.sender.sendRtp(packet as RtpPacket).catch(() => {});
+          void transceiver.sender.sendRtp(stamp ? stamp(packet as RtpPacket) : (packet as RtpPacket)).catch(() => {});
         }
       },
     };

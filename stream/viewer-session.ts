@@ -14,6 +14,7 @@ import {
 import { nowMs } from '../realtime/clock.js';
 import type { RtpConsumer } from './egress.js';
 import { NegotiationError } from './errors.js';
+import { playoutDelayStamper, usePlayoutDelay } from './playout-delay.js';
 import { acquire, release } from './resource-counters.js';
 import { isKeyframeRequest } from './rtcp-feedback.js';
 import { acceptBundleOnly, chooseCodec, parseOffer } from './sdp-offer.js';
@@ -33,6 +34,8 @@ export interface ViewerOptions {
   connectTimeoutMs?: number;
   /** No RTCP from the viewer for this long while we send to it: it is gone (default 10000). */
   mediaTimeoutMs?: number;
+  /** Ask the player to buffer at most this long (playout-delay extension); undefined: off. */
+  playoutDelayMaxMs?: number;
   onClosed(reason: string): void;
   logger?: ViewerLogger;
 }
@@ -90,6 +93,8 @@ class Viewer implements ViewerSession {
   private lastRtcpMs = 0;
   private lastSentMs = 0;
   private closed = false;
+  /** Adds the playout-delay extension (null: not negotiated or off; undefined: not decided yet). */
+  private stamp: ((packet: RtpPacket) => RtpPacket) | null | undefined;
   private closedNotified = false;
   private started = false;
   private readonly counters = { packetsOut: 0, bytesOut: 0, audioPacketsOut: 0, keyframeRequestsReceived: 0 };
@@ -110,7 +115,7 @@ class Viewer implements ViewerSession {
         ],
         audio: [new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2 })],
       },
-      headerExtensions: { video: [useSdesMid()], audio: [useSdesMid()] },
+      headerExtensions: { video: [useSdesMid(), usePlayoutDelay()], audio: [useSdesMid()] },
       iceServers: options.iceServers ?? [],
       ...(options.iceAdditionalHostAddresses ? { iceAdditionalHostAddresses: options.iceAdditionalHostAddresses } : {}),
     });
@@ -142,10 +147,11 @@ class Viewer implements ViewerSession {
     const sender = this.video?.sender;
     if (this.closed || !sender || this.connectedSinceMs === null) return;
     this.lastSentMs = nowMs();
+    this.stamp ??= playoutDelayStamper(this.video!, this.options.playoutDelayMaxMs) ?? null;
     for (const packet of packets) {
       this.counters.packetsOut++;
       this.counters.bytesOut += packet.payload.length;
-      void sender.sendRtp(packet).catch(() => {});
+      void sender.sendRtp(this.stamp ? this.stamp(packet) : packet).catch(() => {});
     }
   }
 

@@ -1,6 +1,6 @@
 // A real werift peer that makes browser-like offers (sendrecv video + a `control` DataChannel), for
 // tests that exercise signalling and session lifecycle without sending media.
-import { RTCPeerConnection, RTCRtpCodecParameters } from 'werift';
+import { RTCPeerConnection, RTCRtpCodecParameters, type RTCRtpHeaderExtensionParameters } from 'werift';
 
 export interface OfferingPeer {
   pc: RTCPeerConnection;
@@ -8,7 +8,7 @@ export interface OfferingPeer {
   close(): Promise<void>;
 }
 
-export async function makeOffer(options: { codecs?: ('VP8' | 'H264' | 'AV1')[]; audio?: boolean } = {}): Promise<OfferingPeer> {
+export async function makeOffer(options: { codecs?: ('VP8' | 'H264' | 'AV1')[]; audio?: boolean; headerExtensions?: RTCRtpHeaderExtensionParameters[] } = {}): Promise<OfferingPeer> {
   const video = (options.codecs ?? ['VP8']).map((name, i) =>
     name === 'H264'
       ? new RTCRtpCodecParameters({
@@ -32,6 +32,7 @@ export async function makeOffer(options: { codecs?: ('VP8' | 'H264' | 'AV1')[]; 
       video,
       audio: [new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2, payloadType: 111 })],
     },
+    ...(options.headerExtensions ? { headerExtensions: { video: options.headerExtensions, audio: [] } } : {}),
   });
   if (options.audio) pc.addTransceiver('audio', { direction: 'sendrecv' });
   pc.addTransceiver('video', { direction: 'sendrecv' });
