@@ -28,6 +28,8 @@ export interface LoopbackClientOptions {
   audio?: boolean;
   onOutputFrame(rtpTimestamp: number, rgb: RgbImage, receivedMs: number): void;
   onData?(text: string): void;
+  /** Sent as `Authorization: Bearer` on the WHIP POST and the DELETE (a server started with --token). */
+  token?: string;
 }
 
 export interface LoopbackClient {
@@ -118,9 +120,10 @@ export async function createLoopbackClient(options: LoopbackClientOptions): Prom
 
   await pc.setLocalDescription(await pc.createOffer());
   await waitFor(() => pc.iceGatheringState === 'complete', pc.iceGatheringStateChange, 5000);
+  const auth: Record<string, string> = options.token ? { Authorization: `Bearer ${options.token}` } : {};
   const res = await fetch(options.whipUrl, {
     method: 'POST',
-    headers: { 'Content-Type': 'application/sdp' },
+    headers: { 'Content-Type': 'application/sdp', ...auth },
     body: pc.localDescription!.sdp,
   });
   const body = await res.text();
@@ -181,7 +184,7 @@ export async function createLoopbackClient(options: LoopbackClientOptions): Prom
       closed = true;
       clearTimeout(timer);
       resolveFinished();
-      if (deleteSession) await fetch(location, { method: 'DELETE' }).catch(() => undefined);
+      if (deleteSession) await fetch(location, { method: 'DELETE', headers: auth }).catch(() => undefined);
       await pc.close();
       await Promise.all([decoder.close(), scaler?.close()]);
     },

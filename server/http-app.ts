@@ -11,6 +11,7 @@ import { hasContentType, httpError, sendError, withIceLinks } from './http-respo
 import type { ServerMetrics } from './metrics.js';
 import type { SessionManager } from './sessions.js';
 import { whepRoutes } from './whep-routes.js';
+import { TICKET_PARAM } from './cluster/redirect-ticket.js';
 
 // Shared with the cluster's front door; re-exported for the modules and tests that import them from here.
 export { checkBearer, CLIENT_DIR, tokenMatches } from './http-base.js';
@@ -142,7 +143,8 @@ export async function buildHttpApp(deps: HttpAppDeps) {
 /** Query-string values are strings; give numbers and booleans their types so validation can judge them. */
 function queryToParams(query: unknown): Record<string, unknown> | undefined {
   if (typeof query !== 'object' || query === null) return undefined;
-  const entries = Object.entries(query as Record<string, unknown>);
+  // The front door's redirect ticket is authorization, not a parameter.
+  const entries = Object.entries(query as Record<string, unknown>).filter(([key]) => key !== TICKET_PARAM);
   if (entries.length === 0) return undefined;
   return Object.fromEntries(
     entries.map(([key, value]) => {

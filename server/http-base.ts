@@ -10,6 +10,7 @@ import Fastify, { LogController } from 'fastify';
 import type { Logger } from 'pino';
 import { PACKAGE_ROOT, type ServerConfig } from './config.js';
 import { sendError } from './http-responses.js';
+import { TICKET_PARAM, TicketVerifier } from './cluster/redirect-ticket.js';
 
 export const CLIENT_DIR = path.join(PACKAGE_ROOT, 'dist', 'client', 'public');
 export const MAX_SDP_BYTES = 64 * 1024;
@@ -96,10 +97,14 @@ export function createHttpApp(config: ServerConfig, logger: Logger) {
   // cannot make the server parse an offer. CORS preflights (answered above) and OPTIONS stay open.
   const token = config.token;
   if (token !== undefined) {
+    // A cluster worker also takes the front door's signed redirect ticket (cluster/redirect-ticket.ts).
+    const tickets = config.role === 'worker' ? new TicketVerifier(token) : undefined;
     app.addHook('onRequest', async (request, reply) => {
       if (reply.sent || !needsToken(request.method, request.routeOptions.url)) return;
       const verdict = checkBearer(token, request.headers.authorization);
       if (verdict === 'ok') return;
+      const ticket = (request.query as Record<string, unknown> | undefined)?.[TICKET_PARAM];
+      if (tickets && typeof ticket === 'string' && tickets.verify(request.method, request.url.split('?')[0]!, ticket)) return;
       if (verdict === 'missing') {
         void reply.header('WWW-Authenticate', 'Bearer realm="sds"');
         return reply.code(401).type('text/plain; charset=utf-8').send('this endpoint needs `Authorization: Bearer <token>` (the server was started with --token)\n');

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { ServerConfig } from '../config.js';
 import { checkBearer, createHttpApp, registerWebApp } from '../http-base.js';
 import { httpError, sendError } from '../http-responses.js';
+import { signTicket, TICKET_PARAM } from './redirect-ticket.js';
 import { chooseWorker, connectRedis, RegistryReader, type WorkerRecord } from './registry.js';
 
 export interface RunningFrontDoor {
@@ -25,9 +26,13 @@ export async function startFrontDoor(config: ServerConfig, logger: Logger): Prom
   const registry = new RegistryReader(redis);
   const app = createHttpApp(config, logger);
 
-  // 307 keeps the method and body (the SDP offer); the worker answers with an absolute Location.
-  const redirect = (reply: FastifyReply, worker: WorkerRecord, request: FastifyRequest): FastifyReply =>
-    reply.code(307).header('Location', new URL(request.url, worker.url).href).header('Cache-Control', 'no-store').send();
+  // 307 keeps the method and body (the SDP offer); the worker answers with an absolute Location. With a
+  // token, the URL carries a signed ticket: clients drop Authorization on a cross-origin redirect.
+  const redirect = (reply: FastifyReply, worker: WorkerRecord, request: FastifyRequest): FastifyReply => {
+    const target = new URL(request.url, worker.url);
+    if (config.token !== undefined) target.searchParams.set(TICKET_PARAM, signTicket(config.token, request.method, target.pathname));
+    return reply.code(307).header('Location', target.href).header('Cache-Control', 'no-store').send();
+  };
   const noWorker = (reply: FastifyReply): FastifyReply => {
     void reply.header('Retry-After', String(RETRY_AFTER_S));
     return sendError(reply, httpError(503, 'no worker has room for another stream; try again shortly'));

@@ -2,7 +2,8 @@
 // (`sds serve --role worker`) and a front door (`--role front`), all on loopback. Four named publishers
 // are spread over both workers by 307 redirects; a WHEP viewer of each stream is redirected to the worker
 // that holds it and decodes frames; a worker killed with SIGKILL leaves the registry within its TTL and
-// the next publisher goes to the survivor. Skipped (with a message) where redis-server is missing;
+// the next publisher goes to the survivor. The cluster runs with a token throughout, which the redirected
+// requests pass on the front door's signed tickets. Skipped (with a message) where redis-server is missing;
 // .ci/run installs it.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -21,6 +22,9 @@ import { startWhepViewer, type WhepViewer } from '../support/werift-viewer.js';
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const SDS = path.join(ROOT, 'dist', 'bin', 'sds.js');
 const HEARTBEAT_MS = 300;
+// The whole cluster is token-protected: redirected requests must get through on the front door's signed ticket.
+const TOKEN = 'cluster-test-token';
+const AUTH = { Authorization: `Bearer ${TOKEN}` };
 const hasRedis = spawnSync('redis-server', ['--version']).status === 0;
 const skip = hasRedis ? false : 'redis-server is not installed (apt-get install redis-server; .ci/run does)';
 
@@ -52,13 +56,13 @@ async function until<T>(what: string, probe: () => Promise<T | undefined> | T | 
   }
 }
 
-const cluster = async (): Promise<WorkerRecord[]> => ((await (await fetch(`${front!.url}/api/cluster`)).json()) as { workers: WorkerRecord[] }).workers;
+const cluster = async (): Promise<WorkerRecord[]> => ((await (await fetch(`${front!.url}/api/cluster`, { headers: AUTH })).json()) as { workers: WorkerRecord[] }).workers;
 
 function startWorker(redisUrl: string): ChildProcess {
   const child = spawn(
     process.execPath,
     [SDS, 'serve', '--role', 'worker', '--redis', redisUrl, '--host', '127.0.0.1', '--port', '0', '--heartbeat-ms', String(HEARTBEAT_MS),
-      '--max-sessions', '4', '--max-sessions-per-client', '8', '--admission-ceiling', '1', '--workers', '1', '--intra-op-threads', '1', '--log-level', 'warn'],
+      '--max-sessions', '4', '--max-sessions-per-client', '8', '--admission-ceiling', '1', '--workers', '1', '--intra-op-threads', '1', '--log-level', 'warn', '--token', TOKEN],
     { stdio: ['ignore', 'ignore', 'inherit'] },
   );
   workers.push(child);
@@ -75,6 +79,7 @@ async function publish(name: string): Promise<LoopbackClient> {
     height: 240,
     loop: true,
     direction: 'sendonly',
+    token: TOKEN,
     onOutputFrame: () => {},
   });
   publishers.push(client);
@@ -90,7 +95,7 @@ before(async () => {
   // The front door waits for Redis by retrying its first connection.
   front = await until(
     'the front door connects to Redis',
-    () => startFrontDoor(parseServeConfig(['--role', 'front', '--redis', redisUrl, '--host', '127.0.0.1', '--port', '0', '--heartbeat-ms', String(HEARTBEAT_MS)]), pino({ level: 'silent' })).catch(() => undefined),
+    () => startFrontDoor(parseServeConfig(['--role', 'front', '--redis', redisUrl, '--host', '127.0.0.1', '--port', '0', '--heartbeat-ms', String(HEARTBEAT_MS), '--token', TOKEN]), pino({ level: 'silent' })).catch(() => undefined),
     10_000,
   );
   startWorker(redisUrl);
@@ -124,7 +129,7 @@ test('publishers are spread over both workers, and each viewer is redirected to 
     assert.equal(new URL(publishers[i]!.location).origin, holder.url, `${name}'s session is on its worker`);
   }
   for (const name of names) {
-    const viewer = await startWhepViewer({ whepUrl: `${front!.url}/whep/${name}` });
+    const viewer = await startWhepViewer({ whepUrl: `${front!.url}/whep/${name}`, token: TOKEN });
     viewers.push(viewer);
     const holder = spread.find((w) => w.streams.includes(name))!;
     assert.equal(new URL(viewer.location).origin, holder.url, `the viewer of ${name} was sent to its worker`);
@@ -139,7 +144,19 @@ test('publishers are spread over both workers, and each viewer is redirected to 
   assert.ok(spread.some((w) => model.url.startsWith(w.url)), 'answered by a worker');
   assert.equal(((await model.json()) as { name: string }).name, spread[0]!.model);
   // A stream nobody publishes is not found, at the front door.
-  assert.equal((await fetch(`${front!.url}/whep/nobody`, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: 'v=0\r\n', redirect: 'manual' })).status, 404);
+  assert.equal((await fetch(`${front!.url}/whep/nobody`, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: 'v=0\r\n', redirect: 'manual' })).status, 401, 'the front door wants the token');
+  assert.equal((await fetch(`${front!.url}/whep/nobody`, { method: 'POST', headers: { 'Content-Type': 'application/sdp', ...AUTH }, body: 'v=0\r\n', redirect: 'manual' })).status, 404);
+  // A redirect carries a one-time signed ticket, because clients drop Authorization across origins; the
+  // worker takes it once and refuses a replay, and refuses a request with neither token nor ticket.
+  const redirect = await fetch(`${front!.url}/whip/cam-x`, { method: 'POST', headers: { 'Content-Type': 'application/sdp', ...AUTH }, body: 'v=0\r\n', redirect: 'manual' });
+  assert.equal(redirect.status, 307);
+  const target = new URL(redirect.headers.get('location')!);
+  assert.ok(target.searchParams.get('sds_ticket'));
+  const sdp = { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: 'v=0\r\n' };
+  assert.equal((await fetch(target, sdp)).status, 400, 'the ticket admits the request (then the SDP is refused)');
+  assert.equal((await fetch(target, sdp)).status, 401, 'a replayed ticket is refused');
+  target.search = '';
+  assert.equal((await fetch(target, sdp)).status, 401);
 });
 
 test('a killed worker leaves the registry within its TTL and new publishers go to the survivor', { skip, timeout: 60_000 }, async () => {
@@ -161,13 +178,13 @@ test('a killed worker leaves the registry within its TTL and new publishers go t
   assert.equal(new URL(late.location).origin, survivor.url, 'the new publisher went to the surviving worker');
   // The killed worker's streams are gone with it: a viewer gets 404, not a redirect to a dead worker.
   const lost = victim.streams[0]!;
-  assert.equal((await fetch(`${front!.url}/whep/${lost}`, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: 'v=0\r\n', redirect: 'manual' })).status, 404);
+  assert.equal((await fetch(`${front!.url}/whep/${lost}`, { method: 'POST', headers: { 'Content-Type': 'application/sdp', ...AUTH }, body: 'v=0\r\n', redirect: 'manual' })).status, 404);
 });
 
 test('with no worker able to take a stream, the front door answers 503 with Retry-After', { skip, timeout: 30_000 }, async () => {
   for (const w of workers) w.kill('SIGKILL');
   await until('no worker is registered', async () => ((await cluster()).length === 0 ? true : undefined), 10_000);
-  const res = await fetch(`${front!.url}/whip/cam-z`, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: 'v=0\r\n', redirect: 'manual' });
+  const res = await fetch(`${front!.url}/whip/cam-z`, { method: 'POST', headers: { 'Content-Type': 'application/sdp', ...AUTH }, body: 'v=0\r\n', redirect: 'manual' });
   assert.equal(res.status, 503);
   assert.ok(Number(res.headers.get('retry-after')) > 0);
   assert.equal(((await (await fetch(`${front!.url}/healthz`)).json()) as { workers: number }).workers, 0);
