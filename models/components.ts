@@ -5,6 +5,7 @@ import ort from 'onnxruntime-node';
 import type { ModelManifest } from './manifest.js';
 import type { SessionConfig, TensorSpec } from './onnx-component.js';
 import { dimOr, floatTensor, ModelComponentError, OnnxComponent, readFloat, scalarTensor } from './onnx-component.js';
+import { guidanceScaleEmbedding, LCM_GUIDANCE_SCALE } from './scheduler.js';
 
 export interface Latent {
   data: Float32Array;
@@ -100,9 +101,14 @@ export class Denoiser {
     return out;
   }
 
-  // SDXL/LCM extras: zeros are a neutral stand-in until text conditioning lands; time_ids describe the
-  // image size (original, crop offset, target) as SDXL expects.
+  // SDXL/LCM extras. time_ids describe the image size (original, crop offset, target) as SDXL expects;
+  // timestep_cond is LCM's guidance-scale embedding; text_embeds (SDXL's pooled second text encoder) is
+  // not computed yet and gets zeros.
   private extraInput(spec: TensorSpec, x: Latent): ort.Tensor {
+    if (spec.name === 'timestep_cond') {
+      const dim = dimOr(spec, 1, 256);
+      return floatTensor(spec, guidanceScaleEmbedding(LCM_GUIDANCE_SCALE, dim), [1, dim]);
+    }
     if (spec.name === 'time_ids') {
       const h = x.dims[2] * 8;
       const w = x.dims[3] * 8;

@@ -171,3 +171,24 @@ export function gaussianNoise(seed: number, length: number): Float32Array {
   }
   return out;
 }
+
+/**
+ * LCM's guidance-scale embedding (the `timestep_cond` input of LCM-distilled UNets), as diffusers'
+ * LatentConsistencyModelPipeline.get_guidance_scale_embedding computes it: w' = (w − 1)·1000, then
+ * [sin(w'·f_k), cos(w'·f_k)] for f_k = exp(−k·ln(10000)/(dim/2 − 1)), k = 0 … dim/2 − 1, zero-padded to an odd dim.
+ */
+export function guidanceScaleEmbedding(guidanceScale: number, dim: number): Float32Array {
+  const w = (guidanceScale - 1) * 1000;
+  const half = Math.floor(dim / 2);
+  const step = Math.log(10000) / (half - 1);
+  const out = new Float32Array(dim);
+  for (let k = 0; k < half; k++) {
+    const arg = w * Math.exp(-k * step);
+    out[k] = Math.sin(arg);
+    out[half + k] = Math.cos(arg);
+  }
+  return out;
+}
+
+/** The guidance scale LCM pipelines default to (diffusers' LatentConsistencyModelPipeline). */
+export const LCM_GUIDANCE_SCALE = 8.5;

@@ -6,6 +6,7 @@ import {
   betas,
   diffusersImg2ImgTimesteps,
   gaussianNoise,
+  guidanceScaleEmbedding,
   inferenceTimesteps,
   NoiseSchedule,
   predictX0,
@@ -126,4 +127,14 @@ describe('fixed noise', () => {
     close(variance, 1, 0.02, 'variance');
     assert.ok(n.every(Number.isFinite));
   });
+});
+
+it('LCM guidance-scale embedding matches diffusers (w = 8.5, dim 8; values from the reference formula in torch)', () => {
+  // /usr/bin/python3: w=(8.5-1)*1000; f=exp(arange(4)*-(log(10000)/3)); cat(sin(w*f), cos(w*f))
+  const expected = [-0.851236, 0.562671, -0.435233, 0.681639, -0.524783, -0.826681, -0.900318, 0.731689];
+  const got = guidanceScaleEmbedding(8.5, 8);
+  expected.forEach((v, i) => assert.ok(Math.abs(got[i]! - v) < 1e-3, `[${i}] ${got[i]} vs ${v}`));
+  // An odd dim is zero-padded at the end; w = 1 (no guidance) is sin 0 / cos 0.
+  assert.equal(guidanceScaleEmbedding(8.5, 9)[8], 0);
+  assert.deepEqual([...guidanceScaleEmbedding(1, 4)], [0, 0, 1, 1]);
 });
