@@ -38,16 +38,23 @@ export function grayFromRgb(rgb: { width: number; height: number; data: Uint8Arr
   const width = Math.floor(rgb.width / factor);
   const height = Math.floor(rgb.height / factor);
   const out = new Float32Array(width * height);
-  const norm = 1 / (factor * factor);
   const src = rgb.data;
+  // Integer sums per channel (exact), weighted once per output pixel: a third of the multiplies.
+  const norm = 1 / (factor * factor);
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
-      let sum = 0;
+      let r = 0;
+      let g = 0;
+      let b = 0;
       for (let dy = 0; dy < factor; dy++) {
         let i = ((y * factor + dy) * rgb.width + x * factor) * 3;
-        for (let dx = 0; dx < factor; dx++, i += 3) sum += 0.299 * src[i]! + 0.587 * src[i + 1]! + 0.114 * src[i + 2]!;
+        for (let dx = 0; dx < factor; dx++, i += 3) {
+          r += src[i]!;
+          g += src[i + 1]!;
+          b += src[i + 2]!;
+        }
       }
-      out[y * width + x] = sum * norm;
+      out[y * width + x] = (0.299 * r + 0.587 * g + 0.114 * b) * norm;
     }
   }
   return { width, height, data: out };
