@@ -166,7 +166,11 @@ export class StreamEngine {
     if (p.similarityFilter && similar !== undefined && similar >= FILTER_SIMILARITY && this.reusedInARow < FILTER_MAX_REUSE) {
       return this.reuse(frame, taken);
     }
-    const plan = this.scheduler.plan({ arrivalMs: frame.arrivalMs, nowMs: taken, steps: p.steps, similarity: similar });
+    // Under pressure the scheduler may resend the previous output for a similar input, but never for
+    // long (a still camera under load would otherwise freeze the output, parameter changes included)
+    // and not while a style or prompt change is fading in.
+    const mayReuse = this.reusedInARow < FILTER_MAX_REUSE && !this.transition;
+    const plan = this.scheduler.plan({ arrivalMs: frame.arrivalMs, nowMs: taken, steps: p.steps, similarity: mayReuse ? similar : undefined });
     if (plan.action === 'reuse') return this.reuse(frame, taken);
     if (plan.action === 'drop') {
       this.deadlineDrops++;

@@ -108,10 +108,13 @@ test('a style change fades in over STYLE_TRANSITION_FRAMES frames and then holds
     // Frames already inside the pipeline when the PATCH landed may still carry the old style: allow two.
     const arrived = changedAt + STYLE_TRANSITION_FRAMES + 2;
     await waitUntil(() => outputs.length >= arrived + 2, 10_000, 'frames after the change');
-    const early = meanAbsDiff(before, outputs[changedAt + 3]!.image);
-    const done = meanAbsDiff(before, outputs[arrived]!.image);
+    const diffs = outputs.slice(changedAt, arrived + 1).map((o) => meanAbsDiff(before, o.image));
+    const done = diffs[diffs.length - 1]!;
     assert.ok(done > 6, `style change visible once the fade is over (diff ${done.toFixed(1)})`);
-    assert.ok(early < done, `the change fades in rather than jumping (diff ${early.toFixed(1)} after 3 frames, ${done.toFixed(1)} at the end)`);
+    // A fade shows frames in between; a jump would go from the old look to the new one in one frame. (Under
+    // load the scheduler may resend an output, so the in-between frames are looked for, not counted.)
+    const between = diffs.filter((d) => d > 0.15 * done && d < 0.85 * done);
+    assert.ok(between.length >= 1, `the change fades in rather than jumping (diffs from the old look: ${diffs.map((d) => d.toFixed(1)).join(', ')})`);
     // Same input, same style, same seed: the output is stable frame to frame (fixed noise).
     const next = outputs[arrived + 1]!.image;
     assert.ok(meanAbsDiff(outputs[arrived]!.image, next) < done / 2, 'output is stable once the change is in');

@@ -210,3 +210,27 @@ test('on a text model a prompt change blends the two prompts over STYLE_TRANSITI
   assert.deepEqual(restyler.requests[2]!.promptBlend, mix);
   engine.close();
 });
+
+test('under deadline pressure a still input is not served the same output forever: reuse is bounded and skipped during a fade', async () => {
+  const restyler = new InvertingRestyler(30); // every run costs 30 ms against a 20 ms budget
+  const engine = new StreamEngine({ streamId: 's', restyler, params, budgetMs: 20, onOutput: () => undefined });
+  const still = async (n: number, gapMs = 5): Promise<void> => {
+    for (let i = 0; i < n; i++) {
+      engine.push(frame(0));
+      await new Promise((r) => setTimeout(r, gapMs));
+    }
+    await new Promise((r) => setTimeout(r, 40));
+  };
+  await still(1); // the first run teaches the scheduler that a run does not fit
+  await still(14);
+  assert.ok(engine.stats().reused >= 10, `reused ${engine.stats().reused}`);
+  assert.ok(restyler.requests.length >= 2, 'after ten reuses in a row a frame is computed again');
+  // A style change must reach the screen frame by frame, not be frozen by reuse.
+  const before = restyler.requests.length;
+  engine.updateParams({ style: 'b' });
+  await still(9, 40); // one frame per run: none is replaced in the mailbox
+  const fading = restyler.requests.slice(before).filter((r) => r.styleBlend);
+  // The scheduler may still drop up to two frames in a row for the deadline, never reuse one.
+  assert.ok(fading.length >= 3, `fade frames computed: ${fading.length}`);
+  engine.close();
+});
