@@ -13,6 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { findSourceImage, writePanningClip } from './y4m-clip.js';
+import { chromiumArgs } from '../../bench/browser-bench.js';
 
 // Callbacks passed to page.evaluate run in the page; this file compiles without the DOM lib.
 declare const document: any;
@@ -73,19 +74,7 @@ describe('web app at /', { skip, timeout: 90_000 }, () => {
       executablePath: CHROMIUM,
       headless: true,
       viewport: { width: 1280, height: 800 },
-      args: [
-        '--no-sandbox',
-        '--use-fake-ui-for-media-stream',
-        '--use-fake-device-for-media-stream',
-        `--use-file-for-fake-video-capture=${clip}`,
-        '--allow-loopback-in-peer-connection',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-        '--disable-quic',
-      ],
+      args: chromiumArgs(clip),
     });
     page = context.pages()[0] ?? (await context.newPage());
     page.on('pageerror', (err) => pageErrors.push(err.message));

@@ -18,6 +18,7 @@ import { startFrontDoor, type RunningFrontDoor } from '../../server/cluster/fron
 import type { WorkerRecord } from '../../server/cluster/registry.js';
 import { parseServeConfig } from '../../server/config.js';
 import { startWhepViewer, type WhepViewer } from '../support/werift-viewer.js';
+import { until } from '../support/until.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const SDS = path.join(ROOT, 'dist', 'bin', 'sds.js');
@@ -46,15 +47,6 @@ function freePort(): Promise<number> {
   });
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 const cluster = async (): Promise<WorkerRecord[]> => ((await (await fetch(`${front!.url}/api/cluster`, { headers: AUTH })).json()) as { workers: WorkerRecord[] }).workers;
 

@@ -9,6 +9,7 @@ import { liveResources } from '../../stream/resource-counters.js';
 import type { RunningServer } from '../../server/server.js';
 import { DEFAULT_MODEL, startTestServer } from '../support/server-harness.js';
 import { startWhepViewer, type WhepViewer } from '../support/werift-viewer.js';
+import { until } from '../support/until.js';
 
 const STREAM = 'fanout-test';
 const MEDIA_TIMEOUT_MS = 2500;
@@ -17,13 +18,6 @@ let publisher: LoopbackClient;
 const viewers: WhepViewer[] = [];
 let clip: Awaited<ReturnType<typeof makePanClip>>;
 
-async function until(what: string, done: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 async function viewer(codec: 'VP8' | 'H264' = 'VP8', audio = false): Promise<WhepViewer> {
   const v = await startWhepViewer({ whepUrl: `${server.url}/whep/${STREAM}`, codec, audio });
