@@ -1,13 +1,14 @@
 // A werift WHIP publisher for the benchmark and integration tests: sends a pre-encoded clip paced at a fixed
 // frame rate over real WebRTC, receives the restyled track on the same transceiver, decodes it, and reports
 // each output frame with its RTP timestamp so the caller can match it to the input frame it came from.
-import { RTCPeerConnection, RTCRtpCodecParameters, H264Packetizer, Vp8Packetizer, useSdesMid, type RTCDataChannel } from 'werift';
+import { RTCPeerConnection, H264Packetizer, Vp8Packetizer, useSdesMid, type RTCDataChannel } from 'werift';
 import sharp from 'sharp';
 import { existsSync } from 'node:fs';
 import { nowMs } from '../realtime/clock.js';
 import type { RgbImage } from '../realtime/frame.js';
 import { FrameAssembler } from '../stream/rtp-depacketizer.js';
 import { PictureScaler, VideoDecoder, VideoEncoder, type EncodedPicture, type VideoCodecName } from '../stream/video-codec.js';
+import { opusParameters, videoCodecParameters } from '../stream/rtp-codecs.js';
 
 export interface LoopbackClientOptions {
   whipUrl: string;
@@ -49,21 +50,13 @@ export interface LoopbackClient {
   close(options?: { deleteSession?: boolean }): Promise<void>;
 }
 
-const H264_FMTP = 'profile-level-id=42e01f;packetization-mode=1;level-asymmetry-allowed=1';
 
 export async function createLoopbackClient(options: LoopbackClientOptions): Promise<LoopbackClient> {
   const { codec, fps, width, height } = options;
   const encoded = await encodeClip(options);
   const rtcpFeedback = [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }, { type: 'goog-remb' }];
   const pc = new RTCPeerConnection({
-    codecs: {
-      video: [
-        codec === 'VP8'
-          ? new RTCRtpCodecParameters({ mimeType: 'video/VP8', clockRate: 90000, rtcpFeedback })
-          : new RTCRtpCodecParameters({ mimeType: 'video/H264', clockRate: 90000, rtcpFeedback, parameters: H264_FMTP }),
-      ],
-      audio: [new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2 })],
-    },
+    codecs: { video: [videoCodecParameters(codec, rtcpFeedback)], audio: [opusParameters()] },
     headerExtensions: { video: [useSdesMid()], audio: [useSdesMid()] },
     iceAdditionalHostAddresses: ['127.0.0.1'],
     // With werift's default policy the offer gathers one transport per m-line; the server bundles them, and

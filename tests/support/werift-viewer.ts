@@ -1,10 +1,11 @@
 // A real werift WHEP viewer for tests: POSTs a recvonly offer to /whep/<name>, decodes what arrives (node-av)
 // and reports decoded frames, keyframes and the time of the first decoded picture.
-import { RTCPeerConnection, RTCRtpCodecParameters, useSdesMid } from 'werift';
+import { RTCPeerConnection, useSdesMid } from 'werift';
 import { nowMs } from '../../realtime/clock.js';
 import type { RgbImage } from '../../realtime/frame.js';
 import { FrameAssembler } from '../../stream/rtp-depacketizer.js';
 import { PictureScaler, VideoDecoder, type VideoCodecName } from '../../stream/video-codec.js';
+import { opusParameters, videoCodecParameters } from '../../stream/rtp-codecs.js';
 
 export interface WhepViewer {
   readonly location: string;
@@ -21,7 +22,6 @@ export interface WhepViewer {
   close(options?: { deleteResource?: boolean }): Promise<void>;
 }
 
-const H264_FMTP = 'profile-level-id=42e01f;packetization-mode=1;level-asymmetry-allowed=1';
 
 export async function startWhepViewer(options: {
   whepUrl: string;
@@ -32,14 +32,7 @@ export async function startWhepViewer(options: {
   const codec = options.codec ?? 'VP8';
   const rtcpFeedback = [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }];
   const pc = new RTCPeerConnection({
-    codecs: {
-      video: [
-        codec === 'VP8'
-          ? new RTCRtpCodecParameters({ mimeType: 'video/VP8', clockRate: 90000, rtcpFeedback })
-          : new RTCRtpCodecParameters({ mimeType: 'video/H264', clockRate: 90000, rtcpFeedback, parameters: H264_FMTP }),
-      ],
-      audio: [new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2 })],
-    },
+    codecs: { video: [videoCodecParameters(codec, rtcpFeedback)], audio: [opusParameters()] },
     headerExtensions: { video: [useSdesMid()], audio: [useSdesMid()] },
     iceAdditionalHostAddresses: ['127.0.0.1'],
     bundlePolicy: 'max-bundle',
