@@ -530,6 +530,14 @@ DEC_IO = dict(
 )
 
 
+def describe(what, module, args):
+    """Random weights must still give finite activations in the export dtype, or a GPU run would time NaNs."""
+    with torch.no_grad():
+        y = module(*args).float()
+    finite = torch.isfinite(y).float().mean().item()
+    print(f"{what}: {tuple(y.shape)}, finite {finite:.1%}, std {y[torch.isfinite(y)].std().item():.3g}", flush=True)
+
+
 def torch_export(module, args, path: Path, io, opset):
     path.parent.mkdir(parents=True, exist_ok=True)
     kw = dict(io, opset_version=opset, do_constant_folding=True)
@@ -595,6 +603,7 @@ def export_all(a: Arch, out: Path, dtype: str, device: str, seed: int, opset: in
     ]
     torch_export(unet, args, out / "unet/model.onnx", UNET_IO, opset)
     files.append(out / "unet/model.onnx")
+    describe("unet out_sample", unet, args)
     del unet, args
     if device == "cuda":
         torch.cuda.empty_cache()
@@ -602,10 +611,14 @@ def export_all(a: Arch, out: Path, dtype: str, device: str, seed: int, opset: in
 
     torch.manual_seed(seed + 1)
     enc = prepare(TaesdEncoder(a))
-    torch_export(enc, [torch.randn(1, 3, side * 8, side * 8, device=dev, dtype=tdt)], out / "vae_encoder/model.onnx", ENC_IO, opset)
+    args = [torch.rand(1, 3, side * 8, side * 8, device=dev, dtype=tdt) * 2 - 1]
+    torch_export(enc, args, out / "vae_encoder/model.onnx", ENC_IO, opset)
+    describe("vae_encoder latent_sample", enc, args)
     torch.manual_seed(seed + 2)
     dec = prepare(TaesdDecoder(a))
-    torch_export(dec, [torch.randn(1, a.latent, side, side, device=dev, dtype=tdt)], out / "vae_decoder/model.onnx", DEC_IO, opset)
+    args = [torch.randn(1, a.latent, side, side, device=dev, dtype=tdt)]
+    torch_export(dec, args, out / "vae_decoder/model.onnx", DEC_IO, opset)
+    describe("vae_decoder sample", dec, args)
     files += [out / "vae_encoder/model.onnx", out / "vae_decoder/model.onnx"]
 
     if half and not trace_half:
