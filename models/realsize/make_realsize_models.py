@@ -541,11 +541,17 @@ def describe(what, module, args):
 def torch_export(module, args, path: Path, io, opset):
     path.parent.mkdir(parents=True, exist_ok=True)
     kw = dict(io, opset_version=opset, do_constant_folding=True)
-    # torch >= 2.9 defaults to the dynamo exporter (needs onnxscript); use the TorchScript one everywhere.
-    if "dynamo" in inspect.signature(torch.onnx.export).parameters:
-        kw["dynamo"] = False
+    # torch >= 2.9 defaults to the dynamo exporter (needs onnxscript); use the TorchScript one where it exists,
+    # the same graph for every torch version, and the dynamo one only if a future torch has no other.
+    dynamo_kw = "dynamo" in inspect.signature(torch.onnx.export).parameters
     with torch.no_grad():
-        torch.onnx.export(module, tuple(args), str(path), **kw)
+        try:
+            torch.onnx.export(module, tuple(args), str(path), **(dict(kw, dynamo=False) if dynamo_kw else kw))
+        except Exception as err:
+            if not dynamo_kw:
+                raise
+            print(f"TorchScript ONNX export failed ({err}); retrying with dynamo=True", flush=True)
+            torch.onnx.export(module, tuple(args), str(path), **dict(kw, dynamo=True, external_data=True))
 
 
 def to_fp16_graph(path: Path):
