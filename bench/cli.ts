@@ -7,9 +7,10 @@ import { DEFAULT_MODEL_DIR } from '../server/config.js';
 const HELP = `sds bench — measure latency
 
   sds bench model [--model DIR] [--provider cpu|cuda|webgpu] [--resolution WxH ...] [--steps N]
-                  [--iterations N] [--warmup N] [--out FILE.json]
+                  [--iterations N] [--warmup N] [--out FILE.json] [--no-cpu-fallback]
       per-component model latency (vae_encode, denoise per step, vae_decode, total): median, p95
-      at the model's native resolution and 512x512 unless --resolution is given.
+      at the model's native resolution and 512x512 unless --resolution is given. --no-cpu-fallback:
+      fail when the provider cannot load the model instead of measuring the CPU under its name.
 
   sds bench e2e   [--seconds S] [--fps F] [--codec VP8|H264] [--sessions N] [--out DIR] ...
       end to end over real WebRTC on loopback (see README "Benchmark").
@@ -44,6 +45,7 @@ export async function runBenchCli(argv: string[]): Promise<number> {
         iterations: { type: 'string' },
         warmup: { type: 'string' },
         out: { type: 'string' },
+        'no-cpu-fallback': { type: 'boolean' },
         help: { type: 'boolean' },
       },
     });
@@ -60,6 +62,7 @@ export async function runBenchCli(argv: string[]): Promise<number> {
       iterations: values.iterations ? Number(values.iterations) : 100,
       warmup: values.warmup ? Number(values.warmup) : 10,
       out: values.out,
+      fallbackToCpu: !values['no-cpu-fallback'],
     });
     return 0;
   }

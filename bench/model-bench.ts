@@ -9,6 +9,8 @@ import type { ExecutionProvider, RestyleRequest } from '../models/restyle-types.
 export interface ModelBenchOptions {
   modelDir: string;
   provider?: ExecutionProvider;
+  /** When the provider cannot load the model: use the CPU (default, reported as provider cpu) or fail. */
+  fallbackToCpu?: boolean;
   /** [width, height] pairs; default: the model's native resolution and 512×512. */
   resolutions?: [number, number][];
   steps?: number;
@@ -62,6 +64,7 @@ export async function runModelBench(options: ModelBenchOptions): Promise<ModelBe
   const runtime = await ModelRuntime.load({
     modelDir: options.modelDir,
     provider: options.provider ?? 'cpu',
+    fallbackToCpu: options.fallbackToCpu ?? true,
     workers: 1,
     intraOpThreads: options.intraOpThreads,
   });

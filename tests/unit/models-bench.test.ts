@@ -36,4 +36,12 @@ describe('model benchmark', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('fails instead of measuring the CPU under another name when --no-cpu-fallback is given', async () => {
+    // No CUDA provider is installed here; with the fallback the run would silently be a CPU run.
+    await assert.rejects(
+      runModelBench({ modelDir: SD_TINY, provider: 'cuda', fallbackToCpu: false, iterations: 1, warmup: 0, intraOpThreads: 1, print: false }),
+      /CPU fallback is disabled/,
+    );
+  });
 });
