@@ -6,7 +6,7 @@
 #
 # On the GPU machine, with .gpu/ carried along, made here by (the worker imports the CLIP tokenizer package even for
 # a model without a text encoder, and pack.sh carries only onnxruntime by itself):
-#   npm run build && ../shared/gpu/pack.sh dist models bench node_modules/@huggingface/tokenizers
+#   npm run build && ../shared/gpu/pack.sh dist models bench
 #   bash .gpu/unpack.sh && bash bench/gpu/run-realsize.sh
 # Here, to check the control flow end to end on the CPU in a minute:
 #   SDS_REALSIZE_SCALE=tiny SDS_PYTHON=/usr/bin/python3 bash bench/gpu/run-realsize.sh
@@ -59,7 +59,7 @@ else
   echo "nvidia-smi not found" | tee "$out/nvidia-smi.csv"
 fi
 [ -f "$sds" ] || { note "setup failed $sds missing (npm run build, then pack dist)"; exit 1; }
-for pkg in onnxruntime-node onnxruntime-common @huggingface/tokenizers; do
+for pkg in onnxruntime-node onnxruntime-common; do
   [ -d "$app/node_modules/$pkg" ] || { note "setup failed $app/node_modules/$pkg missing (name it to pack.sh)"; exit 1; }
 done
 

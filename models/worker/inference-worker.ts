@@ -8,7 +8,7 @@ import { loadComponents } from '../components.js';
 import { ConditioningTable } from '../conditioning.js';
 import { FixedNoise, img2img } from '../img2img.js';
 import { LatentCache, type TemporalGuidance } from '../../realtime/latent-cache.js';
-import { blendPrompts, TextEncoder } from '../text-encoder.js';
+import type { TextEncoder } from '../text-encoder.js';
 import { nowMs } from '../../realtime/clock.js';
 import { double, halve } from '../resample.js';
 import { loadManifest } from '../manifest.js';
@@ -38,17 +38,19 @@ async function main(init: WorkerInit): Promise<void> {
   // Text models encode their prompts here (once per distinct prompt: cached); a text model exported
   // without its text encoder runs unconditioned, which the log says once.
   const sessionConfig = { provider: components.provider, fallbackToCpu: true, intraOpThreads: init.intraOpThreads };
-  const textEncoder =
+  // Loaded only for such a model, so a style model (and a GPU bundle without the tokenizer package) never needs it.
+  const text =
     manifest.conditioning.kind === 'text' && manifest.components.text_encoder && manifest.components.tokenizer
-      ? await TextEncoder.load(manifest, sessionConfig)
+      ? await import('../text-encoder.js')
       : undefined;
+  const textEncoder: TextEncoder | undefined = text ? await text.TextEncoder.load(manifest, sessionConfig) : undefined;
   if (manifest.conditioning.kind === 'text' && !textEncoder)
     post({ type: 'log', level: 'warn', message: `${manifest.name}: no text_encoder/tokenizer in the model folder; prompts are ignored` });
   const conditionFor = async (req: RunRequest, stages: StageTiming[]): Promise<Float32Array> => {
     const { contextTokens, contextDim } = components.denoiser;
     if (!textEncoder) return conditioning.embedding(req.style, contextTokens, contextDim);
     const start = nowMs();
-    const embedding = await blendPrompts(textEncoder, req.prompt);
+    const embedding = await text!.blendPrompts(textEncoder, req.prompt);
     stages.push({ name: 'text_encode', startMs: start, endMs: nowMs() });
     return embedding;
   };
