@@ -19,6 +19,9 @@ const HELP = `sds bench — measure latency
 
   sds bench flow  [--frames N]
       optical-flow accuracy (end-point error on clips with known motion) and cost, next to OpenCV.
+
+  sds bench soak  [--minutes M] [--sessions N] [--viewers V] [--interval S] [--out DIR] ...
+      long run: RSS, heap, handles, workers, live resources and latency per interval; exits 1 on growth or leaks.
 `;
 
 export async function runBenchCli(argv: string[]): Promise<number> {
@@ -65,6 +68,7 @@ export async function runBenchCli(argv: string[]): Promise<number> {
     const { runQualityBenchCli } = await import('./quality-bench.js');
     return runQualityBenchCli(rest);
   }
+  if (kind === 'soak') return (await import('./soak.js')).runSoakCli(rest);
   if (kind === 'flow') {
     const { values } = parseArgs({ args: rest, options: { frames: { type: 'string' }, photo: { type: 'string' } } });
     const { runFlowBench, formatFlowTable } = await import('./flow-bench.js');
