@@ -269,7 +269,17 @@ function randomJson(depth = 0): unknown {
   }
 }
 
+/**
+ * Never empty: werift's sender (our test peer, not the server) sends an empty message as zero SCTP chunks yet
+ * uses up a stream sequence number, so the receiver waits for it forever and the channel stalls. A browser
+ * sends "" as one byte with PPID 56 (WebRTC String Empty), which the server's werift reads as "".
+ */
 function controlMessage(): string | Buffer {
+  const m = anyControlMessage();
+  return m.length === 0 ? ' ' : m;
+}
+
+function anyControlMessage(): string | Buffer {
   switch (int(6)) {
     case 0:
       return JSON.stringify({ type: 'params', params: randomJson(1) });
@@ -290,6 +300,10 @@ function controlMessage(): string | Buffer {
 
 test('(b) random JSON, non-JSON and binary on the DataChannel: every message gets a params or error reply', { skip, timeout: 120_000 }, async () => {
   const pub = await startRawPublisher({ baseUrl: server.url, codec: 'VP8' });
+  // Media keeps the session alive (--media-timeout-ms) while werift's SCTP works through a long burst.
+  const keyframe = (await encodePictures('VP8', clip.slice(0, 1)))[0]!;
+  let ts = 0;
+  const alive = setInterval(() => pub.sendPicture(keyframe, (ts += 18_000)), 200);
   const replies: Array<{ type?: unknown }> = [];
   let unparsable = 0;
   pub.dataChannel.onMessage.subscribe((m) => {
@@ -308,7 +322,7 @@ test('(b) random JSON, non-JSON and binary on the DataChannel: every message get
         pub.dataChannel.send(controlMessage());
         if (i % 25 === 24) await sleep(20);
       }
-      await waitUntil(() => replies.length >= inputs, 15_000, `replies (${replies.length} of ${inputs})`);
+      await waitUntil(() => replies.length >= inputs, 15_000 * SCALE, `replies (${replies.length} of ${inputs})`);
     });
     count('DataChannel', inputs);
     assert.equal(unparsable, 0, 'every reply is JSON');
@@ -323,6 +337,7 @@ test('(b) random JSON, non-JSON and binary on the DataChannel: every message get
     console.log(`DataChannel: ${inputs} messages → ${kinds.params} params replies, ${kinds.error} error replies`);
     assert.ok(server.sessions.get(pub.sessionId), 'the session is still live');
   } finally {
+    clearInterval(alive);
     await pub.close();
   }
 });
