@@ -38,7 +38,7 @@ test('a 10 s soak with one session and one viewer samples the process, frees eve
   assert.ok(report.samples.some((s) => s.viewerPackets > 0), 'the viewer received packets');
   assert.deepEqual(report.summary.leakedResources, {});
   assert.equal(report.summary.sessionsAfter, 0);
-  assert.deepEqual(report.failures, []);
+  assert.deepEqual(report.failures, [], JSON.stringify({ summary: report.summary, samples: report.samples }));
   assert.equal(report.ok, true);
   const saved = JSON.parse(readFileSync(path.join(outDir, 'soak.json'), 'utf8')) as SoakReport;
   assert.equal(saved.samples.length, report.samples.length);
