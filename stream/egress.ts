@@ -213,7 +213,10 @@ class CodecBranch {
       this.keyframeWanted = true;
       this.lastKeyframeMs = -Infinity;
       this.starting = this.open();
-      await this.starting;
+      if ((await this.starting) === undefined && !this.closed) {
+        this.failed = true;
+        this.onFailed?.(`${this.codec} encoder could not be re-opened after an encode error (${error.message})`);
+      }
     })();
     await this.reopening;
   }
