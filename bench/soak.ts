@@ -177,11 +177,10 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   });
   const startMs = nowMs();
   try {
-    const endMs = startMs + options.seconds * 1000;
-    let next = startMs + options.intervalS * 1000;
-    while (nowMs() < endMs && !workerError) {
-      await sleep(Math.max(0, Math.min(next, endMs) - nowMs()));
-      next += options.intervalS * 1000;
+    // Whole intervals only (the run is rounded down to them), so every sample covers the same span of time.
+    const count = Math.max(1, Math.floor(options.seconds / options.intervalS));
+    for (let k = 1; k <= count && !workerError; k++) {
+      await sleep(Math.max(0, startMs + k * options.intervalS * 1000 - nowMs()));
       const mem = process.memoryUsage();
       const interval = latencies;
       latencies = [];
