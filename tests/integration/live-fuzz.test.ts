@@ -213,9 +213,18 @@ for (const codec of ['VP8', 'H264'] as const) {
     const pub = await startRawPublisher({ baseUrl: server.url, codec });
     try {
       await whileHealthyFlows(`${codec} RTP`, () => fuzzRtp(pub, pictures, n(700)));
-      const refused = await fuzzRtcp(pub, n(codec === 'VP8' ? 300 : 150));
-      if (codec === 'VP8') await fuzzDatagrams(pub, n(300));
-      await sleep(500);
+      // Good media meanwhile keeps the session inside --media-timeout-ms while RTCP and raw bytes are thrown at it.
+      let keepTs = 20_000_000;
+      const alive = setInterval(() => pub.sendPicture(pictures[0]!, (keepTs += 18_000)), 250);
+      let refused = 0;
+      try {
+        await whileHealthyFlows(`${codec} RTCP`, async () => {
+          refused = await fuzzRtcp(pub, n(codec === 'VP8' ? 300 : 150));
+        });
+        if (codec === 'VP8') await whileHealthyFlows('raw datagrams', () => fuzzDatagrams(pub, n(300)));
+      } finally {
+        clearInterval(alive);
+      }
       // The attacked session is still there and still takes good media: its decoder recovers on a keyframe.
       const session = server.sessions.get(pub.sessionId);
       assert.ok(session, 'the fuzzed session was not torn down by garbage');
