@@ -26,6 +26,9 @@ const HELP = `sds bench — measure latency
 
   sds bench flow  [--frames N]
       optical-flow accuracy (end-point error on clips with known motion) and cost, next to OpenCV.
+
+  sds bench soak  [--minutes M] [--sessions N] [--viewers V] [--interval S] [--out DIR] ...
+      long run: RSS, heap, handles, workers, live resources and latency per interval; exits 1 on growth or leaks.
 `;
 
 export async function runBenchCli(argv: string[]): Promise<number> {
@@ -90,6 +93,7 @@ export async function runBenchCli(argv: string[]): Promise<number> {
     process.stdout.write(formatBatchTable(rows) + '\n');
     return 0;
   }
+  if (kind === 'soak') return (await import('./soak.js')).runSoakCli(rest);
   if (kind === 'flow') {
     const { values } = parseArgs({ args: rest, options: { frames: { type: 'string' }, photo: { type: 'string' } } });
     const { runFlowBench, formatFlowTable } = await import('./flow-bench.js');

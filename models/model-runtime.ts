@@ -7,7 +7,7 @@ import { Worker } from 'node:worker_threads';
 import { loadManifest, type ModelManifest } from './manifest.js';
 import type { RuntimeLogger } from './onnx-component.js';
 import type { ExecutionProvider, RestyleRequest, RestyleResult, Restyler, RestylerInfo } from './restyle-types.js';
-import type { FromWorker, RunRequest, WorkerInit } from './worker/protocol.js';
+import type { FromWorker, RunRequest, ToWorker, WorkerInit } from './worker/protocol.js';
 
 export interface ModelRuntimeOptions {
   modelDir: string;
@@ -34,6 +34,8 @@ interface Pending {
 }
 
 const UTILIZATION_WINDOW_MS = 3000;
+/** close(): how long a worker may take to finish its current run (or its model load and warm-up) and exit. */
+const WORKER_CLOSE_TIMEOUT_MS = 10_000;
 
 const WORKER_URL = new URL('./worker/inference-worker.js', import.meta.url);
 
@@ -119,9 +121,16 @@ class WorkerSlot {
     this.worker?.postMessage({ type: 'release', streamId });
   }
 
-  /** Test hook: kill the thread as a crash would. */
-  kill(): Promise<number> {
-    return this.worker?.terminate() ?? Promise.resolve(0);
+  /**
+   * Test hook: the thread dies of an uncaught exception between two runs, as a bug in it would. (Not
+   * worker.terminate(): ending a thread while onnxruntime is inside a native call aborts the whole process.)
+   */
+  async crash(): Promise<void> {
+    const w = this.worker;
+    if (!w || w.threadId < 0) return;
+    const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
+    w.postMessage({ type: 'crash' } satisfies ToWorker);
+    await exited;
   }
 
   async close(): Promise<void> {
@@ -129,7 +138,20 @@ class WorkerSlot {
     this.rejectAll(new RuntimeClosedError());
     const w = this.worker;
     this.worker = undefined;
-    if (w) await w.terminate();
+    if (!w || w.threadId < 0) return;
+    // Ask the thread to end after its current run; terminate only one that does not (it is stuck).
+    let timer: NodeJS.Timeout | undefined;
+    const exit = new Promise<boolean>((resolve) => w.once('exit', () => resolve(true)));
+    w.postMessage({ type: 'close' } satisfies ToWorker);
+    const exited = await Promise.race([
+      exit,
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), WORKER_CLOSE_TIMEOUT_MS))),
+    ]);
+    clearTimeout(timer);
+    if (!exited) {
+      this.logger?.warn(`inference worker ${this.index} did not end within ${WORKER_CLOSE_TIMEOUT_MS} ms; terminating it`);
+      await w.terminate();
+    }
   }
 
   private fail(id: number, err: Error): void {
@@ -257,9 +279,9 @@ export class ModelRuntime implements Restyler {
     return this.slots.filter((s) => s.worker !== undefined).length;
   }
 
-  /** Terminate worker `index` as if it crashed (tests); the pool restarts it. */
+  /** Crash worker `index` as an uncaught exception in it would (tests); the pool restarts it. */
   async killWorkerForTest(index: number): Promise<void> {
-    await this.slots[index]?.kill();
+    await this.slots[index]?.crash();
   }
 
   async close(): Promise<void> {

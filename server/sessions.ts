@@ -311,6 +311,13 @@ export class SessionManager {
           this.metrics.observeSentFrame(frame, sentMs, this.config.budgetMs);
           for (const observe of this.frameObservers) observe(id, frame, sentMs);
         },
+        // The encoder failed again right after being re-opened: end the stream with a reason rather than
+        // keep a publisher sending into a session that can output nothing.
+        onFailed: (reason) => {
+          this.metrics.sessionErrors.inc({ kind: 'encoder' });
+          log.error({ reason }, 'ending the session: its encoder keeps failing');
+          void this.close(id, `encoder failed: ${reason}`);
+        },
       });
       const engine = new StreamEngine({
         streamId: id,

@@ -19,6 +19,7 @@ export interface RtpConsumer {
 export interface EgressLogger {
   info(o: object, msg?: string): void;
   warn(o: object, msg?: string): void;
+  error?(o: object, msg?: string): void;
 }
 
 export interface EgressOptions {
@@ -27,13 +28,21 @@ export interface EgressOptions {
   maxBitrateKbps: number;
   /** A frame's first packet went out (once per frame, whichever codec got there first); 'encode'/'packetize' are recorded. */
   onSent?(frame: VideoFrame, firstPacketSentMs: number): void;
+  /**
+   * A codec's encoder failed MAX_CONSECUTIVE_ENCODE_ERRORS times in a row, re-opened in between: its
+   * consumers get no more video. The owner should end the stream with this reason.
+   */
+  onFailed?(reason: string): void;
   logger?: EgressLogger;
 }
 
 export interface EgressStats {
   consumers: number;
   /** Per codec with at least one consumer: one encoder each. */
-  codecs: Record<string, { consumers: number; framesEncoded: number; keyframesForced: number; framesNotSent: number; packetsOut: number }>;
+  codecs: Record<
+    string,
+    { consumers: number; framesEncoded: number; keyframesForced: number; framesNotSent: number; packetsOut: number; encodeErrors: number; encoderReopens: number }
+  >;
 }
 
 /**
@@ -41,6 +50,12 @@ export interface EgressStats {
  * must not turn the stream into all-keyframes. A request inside the window is deferred, never lost.
  */
 export const KEYFRAME_MIN_INTERVAL_MS = 250;
+
+/**
+ * An encode error re-opens the codec's encoder (a fresh context, starting with a keyframe); this many errors
+ * in a row, with no frame encoded in between, mean re-opening does not help and the codec's branch gives up.
+ */
+export const MAX_CONSECUTIVE_ENCODE_ERRORS = 3;
 
 export class StreamEgress {
   private readonly branches = new Map<VideoCodecName, CodecBranch>();
@@ -55,6 +70,14 @@ export class StreamEgress {
     let branch = this.branches.get(consumer.codec);
     if (!branch) {
       branch = new CodecBranch(consumer.codec, this.options, (frame) => this.claim(frame));
+      branch.onFailed = (reason) => {
+        if (this.closed) return;
+        try {
+          this.options.onFailed?.(reason);
+        } catch (error) {
+          this.options.logger?.warn({ err: (error as Error).message }, 'onFailed threw');
+        }
+      };
       this.branches.set(consumer.codec, branch);
     }
     branch.consumers.add(consumer);
@@ -90,6 +113,15 @@ export class StreamEgress {
     return { consumers: this.consumerCount, codecs };
   }
 
+  /**
+   * Fault injection for tests: the next `count` encodes of `codec` throw as a failing encoder would (the
+   * production error path runs: count, log, re-open the encoder, give up after repeated failures).
+   */
+  failNextEncodesForTest(codec: VideoCodecName, count = 1): void {
+    const branch = this.branches.get(codec);
+    if (branch) branch.injectedFailures += count;
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -109,9 +141,15 @@ export class StreamEgress {
 /** One codec's encoder and packetizer, and the consumers that negotiated that codec. */
 class CodecBranch {
   readonly consumers = new Set<RtpConsumer>();
-  readonly counters = { framesEncoded: 0, keyframesForced: 0, framesNotSent: 0, packetsOut: 0 };
+  readonly counters = { framesEncoded: 0, keyframesForced: 0, framesNotSent: 0, packetsOut: 0, encodeErrors: 0, encoderReopens: 0 };
+  /** See StreamEgress.failNextEncodesForTest. */
+  injectedFailures = 0;
+  onFailed: ((reason: string) => void) | undefined;
   private encoder: VideoEncoder | undefined;
-  private readonly starting: Promise<VideoEncoder | undefined>;
+  private starting: Promise<VideoEncoder | undefined>;
+  private reopening: Promise<void> | undefined;
+  private consecutiveErrors = 0;
+  private failed = false;
   private readonly packetizer: Vp8Packetizer | H264Packetizer;
   private busy = false;
   private pending: VideoFrame | null = null;
@@ -127,7 +165,12 @@ class CodecBranch {
   ) {
     this.packetizer = codec === 'VP8' ? new Vp8Packetizer({ maxPayloadSize: 1200 }) : new H264Packetizer({ maxPayloadSize: 1200 });
     // Opened now, not on the first frame, so the first restyled frame does not pay for encoder start-up.
-    this.starting = VideoEncoder.create({ codec, width: options.width, height: options.height, maxBitrateKbps: options.maxBitrateKbps }).then(
+    this.starting = this.open();
+  }
+
+  private open(): Promise<VideoEncoder | undefined> {
+    const { codec, options } = this;
+    return VideoEncoder.create({ codec, width: options.width, height: options.height, maxBitrateKbps: options.maxBitrateKbps }).then(
       async (enc) => {
         if (this.closed) {
           await enc.close();
@@ -143,12 +186,47 @@ class CodecBranch {
     );
   }
 
+  /**
+   * After an encode error: close the encoder (its state may be corrupt) and open a fresh one, whose first
+   * frame is a keyframe for every consumer. After MAX_CONSECUTIVE_ENCODE_ERRORS in a row, give up and report.
+   */
+  private async recover(error: Error): Promise<void> {
+    this.counters.encodeErrors++;
+    this.consecutiveErrors++;
+    if (this.consecutiveErrors >= MAX_CONSECUTIVE_ENCODE_ERRORS) {
+      this.failed = true;
+      const reason = `${this.codec} encoder failed ${this.consecutiveErrors} times in a row (last: ${error.message})`;
+      const log = this.options.logger;
+      const line = { err: error.message, codec: this.codec, encodeErrors: this.counters.encodeErrors };
+      if (log?.error) log.error(line, 'encoder keeps failing; this codec gets no video');
+      else log?.warn(line, 'encoder keeps failing; this codec gets no video');
+      this.onFailed?.(reason);
+      return;
+    }
+    this.options.logger?.warn({ err: error.message, codec: this.codec, encodeErrors: this.counters.encodeErrors }, 'encode failed; re-opening the encoder');
+    this.reopening = (async () => {
+      const old = this.encoder;
+      this.encoder = undefined;
+      await old?.close();
+      if (this.closed) return;
+      this.counters.encoderReopens++;
+      this.keyframeWanted = true;
+      this.lastKeyframeMs = -Infinity;
+      this.starting = this.open();
+      if ((await this.starting) === undefined && !this.closed) {
+        this.failed = true;
+        this.onFailed?.(`${this.codec} encoder could not be re-opened after an encode error (${error.message})`);
+      }
+    })();
+    await this.reopening;
+  }
+
   requestKeyframe(): void {
     this.keyframeWanted = true;
   }
 
   send(frame: VideoFrame): void {
-    if (this.closed) return;
+    if (this.closed || this.failed) return;
     if (this.busy) {
       // Latest frame wins here too: a waiting frame is replaced, never queued behind.
       if (this.pending) this.counters.framesNotSent++;
@@ -175,7 +253,12 @@ class CodecBranch {
         this.lastKeyframeMs = t0;
         this.counters.keyframesForced++;
       }
+      if (this.injectedFailures > 0) {
+        this.injectedFailures--;
+        throw new Error('injected encoder fault (test)');
+      }
       const pictures = await encoder.encode(frame.image, frame.rtpTimestamp, keyframe);
+      this.consecutiveErrors = 0;
       const t1 = nowMs();
       if (this.closed) return;
       let firstSentMs: number | null = null;
@@ -205,7 +288,7 @@ class CodecBranch {
       }
     } catch (error) {
       this.counters.framesNotSent++;
-      if (!this.closed) this.options.logger?.warn({ err: (error as Error).message, codec: this.codec }, 'encode failed; frame not sent');
+      if (!this.closed) await this.recover(error instanceof Error ? error : new Error(String(error)));
     }
   }
 
@@ -214,6 +297,7 @@ class CodecBranch {
     this.closed = true;
     this.pending = null;
     this.consumers.clear();
+    await this.reopening;
     const encoder = this.encoder ?? (await this.starting);
     await encoder?.close();
   }

@@ -220,6 +220,7 @@ class Session implements PublisherSession {
           height,
           maxBitrateKbps: this.options.maxBitrateKbps,
           onSent: (frame, sentMs) => this.options.onSent?.(frame, sentMs),
+          onFailed: (reason) => this.vanish(`encoder failed: ${reason}`),
           ...(this.log ? { logger: this.log } : {}),
         });
         this.ownEgress.add(this.returnPath);

@@ -28,6 +28,8 @@ export interface DepacketizerStats {
   paddingPackets: number;
   malformedPackets: number;
   latePackets: number;
+  /** Times the stream's sequence numbers or timestamps jumped far and reception started over (RFC 3550 A.1). */
+  resyncs: number;
   framesAssembled: number;
   /** Frames dropped because a packet was missing or malformed. */
   framesLost: number;
@@ -35,7 +37,7 @@ export interface DepacketizerStats {
   framesSkippedAwaitingKeyframe: number;
 }
 
-export type LossReason = 'loss' | 'malformed';
+export type LossReason = 'loss' | 'malformed' | 'resync';
 
 interface PayloadInfo {
   /** True when this packet starts a frame (VP8: S=1 and PID=0; H.264: not a FU-A continuation). */
@@ -54,6 +56,15 @@ interface Pending {
 const ANNEX_B = Buffer.from([0, 0, 0, 1]);
 /** Frames waiting for missing packets before the oldest is given up even without a newer complete one. */
 const MAX_PENDING_FRAMES = 8;
+/**
+ * A packet further behind than this (sequence numbers, or 10 s of 90 kHz timestamps) is not reordering but a
+ * jump. RESYNC_SEQUENTIAL such packets in sequence mean the source really jumped — a restarted sender, or one
+ * stray packet far ahead that made every later one look late — and reception starts over from them, as
+ * RFC 3550 A.1 does; without this, one such packet froze the stream until its numbers caught up.
+ */
+const MAX_MISORDER = 100;
+const MAX_TS_BEHIND = 90_000 * 10;
+const RESYNC_SEQUENTIAL = 3;
 
 const seqNewer = (a: number, b: number): boolean => a !== b && ((a - b) & 0xffff) < 0x8000;
 const tsNewer = (a: number, b: number): boolean => a !== b && ((a - b) >>> 0) < 0x80000000;
@@ -135,6 +146,7 @@ export class FrameAssembler {
     paddingPackets: 0,
     malformedPackets: 0,
     latePackets: 0,
+    resyncs: 0,
     framesAssembled: 0,
     framesLost: 0,
     framesSkippedAwaitingKeyframe: 0,
@@ -145,6 +157,8 @@ export class FrameAssembler {
   private pending: Pending[] = [];
   private readonly paddingSeqs = new Set<number>();
   private awaitingKeyframe = true;
+  /** Far-behind packets seen in sequence so far, and the sequence number that would continue them. */
+  private jump: { count: number; nextSeq: number } | null = null;
   private readonly parse: (buf: Buffer) => PayloadInfo | null;
 
   constructor(
@@ -167,19 +181,32 @@ export class FrameAssembler {
   private pushUnsafe(packet: RtpPacketView, arrivalMs: number): AssembledFrame[] {
     this.stats.packets++;
     const seq = packet.sequenceNumber & 0xffff;
-    if (this.lastSeq !== null && !seqNewer(seq, this.lastSeq)) {
-      this.stats.latePackets++; // retransmission or reordering beyond our one-frame allowance
-      return [];
+    const seqLate = this.lastSeq !== null && !seqNewer(seq, this.lastSeq);
+    const tsLate = this.lastTimestamp !== null && packet.payload.length > 0 && !tsNewer(packet.timestamp, this.lastTimestamp);
+    if (seqLate || tsLate) {
+      const farBehind =
+        (seqLate && ((this.lastSeq! - seq) & 0xffff) > MAX_MISORDER) ||
+        (tsLate && ((this.lastTimestamp! - packet.timestamp) >>> 0) > MAX_TS_BEHIND);
+      if (!farBehind || !this.jumpConfirmed(seq)) {
+        this.stats.latePackets++; // retransmission or reordering beyond our one-frame allowance
+        return [];
+      }
+      // The source jumped: forget the old numbering and wait for a keyframe in the new one.
+      this.stats.resyncs++;
+      this.lastSeq = null;
+      this.lastTimestamp = null;
+      this.stats.framesLost += this.pending.length;
+      this.pending = [];
+      this.paddingSeqs.clear();
+      this.noteLoss('resync');
+    } else {
+      this.jump = null;
     }
     if (packet.payload.length === 0) {
       this.stats.paddingPackets++;
       this.paddingSeqs.add(seq);
       if (this.paddingSeqs.size > 256) this.paddingSeqs.delete(this.paddingSeqs.values().next().value!);
       return this.drain();
-    }
-    if (this.lastTimestamp !== null && !tsNewer(packet.timestamp, this.lastTimestamp)) {
-      this.stats.latePackets++;
-      return [];
     }
     const info = this.parse(packet.payload);
     if (!info) this.stats.malformedPackets++;
@@ -252,6 +279,14 @@ export class FrameAssembler {
       seq = prev;
     }
     return null;
+  }
+
+  /** Counts a far-behind packet; true once RESYNC_SEQUENTIAL of them have come in sequence. */
+  private jumpConfirmed(seq: number): boolean {
+    this.jump = this.jump && this.jump.nextSeq === seq ? { count: this.jump.count + 1, nextSeq: (seq + 1) & 0xffff } : { count: 1, nextSeq: (seq + 1) & 0xffff };
+    if (this.jump.count < RESYNC_SEQUENTIAL) return false;
+    this.jump = null;
+    return true;
   }
 
   private gapIsPadding(from: number, to: number): boolean {

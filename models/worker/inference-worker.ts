@@ -114,11 +114,25 @@ async function main(init: WorkerInit): Promise<void> {
     }
   };
 
-  // Requests run one at a time in arrival order; the main thread already tracks what is queued.
+  // Requests run one at a time in arrival order; the main thread already tracks what is queued. Ending the
+  // thread joins the same chain: a thread terminated while onnxruntime is inside a native call aborts the
+  // whole process (node-addon-api throws into the dying environment), so the thread only ever ends between runs.
   let chain = Promise.resolve();
   port!.on('message', (msg: ToWorker) => {
     if (msg.type === 'release') streams.delete(msg.streamId);
     else if (msg.type === 'run') chain = chain.then(() => run(msg));
+    else if (msg.type === 'close') chain = chain.then(() => process.exit(0));
+    else if (msg.type === 'crash') {
+      // The chain stops here (nothing after it starts), then the thread dies of an uncaught exception.
+      chain = chain.then(
+        () =>
+          new Promise<void>(() => {
+            setImmediate(() => {
+              throw new Error('inference worker crashed (fault injected by a test)');
+            });
+          }),
+      );
+    }
   });
   // Warm up before taking traffic, through the same path requests take: onnxruntime's first run at
   // each input shape allocates and plans (often 10× a normal run), and the first calls of the flow and
@@ -133,11 +147,14 @@ async function main(init: WorkerInit): Promise<void> {
   };
   const halfFits = (width / 2) % manifest.sizeMultiple === 0 && (height / 2) % manifest.sizeMultiple === 0;
   const scales: Array<1 | 0.5> = [1, 1, 1, 1, 1, ...(halfFits ? [0.5 as const] : [])];
-  for (const [t, scale] of scales.entries()) {
-    await restyle({ type: 'run', id: -1, streamId: '\0warm-up', width, height, pixels: warmFrame(t), style: '', prompt: [{ prompt: '', weight: 1 }], strength: 0.5, steps: 1, seed: 0, consistency: 1, scale });
-  }
-  streams.delete('\0warm-up');
-  post({ type: 'ready', provider: components.provider });
+  chain = chain.then(async () => {
+    for (const [t, scale] of scales.entries()) {
+      await restyle({ type: 'run', id: -1, streamId: '\0warm-up', width, height, pixels: warmFrame(t), style: '', prompt: [{ prompt: '', weight: 1 }], strength: 0.5, steps: 1, seed: 0, consistency: 1, scale });
+    }
+    streams.delete('\0warm-up');
+    post({ type: 'ready', provider: components.provider });
+  });
+  await chain;
 }
 
 main(workerData as WorkerInit).catch((err: unknown) => {

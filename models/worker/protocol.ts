@@ -32,7 +32,11 @@ export interface RunRequest {
   scale: 1 | 0.5;
 }
 
-export type ToWorker = RunRequest | { type: 'release'; streamId: string };
+/**
+ * 'close' ends the thread after the run in progress (never during one); 'crash' makes it die of an uncaught
+ * exception between runs, as a bug would (a test hook).
+ */
+export type ToWorker = RunRequest | { type: 'release'; streamId: string } | { type: 'close' } | { type: 'crash' };
 
 export type FromWorker =
   | { type: 'ready'; provider: ExecutionProvider }

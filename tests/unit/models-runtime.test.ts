@@ -164,3 +164,31 @@ describe('the default model (models/default)', () => {
     }
   });
 });
+
+describe('ModelRuntime shutdown under load', () => {
+  // worker.terminate() while onnxruntime is inside a native call aborts the whole process ("terminate called
+  // after throwing an instance of 'Napi::Error'"); close() and the crash hook must end threads between runs.
+  it('close() and worker crashes in the middle of a stream of requests never abort the process', async () => {
+    const script = `
+      const { ModelRuntime } = await import(${JSON.stringify(join(ROOT, 'dist/models/model-runtime.js'))});
+      const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+      const req = () => ({ streamId: 's', image: { width: 128, height: 128, data: new Uint8Array(128 * 128 * 3) }, style: '', prompt: '', strength: 0.5, steps: 2, seed: 1, consistency: 0 });
+      for (let round = 0; round < 3; round++) {
+        const rt = await ModelRuntime.load({ modelDir: ${JSON.stringify(SD_TINY)}, intraOpThreads: 1 });
+        let stop = false;
+        const traffic = (async () => { while (!stop) await rt.restyle(req()).catch(() => sleep(5)); })();
+        for (let k = 0; k < 3; k++) {
+          await sleep(30 + 40 * k);
+          await rt.killWorkerForTest(0);
+          while (rt.liveWorkers === 0) await sleep(10);
+        }
+        await sleep(50 * round);
+        await rt.close();
+        stop = true;
+        await traffic;
+      }
+      console.log('survived');`;
+    const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], { timeout: 120_000 });
+    assert.equal(stdout.trim(), 'survived');
+  });
+});

@@ -128,3 +128,35 @@ test('garbage payloads never throw and are counted; a later keyframe still comes
     assert.ok(out.at(-1)!.keyframe);
   }
 });
+
+test('stray frames far ahead do not freeze the stream: three packets in sequence after it start reception over', () => {
+  const a = new FrameAssembler('VP8');
+  const pk = new Vp8Packetizer({ maxPayloadSize: 1200, sequenceNumber: 100 });
+  const frameAt = (ts: number): RtpPacketView[] => pk.packetize(vp8Frame(true, 300, ts & 0xff), ts).map(view);
+  assert.equal(pushAll(a, [...frameAt(3000), ...frameAt(6000)]).length, 2);
+  // Two frames whose sequence numbers and timestamps are half the number space ahead (a hostile or broken
+  // sender): once they are taken, every packet of the real stream looks late.
+  const far = new Vp8Packetizer({ maxPayloadSize: 1200, sequenceNumber: 30_000 });
+  const strays = [0, 1].flatMap((i) => far.packetize(vp8Frame(true, 300, 1), (6000 + 0x7fff0000 + i * 3000) >>> 0).map(view));
+  assert.equal(pushAll(a, strays).length, 2);
+  const after = [9000, 12000, 15000, 18000, 21000].map((ts) => frameAt(ts));
+  const out = after.flatMap((packets) => pushAll(a, packets));
+  assert.equal(a.stats.resyncs, 1);
+  assert.deepEqual(
+    out.map((f) => f.rtpTimestamp),
+    [15000, 18000, 21000],
+    'the first two in-sequence packets are dropped as late, then the stream is followed again',
+  );
+});
+
+test('ordinary reordering (a packet a few behind) is late, never a resync', () => {
+  const a = new FrameAssembler('VP8');
+  const pk = new Vp8Packetizer({ maxPayloadSize: 1200, sequenceNumber: 500 });
+  const frames = [3000, 6000, 9000, 12000].map((ts) => pk.packetize(vp8Frame(true, 300, 2), ts).map(view));
+  pushAll(a, frames.flat());
+  const old = frames[0]!;
+  const replayed = [...old, ...old, ...old, ...old].map((p, i) => ({ ...p, sequenceNumber: (500 - 50 + i) & 0xffff }));
+  assert.deepEqual(pushAll(a, replayed), []);
+  assert.equal(a.stats.resyncs, 0);
+  assert.equal(a.stats.latePackets, replayed.length);
+});
