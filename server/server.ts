@@ -98,7 +98,9 @@ export async function startServer(given: ServerConfig, logger = createLogger(giv
 
 /** What a worker tells the registry about itself (see cluster/registry.ts WorkerRecord). */
 function workerSnapshot(id: string, config: ServerConfig, sessions: SessionManager, restyler: Restyler) {
-  const n = sessions.size;
+  // Sessions still being set up count already: a heartbeat between the redirect and the session's start
+  // must not make this worker look emptier than it is.
+  const n = sessions.size + sessions.starting;
   const u = restyler.utilization();
   // The admission rule's prediction (realtime/admission.ts): today's load plus one more average session.
   const predicted = n === 0 ? u : u + u / n;

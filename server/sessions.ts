@@ -191,9 +191,14 @@ export class SessionManager {
     return this.byName.get(name);
   }
 
-  /** Names of the live streams (a plain /whip session's name is its id). */
+  /** Names of the live streams and of those being set up (a plain /whip session's name is its id). */
   streamNames(): string[] {
-    return [...this.byName.keys()];
+    return [...new Set([...this.byName.keys(), ...this.pendingNames])];
+  }
+
+  /** Sessions accepted and still being set up (ICE gathering, codecs): they count against capacity already. */
+  get starting(): number {
+    return this.pending;
   }
 
   /** Live WHEP viewers over all streams. */
