@@ -4,7 +4,6 @@
 // timers (and, when used alone, its own egress); close() frees all of them.
 import {
   RTCPeerConnection,
-  RTCRtpCodecParameters,
   useSdesMid,
   type MediaStreamTrack,
   type RTCDataChannel,
@@ -18,6 +17,7 @@ import { recordStage, type VideoFrame } from '../realtime/frame.js';
 import { StreamEgress, type RtpConsumer } from './egress.js';
 import { NegotiationError } from './errors.js';
 import { playoutDelayStamper, usePlayoutDelay } from './playout-delay.js';
+import { opusParameters, videoCodecParameters } from './rtp-codecs.js';
 import { acquire, release } from './resource-counters.js';
 import { buildRemb, isKeyframeRequest } from './rtcp-feedback.js';
 import { FrameAssembler, type AssembledFrame } from './rtp-depacketizer.js';
@@ -93,19 +93,14 @@ export interface PublisherSession {
   close(): Promise<void>;
 }
 
-const H264_FMTP = 'profile-level-id=42e01f;packetization-mode=1;level-asymmetry-allowed=1';
 const PLI_MIN_INTERVAL_MS = 300;
 const DISCONNECT_GRACE_MS = 4000;
 const GATHER_TIMEOUT_MS = 5000;
 /** Encoded frames waiting to be decoded; beyond this the decoder is behind and we restart from a keyframe. */
 const MAX_DECODE_BACKLOG = 8;
 
-function videoCodecParameters(codec: VideoCodecName): RTCRtpCodecParameters {
-  const rtcpFeedback = [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }, { type: 'ccm', parameter: 'fir' }, { type: 'goog-remb' }];
-  return codec === 'VP8'
-    ? new RTCRtpCodecParameters({ mimeType: 'video/VP8', clockRate: 90000, rtcpFeedback })
-    : new RTCRtpCodecParameters({ mimeType: 'video/H264', clockRate: 90000, rtcpFeedback, parameters: H264_FMTP });
-}
+/** What the publisher's video may ask of us: retransmission, keyframes, and REMB for its bitrate. */
+const PUBLISHER_RTCP_FEEDBACK = [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }, { type: 'ccm', parameter: 'fir' }, { type: 'goog-remb' }];
 
 /** Answer a publisher's offer. Throws SdpError / UnsupportedCodecError (with `status`) for unusable offers. */
 export async function createPublisherSession(offerSdp: string, options: PublisherOptions): Promise<PublisherSession> {
@@ -168,8 +163,8 @@ class Session implements PublisherSession {
     acquire('sessions');
     this.pc = new RTCPeerConnection({
       codecs: {
-        video: [videoCodecParameters(codec)],
-        audio: [new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2 })],
+        video: [videoCodecParameters(codec, PUBLISHER_RTCP_FEEDBACK)],
+        audio: [opusParameters()],
       },
       // No transport-cc: with werift's TWCC feedback Chromium's estimate stays low (NOTES-webrtc.md); REMB instead.
       headerExtensions: { video: [useSdesMid(), usePlayoutDelay()], audio: [useSdesMid()] },

@@ -4,7 +4,6 @@
 // frees them. A viewer that vanishes (werift sends no close) is found by ICE state and RTCP silence.
 import {
   RTCPeerConnection,
-  RTCRtpCodecParameters,
   useSdesMid,
   type RTCIceServer,
   type RtcpPacket,
@@ -15,6 +14,7 @@ import { nowMs } from '../realtime/clock.js';
 import type { RtpConsumer } from './egress.js';
 import { NegotiationError } from './errors.js';
 import { playoutDelayStamper, usePlayoutDelay } from './playout-delay.js';
+import { opusParameters, videoCodecParameters } from './rtp-codecs.js';
 import { acquire, release } from './resource-counters.js';
 import { isKeyframeRequest } from './rtcp-feedback.js';
 import { acceptBundleOnly, chooseCodec, parseOffer } from './sdp-offer.js';
@@ -59,7 +59,6 @@ export interface ViewerSession extends RtpConsumer {
   close(): Promise<void>;
 }
 
-const H264_FMTP = 'profile-level-id=42e01f;packetization-mode=1;level-asymmetry-allowed=1';
 const GATHER_TIMEOUT_MS = 5000;
 const DISCONNECT_GRACE_MS = 4000;
 
@@ -107,14 +106,7 @@ class Viewer implements ViewerSession {
     const rtcpFeedback = [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }, { type: 'ccm', parameter: 'fir' }];
     this.pc = new RTCPeerConnection({
       // Explicit codecs (werift issue #511) and the H264 name in upper case (NOTES-webrtc.md).
-      codecs: {
-        video: [
-          codec === 'VP8'
-            ? new RTCRtpCodecParameters({ mimeType: 'video/VP8', clockRate: 90000, rtcpFeedback })
-            : new RTCRtpCodecParameters({ mimeType: 'video/H264', clockRate: 90000, rtcpFeedback, parameters: H264_FMTP }),
-        ],
-        audio: [new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2 })],
-      },
+      codecs: { video: [videoCodecParameters(codec, rtcpFeedback)], audio: [opusParameters()] },
       headerExtensions: { video: [useSdesMid(), usePlayoutDelay()], audio: [useSdesMid()] },
       iceServers: options.iceServers ?? [],
       ...(options.iceAdditionalHostAddresses ? { iceAdditionalHostAddresses: options.iceAdditionalHostAddresses } : {}),
