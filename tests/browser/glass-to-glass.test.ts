@@ -30,16 +30,20 @@ describe('glass-to-glass in the web app', { skip, timeout: 60_000 }, () => {
     assert.ok(report.fromCaptureRatio >= 0.8, 'Chromium reports camera capture times: most samples should start at the capture');
 
     const withServer = report.frames.filter((f): f is [number, number, number] => f[2] !== null);
+    // Per frame, the expected display time is the compositor's estimate for the frame it is building, which
+    // may have begun before the last packet arrived: a single sample can read up to one display refresh
+    // (16.7 ms at 60 Hz) low, so with no playout delay an occasional one dips just below zero.
     for (const [rtp, glassMs] of withServer) {
-      assert.ok(Number.isFinite(glassMs) && glassMs > 0 && glassMs < MAX_PLAUSIBLE_MS, `frame ${rtp}: glass-to-glass ${glassMs} ms`);
+      assert.ok(Number.isFinite(glassMs) && glassMs > -17 && glassMs < MAX_PLAUSIBLE_MS, `frame ${rtp}: glass-to-glass ${glassMs} ms`);
     }
-    // Glass-to-glass includes the server's time. Single frames may read a few ms low: with the playout-delay
-    // extension Chromium shows frames at once, and both the capture-time estimate and the expected display
-    // time carry a few ms of error, which is then no longer hidden behind tens of ms of buffering.
+    // Glass-to-glass includes the server's time; single frames may read low for the reason above, which
+    // tens of ms of jitter buffering used to hide before the playout-delay extension.
     const aboveServer = withServer.filter(([, glassMs, serverMs]) => glassMs > serverMs).length;
     assert.ok(aboveServer >= 0.9 * withServer.length, `only ${aboveServer} of ${withServer.length} frames read above the server's own latency`);
     const d = report.glassToGlassMs;
     assert.ok(d.p50 > report.serverLatencyMs.p50, 'the median includes the server and more');
-    assert.ok(report.captureToSentMs.p50 >= 0 && report.receiveToDisplayMs.p50 >= 0, 'the parts are causal');
+    // Capture precedes sending; receive → display may read below zero by less than a refresh (see above).
+    assert.ok(report.captureToSentMs.p50 >= 0, `capture → sent p50 ${report.captureToSentMs.p50} ms`);
+    assert.ok(report.receiveToDisplayMs.p50 > -17, `receive → display p50 ${report.receiveToDisplayMs.p50} ms`);
   });
 });

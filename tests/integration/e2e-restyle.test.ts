@@ -125,6 +125,8 @@ test('a style change fades in over STYLE_TRANSITION_FRAMES frames and then holds
 
 test('garbage RTP on one session neither crashes the server nor disturbs another session', { skip }, async () => {
   let healthyFrames = 0;
+  let lastHealthyMs = 0;
+  let longestGapMs = 0;
   const healthy = await createLoopbackClient({
     whipUrl: `${server.url}/whip`,
     codec: 'VP8',
@@ -133,7 +135,12 @@ test('garbage RTP on one session neither crashes the server nor disturbs another
     width: 640,
     height: 480,
     loop: true,
-    onOutputFrame: () => healthyFrames++,
+    onOutputFrame: () => {
+      const now = performance.now();
+      if (lastHealthyMs > 0) longestGapMs = Math.max(longestGapMs, now - lastHealthyMs);
+      lastHealthyMs = now;
+      healthyFrames++;
+    },
   });
   const attacker = await makeOffer({ codecs: ['VP8'] });
   try {
@@ -144,6 +151,7 @@ test('garbage RTP on one session neither crashes the server nor disturbs another
     await waitUntil(() => healthyFrames > 10, 10_000, 'healthy frames');
     const sender = attacker.pc.getTransceivers().find((t) => t.kind === 'video')!.sender;
     const before = healthyFrames;
+    longestGapMs = 0;
     let seq = 1000;
     for (let i = 0; i < 600; i++) {
       const payload = Buffer.alloc(1 + Math.floor(Math.random() * 1100));
@@ -154,7 +162,10 @@ test('garbage RTP on one session neither crashes the server nor disturbs another
       if (i % 50 === 0) await sleep(20);
     }
     await sleep(1500);
-    assert.ok(healthyFrames - before > 15, `healthy session kept flowing (${healthyFrames - before} frames during the attack)`);
+    // Disturbing the healthy session would show as a stall. Both sessions share 2 cores, and decoding the
+    // garbage costs CPU, so its frame rate may dip; its output must not stop.
+    assert.ok(healthyFrames - before > 8, `healthy session kept flowing (${healthyFrames - before} frames during the attack)`);
+    assert.ok(longestGapMs < 1000, `healthy session never stalled a second (longest gap ${longestGapMs.toFixed(0)} ms)`);
     assert.equal((await fetch(`${server.url}/healthz`)).status, 200);
   } finally {
     await attacker.close();
