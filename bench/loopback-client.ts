@@ -9,6 +9,7 @@ import type { RgbImage } from '../realtime/frame.js';
 import { FrameAssembler } from '../stream/rtp-depacketizer.js';
 import { PictureScaler, VideoDecoder, VideoEncoder, type EncodedPicture, type VideoCodecName } from '../stream/video-codec.js';
 import { opusParameters, videoCodecParameters } from '../stream/rtp-codecs.js';
+import { iceGatheringComplete } from '../stream/ice-gathering.js';
 
 export interface LoopbackClientOptions {
   whipUrl: string;
@@ -112,7 +113,7 @@ export async function createLoopbackClient(options: LoopbackClientOptions): Prom
   });
 
   await pc.setLocalDescription(await pc.createOffer());
-  await waitFor(() => pc.iceGatheringState === 'complete', pc.iceGatheringStateChange, 5000);
+  await iceGatheringComplete(pc);
   const auth: Record<string, string> = options.token ? { Authorization: `Bearer ${options.token}` } : {};
   const res = await fetch(options.whipUrl, {
     method: 'POST',

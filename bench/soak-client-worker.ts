@@ -3,8 +3,10 @@
 // real werift loopback client looping a pre-encoded clip; each viewer is a bare werift WHEP peer that counts
 // the packets it receives. The main thread posts 'stop'; the worker hangs everything up and posts 'done'.
 import { parentPort, workerData } from 'node:worker_threads';
-import { RTCPeerConnection, RTCRtpCodecParameters, useSdesMid } from 'werift';
+import { RTCPeerConnection, useSdesMid } from 'werift';
 import { createLoopbackClient, loadTestPhoto, makePanClip, type LoopbackClient } from './loopback-client.js';
+import { iceGatheringComplete } from '../stream/ice-gathering.js';
+import { videoCodecParameters } from '../stream/rtp-codecs.js';
 
 export interface SoakClientInput {
   baseUrl: string;
@@ -32,18 +34,11 @@ interface SoakViewer {
 
 const input = workerData as SoakClientInput;
 const post = (m: SoakClientMessage): void => parentPort!.postMessage(m);
-const H264_FMTP = 'profile-level-id=42e01f;packetization-mode=1;level-asymmetry-allowed=1';
 
 async function startViewer(whepUrl: string, codec: 'VP8' | 'H264'): Promise<SoakViewer> {
   const rtcpFeedback = [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }];
   const pc = new RTCPeerConnection({
-    codecs: {
-      video: [
-        codec === 'VP8'
-          ? new RTCRtpCodecParameters({ mimeType: 'video/VP8', clockRate: 90000, rtcpFeedback })
-          : new RTCRtpCodecParameters({ mimeType: 'video/H264', clockRate: 90000, rtcpFeedback, parameters: H264_FMTP }),
-      ],
-    },
+    codecs: { video: [videoCodecParameters(codec, rtcpFeedback)] },
     headerExtensions: { video: [useSdesMid()] },
     iceAdditionalHostAddresses: ['127.0.0.1'],
     bundlePolicy: 'max-bundle',
@@ -52,23 +47,14 @@ async function startViewer(whepUrl: string, codec: 'VP8' | 'H264'): Promise<Soak
   const video = pc.addTransceiver('video', { direction: 'recvonly' });
   video.onTrack.subscribe((track) => track.onReceiveRtp.subscribe(() => packets++));
   await pc.setLocalDescription(await pc.createOffer());
-  await new Promise<void>((resolve) => {
-    if (pc.iceGatheringState === 'complete') return resolve();
-    const timer = setTimeout(resolve, 5000);
-    const sub = pc.iceGatheringStateChange.subscribe((s) => {
-      if (s !== 'complete') return;
-      clearTimeout(timer);
-      sub.unSubscribe();
-      resolve();
-    });
-  });
+  await iceGatheringComplete(pc);
   const res = await fetch(whepUrl, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription!.sdp });
   const body = await res.text();
   if (res.status !== 201) {
     await pc.close();
     throw new Error(`WHEP POST ${whepUrl} → ${res.status}: ${body}`);
   }
-  const location = new URL(res.headers.get('location') ?? '', whepUrl).toString();
+  const location = new URL(res.headers.get('location') ?? '', res.url || whepUrl).toString();
   await pc.setRemoteDescription({ type: 'answer', sdp: body });
   return {
     packets: () => packets,

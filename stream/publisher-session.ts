@@ -23,6 +23,7 @@ import { buildRemb, isKeyframeRequest } from './rtcp-feedback.js';
 import { FrameAssembler, type AssembledFrame } from './rtp-depacketizer.js';
 import { acceptBundleOnly, chooseCodec, parseOffer } from './sdp-offer.js';
 import { PictureScaler, VideoDecoder, type VideoCodecName } from './video-codec.js';
+import { iceGatheringComplete } from './ice-gathering.js';
 
 export interface Logger {
   info(o: object, msg?: string): void;
@@ -95,7 +96,6 @@ export interface PublisherSession {
 
 const PLI_MIN_INTERVAL_MS = 300;
 const DISCONNECT_GRACE_MS = 4000;
-const GATHER_TIMEOUT_MS = 5000;
 /** Encoded frames waiting to be decoded; beyond this the decoder is behind and we restart from a keyframe. */
 const MAX_DECODE_BACKLOG = 8;
 
@@ -201,7 +201,7 @@ class Session implements PublisherSession {
 
     const answer = await this.pc.createAnswer();
     await this.pc.setLocalDescription(answer);
-    await this.waitForGathering();
+    await iceGatheringComplete(this.pc);
     const sdp = this.pc.localDescription?.sdp;
     if (!sdp) throw new NegotiationError('no local description after ICE gathering');
     this.answerSdp = sdp;
@@ -225,21 +225,6 @@ class Session implements PublisherSession {
     this.every(1000, () => this.checkLiveness());
     this.every(1000, () => this.sendRemb());
     this.started = true;
-  }
-
-  private waitForGathering(): Promise<void> {
-    if (this.pc.iceGatheringState === 'complete') return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, GATHER_TIMEOUT_MS);
-      const { unSubscribe } = this.pc.iceGatheringStateChange.subscribe((state) => {
-        if (state === 'complete') done();
-      });
-      function done(): void {
-        clearTimeout(timer);
-        unSubscribe();
-        resolve();
-      }
-    });
   }
 
   // ---- ingress -------------------------------------------------------------------------------------------

@@ -8,10 +8,11 @@ export const H264_FMTP = 'profile-level-id=42e01f;packetization-mode=1;level-asy
 
 export type RtcpFeedback = Array<{ type: string; parameter?: string }>;
 
-export function videoCodecParameters(codec: VideoCodecName, rtcpFeedback: RtcpFeedback): RTCRtpCodecParameters {
+/** `payloadType` pins the number a peer offers (werift picks one otherwise). */
+export function videoCodecParameters(codec: VideoCodecName, rtcpFeedback: RtcpFeedback, payloadType?: number): RTCRtpCodecParameters {
   return codec === 'VP8'
-    ? new RTCRtpCodecParameters({ mimeType: 'video/VP8', clockRate: 90000, rtcpFeedback })
-    : new RTCRtpCodecParameters({ mimeType: 'video/H264', clockRate: 90000, rtcpFeedback, parameters: H264_FMTP });
+    ? new RTCRtpCodecParameters({ mimeType: 'video/VP8', clockRate: 90000, rtcpFeedback, payloadType })
+    : new RTCRtpCodecParameters({ mimeType: 'video/H264', clockRate: 90000, rtcpFeedback, parameters: H264_FMTP, payloadType });
 }
 
 export function opusParameters(): RTCRtpCodecParameters {

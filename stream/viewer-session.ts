@@ -19,6 +19,7 @@ import { acquire, release } from './resource-counters.js';
 import { isKeyframeRequest } from './rtcp-feedback.js';
 import { acceptBundleOnly, chooseCodec, parseOffer } from './sdp-offer.js';
 import type { VideoCodecName } from './video-codec.js';
+import { iceGatheringComplete } from './ice-gathering.js';
 
 export interface ViewerLogger {
   info(o: object, msg?: string): void;
@@ -59,7 +60,6 @@ export interface ViewerSession extends RtpConsumer {
   close(): Promise<void>;
 }
 
-const GATHER_TIMEOUT_MS = 5000;
 const DISCONNECT_GRACE_MS = 4000;
 
 /** Answer a viewer's offer. Throws SdpError (400) / UnsupportedCodecError (415) / NegotiationError (400). */
@@ -127,7 +127,7 @@ class Viewer implements ViewerSession {
     // PLI/FIR and receiver reports: read from the transport's raw RTCP (NOTES-webrtc.md); any RTCP proves life.
     this.sub(this.video.dtlsTransport.onRtcp.subscribe((rtcp) => this.onRtcp(rtcp)));
     await this.pc.setLocalDescription(await this.pc.createAnswer());
-    await this.waitForGathering();
+    await iceGatheringComplete(this.pc);
     const sdp = this.pc.localDescription?.sdp;
     if (!sdp) throw new NegotiationError('no local description after ICE gathering');
     this.answerSdp = sdp;
@@ -230,21 +230,6 @@ class Viewer implements ViewerSession {
         // the owner is closing us; nothing to report to
       }
     }
-  }
-
-  private waitForGathering(): Promise<void> {
-    if (this.pc.iceGatheringState === 'complete') return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, GATHER_TIMEOUT_MS);
-      const { unSubscribe } = this.pc.iceGatheringStateChange.subscribe((state) => {
-        if (state === 'complete') done();
-      });
-      function done(): void {
-        clearTimeout(timer);
-        unSubscribe();
-        resolve();
-      }
-    });
   }
 
   private every(ms: number, fn: () => void): void {

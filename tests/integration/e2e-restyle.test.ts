@@ -14,6 +14,7 @@ import { liveResources } from '../../stream/resource-counters.js';
 import { correlation, coverResize, downscale, edges, meanAbsDiff } from '../support/image-metrics.js';
 import { DEFAULT_MODEL, startTestServer } from '../support/server-harness.js';
 import { makeOffer } from '../support/werift-offer.js';
+import { until } from '../support/until.js';
 
 const skip = existsSync(path.join(DEFAULT_MODEL, 'manifest.json')) ? false : 'models/default is missing (train/export it first)';
 let server: RunningServer;
@@ -34,13 +35,6 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-async function waitUntil(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 test('a paced 30 fps VP8 clip comes back restyled: ≥ 90% of frames, each with its input RTP timestamp and structure', { skip }, async () => {
   const outputs = new Map<number, RgbImage>();
@@ -95,7 +89,7 @@ test('a style change fades in over STYLE_TRANSITION_FRAMES frames and then holds
     onOutputFrame: (ts, image) => outputs.push({ ts, image }),
   });
   try {
-    await waitUntil(() => outputs.length >= 15, 15_000, 'output frames');
+    await until('output frames', () => outputs.length >= 15, 15_000);
     const before = outputs[outputs.length - 1]!.image;
     const other = server.restyler.info.styles[1]!;
     const res = await fetch(`${client.location}/params`, {
@@ -107,7 +101,7 @@ test('a style change fades in over STYLE_TRANSITION_FRAMES frames and then holds
     const changedAt = outputs.length;
     // Frames already inside the pipeline when the PATCH landed may still carry the old style: allow two.
     const arrived = changedAt + STYLE_TRANSITION_FRAMES + 2;
-    await waitUntil(() => outputs.length >= arrived + 2, 10_000, 'frames after the change');
+    await until('frames after the change', () => outputs.length >= arrived + 2, 10_000);
     const diffs = outputs.slice(changedAt, arrived + 1).map((o) => meanAbsDiff(before, o.image));
     const done = diffs[diffs.length - 1]!;
     assert.ok(done > 6, `style change visible once the fade is over (diff ${done.toFixed(1)})`);
@@ -147,8 +141,8 @@ test('garbage RTP on one session neither crashes the server nor disturbs another
     const res = await fetch(`${server.url}/whip`, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: attacker.offer });
     assert.equal(res.status, 201);
     await attacker.pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
-    await waitUntil(() => attacker.pc.connectionState === 'connected', 10_000, 'attacker connected');
-    await waitUntil(() => healthyFrames > 10, 10_000, 'healthy frames');
+    await until('attacker connected', () => attacker.pc.connectionState === 'connected', 10_000);
+    await until('healthy frames', () => healthyFrames > 10, 10_000);
     const sender = attacker.pc.getTransceivers().find((t) => t.kind === 'video')!.sender;
     const before = healthyFrames;
     longestGapMs = 0;
@@ -184,10 +178,10 @@ test('a peer that vanishes without DELETE is cleaned up and frees everything', {
     loop: true,
     onOutputFrame: () => undefined,
   });
-  await waitUntil(() => server.sessions.size >= 1, 5000, 'session');
+  await until('session', () => server.sessions.size >= 1, 5000);
   await client.close({ deleteSession: false });
   // mediaTimeoutMs is 2 s in this server; the production default is 10 s (well within 30 s).
-  await waitUntil(() => server.sessions.size === 0, 15_000, 'vanished session to be closed');
+  await until('vanished session to be closed', () => server.sessions.size === 0, 15_000);
   await sleep(200);
   assert.deepEqual(Object.entries(liveResources()).filter(([, n]) => n !== 0), [], JSON.stringify(liveResources()));
 });
@@ -208,7 +202,7 @@ test('admission control refuses a session that measured load says would overload
   });
   const second = await makeOffer({ codecs: ['VP8'] });
   try {
-    await waitUntil(() => tight.restyler.utilization() > 0.05, 10_000, 'measured load');
+    await until('measured load', () => tight.restyler.utilization() > 0.05, 10_000);
     const res = await fetch(`${tight.url}/whip`, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: second.offer });
     assert.equal(res.status, 503);
     assert.ok(Number(res.headers.get('retry-after')) > 0);

@@ -16,6 +16,7 @@ import { encodePictures, startRawPublisher } from '../support/raw-publisher.js';
 import { DEFAULT_MODEL, startTestServer } from '../support/server-harness.js';
 import { makeOffer } from '../support/werift-offer.js';
 import { startWhepViewer } from '../support/werift-viewer.js';
+import { until } from '../support/until.js';
 
 const skip = existsSync(path.join(DEFAULT_MODEL, 'manifest.json')) ? false : 'models/default is missing';
 const MEDIA_TIMEOUT_MS = 2000;
@@ -41,13 +42,6 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-async function waitUntil(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 function publisher(onFrame: () => void, extra: { whipPath?: string } = {}) {
   return createLoopbackClient({
@@ -64,8 +58,8 @@ function publisher(onFrame: () => void, extra: { whipPath?: string } = {}) {
 
 /** Every stream resource is free again (sessions, viewers, peer connections, codecs, timers). */
 async function assertBaseline(): Promise<void> {
-  await waitUntil(() => server.sessions.size === 0 && server.sessions.viewerCount === 0, 15_000, 'all sessions to close');
-  await waitUntil(() => Object.values(liveResources()).every((n) => n === 0), 5000, `resources to return to 0: ${JSON.stringify(liveResources())}`);
+  await until('all sessions to close', () => server.sessions.size === 0 && server.sessions.viewerCount === 0, 15_000);
+  await until(`resources to return to 0: ${JSON.stringify(liveResources())}`, () => Object.values(liveResources()).every((n) => n === 0), 5000);
 }
 
 async function metric(name: string, labels: string): Promise<number> {
@@ -78,13 +72,13 @@ test('a model worker that crashes mid-stream is restarted and the live session g
   let frames = 0;
   const client = await publisher(() => frames++);
   try {
-    await waitUntil(() => frames >= 10, 20_000, 'restyled frames before the crash');
+    await until('restyled frames before the crash', () => frames >= 10, 20_000);
     const runtime = server.restyler as ModelRuntime;
     await runtime.killWorkerForTest(0);
     const atCrash = frames;
     // The pool notices the exit, respawns the worker (model load + warm-up) and the engine's next frame runs there.
-    await waitUntil(() => runtime.liveWorkers === 1, 30_000, 'the worker to be restarted');
-    await waitUntil(() => frames >= atCrash + 10, 30_000, `frames to resume after the crash (${frames - atCrash} so far)`);
+    await until('the worker to be restarted', () => runtime.liveWorkers === 1, 30_000);
+    await until(`frames to resume after the crash (${frames - atCrash} so far)`, () => frames >= atCrash + 10, 30_000);
     assert.equal(server.sessions.size, 1, 'the session survived the crash');
     assert.equal(runtime.queueDepth <= 1, true, 'nothing is left hanging in the restarted worker');
   } finally {
@@ -118,7 +112,7 @@ test('a corrupt keyframe makes the server ask for a keyframe (PLI) and it recove
       pub.sendPicture(pictures[i]!, (ts += 6000));
       await sleep(66);
     }
-    await waitUntil(() => pub.keyframeRequests.length > requestsBefore, 3000, 'a PLI after the corrupt keyframe');
+    await until('a PLI after the corrupt keyframe', () => pub.keyframeRequests.length > requestsBefore, 3000);
     const stats = session.publisher.stats();
     assert.ok(stats.decodeErrors + stats.framesLost >= 1, `the corrupt keyframe was noticed: ${JSON.stringify(stats)}`);
     assert.equal(restyled(), 0, 'nothing decodable arrived yet');
@@ -129,7 +123,7 @@ test('a corrupt keyframe makes the server ask for a keyframe (PLI) and it recove
         await sleep(66);
       }
     }
-    await waitUntil(() => restyled() >= 10, 15_000, 'restyled frames after the good keyframe');
+    await until('restyled frames after the good keyframe', () => restyled() >= 10, 15_000);
     assert.ok(session.publisher.stats().framesDecoded >= 10);
   } finally {
     await pub.close();
@@ -141,13 +135,13 @@ test('an encode error re-opens the encoder (fresh keyframe) and the stream goes 
   let frames = 0;
   const client = await publisher(() => frames++);
   try {
-    await waitUntil(() => frames >= 10, 20_000, 'restyled frames');
+    await until('restyled frames', () => frames >= 10, 20_000);
     const session = server.sessions.all()[0]!;
     const keyframesBefore = client.stats().keyframesReceived;
     session.egress.failNextEncodesForTest('VP8', 1);
-    await waitUntil(() => (session.egress.stats().codecs['VP8']?.encoderReopens ?? 0) >= 1, 5000, 'the encoder to be re-opened');
+    await until('the encoder to be re-opened', () => (session.egress.stats().codecs['VP8']?.encoderReopens ?? 0) >= 1, 5000);
     const atFault = frames;
-    await waitUntil(() => frames >= atFault + 10, 15_000, 'frames after the encoder was re-opened');
+    await until('frames after the encoder was re-opened', () => frames >= atFault + 10, 15_000);
     const vp8 = session.egress.stats().codecs['VP8']!;
     assert.equal(vp8.encodeErrors, 1);
     assert.equal(vp8.encoderReopens, 1);
@@ -164,11 +158,11 @@ test('an encoder that keeps failing ends the session with a clear reason and fre
   let frames = 0;
   const client = await publisher(() => frames++);
   try {
-    await waitUntil(() => frames >= 5, 20_000, 'restyled frames');
+    await until('restyled frames', () => frames >= 5, 20_000);
     const before = await metric('sds_session_errors_total', 'kind="encoder"');
     const session = server.sessions.all()[0]!;
     session.egress.failNextEncodesForTest('VP8', 100);
-    await waitUntil(() => server.sessions.size === 0, 10_000, 'the session to end');
+    await until('the session to end', () => server.sessions.size === 0, 10_000);
     assert.equal(session.closed, true);
     assert.equal(await metric('sds_session_errors_total', 'kind="encoder"'), before + 1);
     assert.equal(session.egress.stats().consumers, 0);
@@ -188,7 +182,7 @@ test('DTLS that cannot complete (fingerprint mismatch) ends the session within t
     const res = await fetch(`${server.url}/whip`, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: forged });
     assert.equal(res.status, 201);
     await peer.pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
-    await waitUntil(() => server.sessions.size === 0, MEDIA_TIMEOUT_MS + 8000, 'the session with failed DTLS to be closed');
+    await until('the session with failed DTLS to be closed', () => server.sessions.size === 0, MEDIA_TIMEOUT_MS + 8000);
     assert.notEqual(peer.pc.connectionState, 'connected', 'no media path was established with a forged fingerprint');
   } finally {
     await peer.close();
@@ -204,7 +198,7 @@ test('a peer that never starts ICE/DTLS after the answer is cleaned up within th
     assert.equal(res.status, 201);
     assert.equal(server.sessions.size, 1);
     // The peer walks away without applying the answer: no ICE checks, no handshake, no media.
-    await waitUntil(() => server.sessions.size === 0, MEDIA_TIMEOUT_MS + 5000, 'the abandoned session to be closed');
+    await until('the abandoned session to be closed', () => server.sessions.size === 0, MEDIA_TIMEOUT_MS + 5000);
   } finally {
     await peer.close();
   }
@@ -217,7 +211,7 @@ test('a WHEP viewer vanishing mid-stream disturbs neither the publisher nor the 
   const stay = await startWhepViewer({ whepUrl: `${server.url}/whep/fault-fanout` });
   const vanish = await startWhepViewer({ whepUrl: `${server.url}/whep/fault-fanout` });
   try {
-    await waitUntil(() => stay.stats().framesDecoded >= 5 && vanish.stats().framesDecoded >= 5, 20_000, 'both viewers decoding');
+    await until('both viewers decoding', () => stay.stats().framesDecoded >= 5 && vanish.stats().framesDecoded >= 5, 20_000);
     assert.equal(server.sessions.viewerCount, 2);
     const atVanish = { publisher: frames, viewer: stay.stats().framesDecoded };
     // Gone without DELETE and without a DTLS close (werift sends none): only silence tells the server.

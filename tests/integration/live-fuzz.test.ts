@@ -17,6 +17,7 @@ import { liveResources } from '../../stream/resource-counters.js';
 import type { EncodedPicture, VideoCodecName } from '../../stream/video-codec.js';
 import { encodePictures, samplePackets, startRawPublisher, type RawPublisher } from '../support/raw-publisher.js';
 import { DEFAULT_MODEL, startTestServer } from '../support/server-harness.js';
+import { until } from '../support/until.js';
 
 const skip = existsSync(path.join(DEFAULT_MODEL, 'manifest.json')) ? false : 'models/default is missing';
 const SEED = Number(process.env.SDS_FUZZ_SEED ?? 0x11fe5eed);
@@ -47,13 +48,6 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-async function waitUntil(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (seed ${SEED})`);
-    await sleep(50);
-  }
-}
 
 /** Runs `attack` and checks that the healthy session never went `maxGapMs` without a restyled frame meanwhile. */
 async function whileHealthyFlows(what: string, attack: () => Promise<void>, maxGapMs = 2500): Promise<void> {
@@ -91,7 +85,7 @@ before(async () => {
     loop: true,
     onOutputFrame: () => healthyFrames.push(Date.now()),
   });
-  await waitUntil(() => healthyFrames.length >= 10, 20_000, 'the healthy session to flow');
+  await until('the healthy session to flow', () => healthyFrames.length >= 10, 20_000);
   console.log(`live fuzz seed ${SEED} (replay with SDS_FUZZ_SEED=${SEED}), scale ${SCALE}`);
 });
 
@@ -237,11 +231,7 @@ for (const codec of ['VP8', 'H264'] as const) {
           await sleep(40);
         }
       }
-      await waitUntil(
-        () => session.publisher.stats().framesDecoded >= decodedBefore + 3,
-        5000,
-        `${codec} session to decode good frames again: ${JSON.stringify(session.publisher.stats())}`,
-      );
+      await until(`${codec} session to decode good frames again: ${JSON.stringify(session.publisher.stats())}`, () => session.publisher.stats().framesDecoded >= decodedBefore + 3, 5000);
       console.log(
         `${codec}: RTP ${tried[`RTP ${codec}`]} inputs (malformed ${stats.malformedPackets}, decode errors ${stats.decodeErrors}, frames lost ${stats.framesLost}, keyframe requests ${stats.keyframeRequestsSent}); RTCP ${n(codec === 'VP8' ? 300 : 150)} compounds (${refused} refused by SRTCP)`,
       );
@@ -324,14 +314,14 @@ test('(b) random JSON, non-JSON and binary on the DataChannel: every message get
     }
   });
   try {
-    await waitUntil(() => pub.dataChannel.readyState === 'open', 10_000, 'the DataChannel to open');
+    await until('the DataChannel to open', () => pub.dataChannel.readyState === 'open', 10_000);
     const inputs = n(400);
     await whileHealthyFlows('DataChannel', async () => {
       for (let i = 0; i < inputs; i++) {
         pub.dataChannel.send(controlMessage());
         if (i % 25 === 24) await sleep(20);
       }
-      await waitUntil(() => replies.length >= inputs, 15_000 * SCALE, `replies (${replies.length} of ${inputs})`);
+      await until(`replies (${replies.length} of ${inputs})`, () => replies.length >= inputs, 15_000 * SCALE);
     });
     count('DataChannel', inputs);
     assert.equal(unparsable, 0, 'every reply is JSON');
@@ -432,7 +422,7 @@ test('(c) random bytes and mutated JPEGs on the WebSocket fallback: clear errors
       ws.send(jpeg);
       await sleep(500);
     }
-    await waitUntil(() => binaries > framesBefore, 5000, `a restyled frame for a good JPEG; last answers ${JSON.stringify(texts.slice(-3))}`);
+    await until(`a restyled frame for a good JPEG; last answers ${JSON.stringify(texts.slice(-3))}`, () => binaries > framesBefore, 5000);
     console.log(`WebSocket: ${inputs} inputs → ${errors.length} errors, ${binaries} frames, ${unanswered} unanswered; slowest answer ${slowest} ms`);
     assert.ok(slowest < 2000, `no answered input took the server long (slowest ${slowest} ms)`);
   } finally {
@@ -442,11 +432,11 @@ test('(c) random bytes and mutated JPEGs on the WebSocket fallback: clear errors
 
 test('(d) afterwards: no crash, the healthy session is still restyling, and every fuzzed resource is freed', { skip, timeout: 60_000 }, async () => {
   const before = healthyFrames.length;
-  await waitUntil(() => healthyFrames.length >= before + 5, 5000, 'healthy frames after the fuzzing');
-  await waitUntil(() => server.sessions.size === 1, 15_000, 'only the healthy session to remain');
+  await until('healthy frames after the fuzzing', () => healthyFrames.length >= before + 5, 5000);
+  await until('only the healthy session to remain', () => server.sessions.size === 1, 15_000);
   await healthy.close();
-  await waitUntil(() => server.sessions.size === 0, 10_000, 'the healthy session to close');
-  await waitUntil(() => Object.values(liveResources()).every((v) => v === 0), 5000, `resources back to 0: ${JSON.stringify(liveResources())}`);
+  await until('the healthy session to close', () => server.sessions.size === 0, 10_000);
+  await until(`resources back to 0: ${JSON.stringify(liveResources())}`, () => Object.values(liveResources()).every((v) => v === 0), 5000);
   assert.equal((await fetch(`${server.url}/healthz`)).status, 200);
   console.log(`live fuzz inputs per target (seed ${SEED}): ${JSON.stringify(tried)}; crashes 0; leaks 0`);
 });

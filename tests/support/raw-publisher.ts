@@ -1,10 +1,12 @@
 // A werift WHIP publisher that sends whatever a test hands it — crafted frames, mutated RTP, raw RTCP, raw
 // bytes on the ICE connection — over the real DTLS-SRTP session, and reports the keyframe requests (PLI/FIR)
 // the server sends back. For fuzz and fault tests; the loopback client (bench/) is the well-behaved one.
-import { H264Packetizer, RTCPeerConnection, RTCRtpCodecParameters, RtpHeader, RtpPacket, Vp8Packetizer, useSdesMid, type RTCDataChannel } from 'werift';
+import { H264Packetizer, RTCPeerConnection, RtpHeader, RtpPacket, Vp8Packetizer, useSdesMid, type RTCDataChannel } from 'werift';
 import { isKeyframeRequest } from '../../stream/rtcp-feedback.js';
 import type { RgbImage } from '../../realtime/frame.js';
 import { VideoEncoder, type EncodedPicture, type VideoCodecName } from '../../stream/video-codec.js';
+import { iceGatheringComplete } from '../../stream/ice-gathering.js';
+import { opusParameters, videoCodecParameters } from '../../stream/rtp-codecs.js';
 
 export interface RawPublisher {
   readonly pc: RTCPeerConnection;
@@ -28,7 +30,6 @@ export interface RawPublisher {
   close(options?: { deleteSession?: boolean }): Promise<void>;
 }
 
-const H264_FMTP = 'profile-level-id=42e01f;packetization-mode=1;level-asymmetry-allowed=1';
 
 interface DtlsInternals {
   sendRtp(payload: Buffer, header: RtpHeader): Promise<number>;
@@ -41,14 +42,7 @@ export async function startRawPublisher(options: { baseUrl: string; codec: Video
   const { codec } = options;
   const rtcpFeedback = [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }, { type: 'goog-remb' }];
   const pc = new RTCPeerConnection({
-    codecs: {
-      video: [
-        codec === 'VP8'
-          ? new RTCRtpCodecParameters({ mimeType: 'video/VP8', clockRate: 90000, rtcpFeedback, payloadType: 96 })
-          : new RTCRtpCodecParameters({ mimeType: 'video/H264', clockRate: 90000, rtcpFeedback, parameters: H264_FMTP, payloadType: 102 }),
-      ],
-      audio: [new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2 })],
-    },
+    codecs: { video: [videoCodecParameters(codec, rtcpFeedback, codec === 'VP8' ? 96 : 102)], audio: [opusParameters()] },
     headerExtensions: { video: [useSdesMid()], audio: [useSdesMid()] },
     iceAdditionalHostAddresses: ['127.0.0.1'],
     bundlePolicy: 'max-bundle',
@@ -56,16 +50,7 @@ export async function startRawPublisher(options: { baseUrl: string; codec: Video
   const transceiver = pc.addTransceiver('video', { direction: 'sendonly' });
   const dataChannel = pc.createDataChannel('control');
   await pc.setLocalDescription(await pc.createOffer());
-  await new Promise<void>((resolve) => {
-    if (pc.iceGatheringState === 'complete') return resolve();
-    const timer = setTimeout(resolve, 5000);
-    const sub = pc.iceGatheringStateChange.subscribe((s) => {
-      if (s !== 'complete') return;
-      clearTimeout(timer);
-      sub.unSubscribe();
-      resolve();
-    });
-  });
+  await iceGatheringComplete(pc);
   const url = `${options.baseUrl}${options.path ?? '/whip'}`;
   const res = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription!.sdp });
   const body = await res.text();

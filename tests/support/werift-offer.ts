@@ -1,6 +1,7 @@
 // A real werift peer that makes browser-like offers (sendrecv video + a `control` DataChannel), for
 // tests that exercise signalling and session lifecycle without sending media.
 import { RTCPeerConnection, RTCRtpCodecParameters, type RTCRtpHeaderExtensionParameters } from 'werift';
+import { iceGatheringComplete } from '../../stream/ice-gathering.js';
 
 export interface OfferingPeer {
   pc: RTCPeerConnection;
@@ -38,15 +39,6 @@ export async function makeOffer(options: { codecs?: ('VP8' | 'H264' | 'AV1')[]; 
   pc.addTransceiver('video', { direction: 'sendrecv' });
   pc.createDataChannel('control');
   await pc.setLocalDescription(await pc.createOffer());
-  await waitForGathering(pc);
+  await iceGatheringComplete(pc);
   return { pc, offer: pc.localDescription!.sdp, close: () => pc.close() };
-}
-
-async function waitForGathering(pc: RTCPeerConnection): Promise<void> {
-  if (pc.iceGatheringState === 'complete') return;
-  await new Promise<void>((resolve) => {
-    pc.iceGatheringStateChange.subscribe((state) => {
-      if (state === 'complete') resolve();
-    });
-  });
 }

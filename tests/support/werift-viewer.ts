@@ -6,6 +6,7 @@ import type { RgbImage } from '../../realtime/frame.js';
 import { FrameAssembler } from '../../stream/rtp-depacketizer.js';
 import { PictureScaler, VideoDecoder, type VideoCodecName } from '../../stream/video-codec.js';
 import { opusParameters, videoCodecParameters } from '../../stream/rtp-codecs.js';
+import { iceGatheringComplete } from '../../stream/ice-gathering.js';
 
 export interface WhepViewer {
   readonly location: string;
@@ -84,15 +85,7 @@ export async function startWhepViewer(options: {
   });
 
   await pc.setLocalDescription(await pc.createOffer());
-  await new Promise<void>((resolve) => {
-    if (pc.iceGatheringState === 'complete') return resolve();
-    const sub = pc.iceGatheringStateChange.subscribe((s) => {
-      if (s === 'complete') {
-        sub.unSubscribe();
-        resolve();
-      }
-    });
-  });
+  await iceGatheringComplete(pc);
   const auth: Record<string, string> = options.token ? { Authorization: `Bearer ${options.token}` } : {};
   const res = await fetch(options.whepUrl, {
     method: 'POST',
