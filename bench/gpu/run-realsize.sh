@@ -68,8 +68,21 @@ device=cpu
 
 # --- build (the fp16 pair is what the GPU providers run) ---------------------------------------------------
 build() { # dtype folder limit
+  local t
+  if [ -f "$2.pid" ]; then # started in the background by prepare-realsize.sh: wait for it, bounded
+    t=$(bound "$3" 60)
+    say "waiting for the background build-$1 (pid $(cat "$2.pid"), limit ${t}s)"
+    local waited=0
+    while [ ! -f "$2.rc" ] && [ "$waited" -lt "$t" ]; do sleep 2; waited=$((waited + 2)); done
+    cp "$2.log" "$out/build-$1.log" 2> /dev/null
+    grep -E 'parameters|reference|finite|exported|wrote' "$out/build-$1.log"
+    if [ ! -f "$2.rc" ]; then note "build-$1 timeout after waiting ${t}s"; return 1; fi
+    local brc; brc=$(cat "$2.rc")
+    if [ "$brc" = 0 ]; then note "build-$1 ok $2 (background, done after ${waited}s of waiting)"; return 0; fi
+    note "build-$1 failed rc=$brc: $(grep -v '^\s*$' "$out/build-$1.log" | tail -1)"; return 1
+  fi
   if [ "${SDS_REUSE_MODELS:-0}" = 1 ] && [ -f "$2/model_index.json" ]; then note "build-$1 reused $2"; return 0; fi
-  local t; t=$(bound "$3" 60)
+  t=$(bound "$3" 60)
   if [ "$t" -lt 20 ]; then note "build-$1 skipped out of time"; return 1; fi
   say "building $scale $1 models on $device (limit ${t}s)"
   timeout --kill-after=10 "$t" nice -n 5 "$python" models/realsize/make_realsize_models.py --scale "$scale" --dtype "$1" \
@@ -113,12 +126,16 @@ if [ -n "${SDS_CUDA_PROVIDER:-}" ] && [ ! -f "$ortbin/libonnxruntime_providers_c
     mkdir -p "$scratch/cuda-provider" && "$python" -m tarfile -e "$src" "$scratch/cuda-provider" && src="$scratch/cuda-provider"
   fi
   for lib in libonnxruntime_providers_cuda.so libonnxruntime_providers_shared.so; do
-    f=$(find "$src" -name "$lib" -path '*x64*' 2> /dev/null | head -1)
+    f=$(find "$src" -name "$lib" 2> /dev/null | head -1)
     [ -n "$f" ] && cp "$f" "$ortbin/"
   done
 fi
 if [ -f "$ortbin/libonnxruntime_providers_cuda.so" ] && [ -f "$ortbin/libonnxruntime_providers_shared.so" ]; then
-  nvlibs=$("$python" -c "import nvidia,glob,os; print(':'.join(glob.glob(os.path.join(list(nvidia.__path__)[0],'*','lib'))))" 2> /dev/null)
+  # CUDA 13 wheels keep their libraries in nvidia/cu13/lib, cuDNN in nvidia/cudnn/lib: every lib/ with a .so in it.
+  nvlibs=$("$python" -c "import nvidia,glob,os; r=list(nvidia.__path__)[0]; print(':'.join(sorted({os.path.dirname(f) for f in glob.glob(os.path.join(r,'**','lib','*.so*'),recursive=True)})))" 2> /dev/null)
+  echo "LD_LIBRARY_PATH += $nvlibs" >> "$out/versions.txt"
+  # A provider that fails to load says only "Failed to load shared library": name the missing libraries up front.
+  { echo "ldd libonnxruntime_providers_cuda.so, unresolved:"; ldd "$ortbin/libonnxruntime_providers_cuda.so" | grep 'not found' || echo "  none"; } >> "$out/versions.txt" 2>&1
   [ -n "$nvlibs" ] && export LD_LIBRARY_PATH="$nvlibs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   bench cuda "$fp16" "$gpu_iter" "$gpu_warm" 180 150 cuda
 else
@@ -126,7 +143,11 @@ else
 fi
 
 # WebGPU: compiled into onnxruntime-node; needs the Vulkan loader (carried as .gpu/gl/*.deb) to find an adapter.
-if ls .gpu/gl/*.deb > /dev/null 2>&1; then
+if ldconfig -p 2> /dev/null | grep -q libvulkan.so.1; then
+  icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+  [ -f "$icd" ] && export VK_DRIVER_FILES=$icd
+  say "webgpu: Vulkan loader already installed (prepare-realsize.sh)"
+elif ls .gpu/gl/*.deb > /dev/null 2>&1; then
   for f in .gpu/gl/*.deb; do dpkg -x "$f" / 2>> "$out/webgpu-setup.log"; done
   ldconfig 2>> "$out/webgpu-setup.log"
   icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
