@@ -40,3 +40,40 @@ describe('float16', () => {
     assert.ok(back.every((v, i) => Math.abs(v - src[i]!) <= Math.abs(src[i]!) * 2 ** -11 + 2 ** -24));
   });
 });
+
+describe('float16 array conversion', () => {
+  it('encodes exactly as the per-value reference, halfway points, subnormals, overflow and NaN included', () => {
+    const values: number[] = [0, -0, 65504, 65519, 65520, 65535.9, 65536, 1e6, Infinity, -Infinity, NaN, 2 ** -24, 2 ** -25, 3 * 2 ** -26, 2 ** -14, 2 ** -14 - 2 ** -25];
+    for (let bits = 0; bits < 0x7c00; bits++) {
+      const v = fromFloat16Bits(bits);
+      const next = fromFloat16Bits(bits + 1);
+      values.push(v, -v, (v + next) / 2, -(v + next) / 2, v + (next - v) * 0.49, v + (next - v) * 0.51);
+    }
+    const raw = new Uint32Array(20000);
+    let seed = 12345;
+    for (let i = 0; i < raw.length; i++) raw[i] = seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    values.push(...new Float32Array(raw.buffer));
+    const src = Float32Array.from(values);
+    const fast = float32ToFloat16(src);
+    for (let i = 0; i < src.length; i++) {
+      const want = toFloat16Bits(src[i]!);
+      if (Number.isNaN(src[i]!)) assert.equal(fast[i]! & 0x7c00, 0x7c00, 'NaN keeps the all-ones exponent');
+      else assert.equal(fast[i], want, `value ${src[i]}: 0x${fast[i]!.toString(16)} vs 0x${want.toString(16)}`);
+    }
+  });
+
+  it('encodes a subarray view from its own offset', () => {
+    const whole = Float32Array.from([1, 2, 3, 4]);
+    assert.deepEqual([...float32ToFloat16(whole.subarray(2))], [toFloat16Bits(3), toFloat16Bits(4)]);
+  });
+
+  it('decodes every half exactly as the per-value reference', () => {
+    const all = Uint16Array.from({ length: 0x10000 }, (_, i) => i);
+    const out = float16ToFloat32(all);
+    for (let b = 0; b < 0x10000; b++) {
+      const want = Math.fround(fromFloat16Bits(b));
+      if (Number.isNaN(want)) assert.ok(Number.isNaN(out[b]!));
+      else assert.ok(Object.is(out[b], want), `bits 0x${b.toString(16)}`);
+    }
+  });
+});
