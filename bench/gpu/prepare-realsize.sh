@@ -3,7 +3,8 @@
 # (64 MiB per transfer: the app bundle is ~37 MB, the sm_90-only CUDA provider ~38 MB), so this call
 #   1. unpacks the app bundle (.gpu/bundle.tar.xz: node, onnxruntime-node, dist/) into $SDS_APP_DIR, outside the
 #      carried folder, which the next transfer replaces;
-#   2. unpacks the Vulkan loader (.gpu/gl/*.deb) for onnxruntime's WebGPU provider;
+#   2. unpacks the Vulkan loader and glvnd (.gpu/gl/*.deb: libvulkan1 libglvnd0 libglx0 libgl1 libegl1 libopengl0
+#      libgles2, from `apt-get download`) for onnxruntime's WebGPU provider;
 #   3. starts the fp16 (GPU) and fp32 (CPU baseline) model builds in their own process sessions, so that they run on
 #      while the second call carries the CUDA provider over; run-realsize.sh waits for them.
 # Environment: SDS_APP_DIR (default /tmp/sds-app), SDS_SCRATCH, SDS_PYTHON, SDS_REALSIZE_SCALE as run-realsize.sh.

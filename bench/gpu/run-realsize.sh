@@ -99,13 +99,13 @@ fp16="$scratch/$scale-fp16"
 build fp16 "$fp16" 240 || fp16=
 
 # --- one bench per provider ----------------------------------------------------------------------------------
-bench() { # provider model-dir iterations warmup limit reserve label
-  local p=$1 dir=$2 label=$7 t
+bench() { # provider model-dir iterations warmup limit reserve label [steps]
+  local p=$1 dir=$2 label=$7 steps=${8:-1} t
   if [ -z "$dir" ]; then note "$label skipped no model"; return; fi
   t=$(bound "$5" "$6")
   if [ "$t" -lt 30 ]; then note "$label skipped out of time"; return; fi
-  say "bench $label: --provider $p, $3 iterations + $4 warm-up (limit ${t}s)"
-  timeout --kill-after=10 "$t" "$node" "$sds" bench model --model "$dir" --provider "$p" --resolution 512x512 --steps 1 \
+  say "bench $label: --provider $p, $steps step(s), $3 iterations + $4 warm-up (limit ${t}s)"
+  timeout --kill-after=10 "$t" "$node" "$sds" bench model --model "$dir" --provider "$p" --resolution 512x512 --steps "$steps" \
     --iterations "$3" --warmup "$4" --no-cpu-fallback --out "$out/$label.json" > "$out/$label.log" 2>&1
   local rc=$?
   case $rc in
@@ -138,11 +138,17 @@ if [ -f "$ortbin/libonnxruntime_providers_cuda.so" ] && [ -f "$ortbin/libonnxrun
   { echo "ldd libonnxruntime_providers_cuda.so, unresolved:"; ldd "$ortbin/libonnxruntime_providers_cuda.so" | grep 'not found' || echo "  none"; } >> "$out/versions.txt" 2>&1
   [ -n "$nvlibs" ] && export LD_LIBRARY_PATH="$nvlibs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   bench cuda "$fp16" "$gpu_iter" "$gpu_warm" 180 150 cuda
+  # SD-Turbo's and LCM's longest schedule, for the cost per extra step.
+  bench cuda "$fp16" "$gpu_iter" "$gpu_warm" 90 150 cuda-4steps 4
 else
   note "cuda unavailable libonnxruntime_providers_{cuda,shared}.so are not next to $ortbin/libonnxruntime.so.1 (carry them: shared/gpu/README.md §2, SDS_CUDA_PROVIDER)"
 fi
 
 # WebGPU: compiled into onnxruntime-node; needs the Vulkan loader (carried as .gpu/gl/*.deb) to find an adapter.
+# The NVIDIA Vulkan ICD is libGLX_nvidia.so.0, which needs glvnd's libraries (libglvnd0, libglx0, …): without
+# them the loader reports "Could not get 'vkCreateInstance' … for ICD libGLX_nvidia.so.0" and no adapter.
+egl=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
+[ -f "$egl" ] && export __EGL_VENDOR_LIBRARY_FILENAMES=$egl
 if ldconfig -p 2> /dev/null | grep -q libvulkan.so.1; then
   icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
   [ -f "$icd" ] && export VK_DRIVER_FILES=$icd
@@ -171,17 +177,17 @@ bench cpu "$cpu_dir" "$cpu_iter" "$cpu_warm" 240 0 "cpu-$cpu_dtype"
 import glob, json, os, sys
 out, scale = sys.argv[1], sys.argv[2]
 gpu = open(os.path.join(out, "nvidia-smi.csv")).read().strip().splitlines()[-1]
-print(f"SD-Turbo UNet (SD 2.1 architecture) + TAESD, random weights, scale {scale} · 1-step img2img 512×512 · GPU: {gpu}")
+print(f"SD-Turbo UNet (SD 2.1 architecture) + TAESD, random weights, scale {scale} · img2img 512×512 · GPU: {gpu}")
 print("times in ms, median / p95\n")
-cols = ["vae_encode", "denoise", "vae_decode", "total"]
-print("| run | provider | model | " + " | ".join(cols) + " | fps | iterations |")
-print("|---|---|---|" + "---|" * len(cols) + "---|---|")
+cols = ["preprocess", "vae_encode", "denoise", "vae_decode", "postprocess", "total"]
+print("| run | provider | model | steps | " + " | ".join(cols) + " | fps | iterations |")
+print("|---|---|---|---|" + "---|" * len(cols) + "---|---|")
 for f in sorted(glob.glob(os.path.join(out, "*.json"))):
     r = json.load(open(f))
     for row in r["rows"]:
         cells = " | ".join(f"{row['stages'][c]['median']:.1f} / {row['stages'][c]['p95']:.1f}" for c in cols)
         name = os.path.basename(f)[:-5]
-        print(f"| {name} | {r['provider']} | {r['model']} | {cells} | {row['fps']:.2f} | {row['iterations']} |")
+        print(f"| {name} | {r['provider']} | {r['model']} | {row['steps']} | {cells} | {row['fps']:.2f} | {row['iterations']} |")
 print()
 for line in open(os.path.join(out, "status.txt")):
     print("- " + line.rstrip())
