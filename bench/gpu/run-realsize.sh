@@ -97,6 +97,12 @@ build() { # dtype folder limit
 }
 fp16="$scratch/$scale-fp16"
 build fp16 "$fp16" 240 || fp16=
+# Both builds finish before any timed run: a torch export running beside a benchmark takes CPU and GPU from it.
+cpu_dir=$fp16
+if [ "$cpu_dtype" = fp32 ]; then
+  cpu_dir="$scratch/$scale-fp32"
+  build fp32 "$cpu_dir" 150 || { cpu_dir=$fp16; cpu_dtype=fp16; say "cpu: falling back to the fp16 models"; }
+fi
 
 # --- one bench per provider ----------------------------------------------------------------------------------
 bench() { # provider model-dir iterations warmup limit reserve label [steps]
@@ -165,11 +171,6 @@ fi
 bench webgpu "$fp16" "$gpu_iter" "$gpu_warm" 150 120 webgpu
 
 # CPU: the baseline, in the same call. fp32 by default (see SDS_CPU_DTYPE above).
-cpu_dir=$fp16
-if [ "$cpu_dtype" = fp32 ]; then
-  cpu_dir="$scratch/$scale-fp32"
-  build fp32 "$cpu_dir" 150 || { cpu_dir=$fp16; cpu_dtype=fp16; say "cpu: falling back to the fp16 models"; }
-fi
 bench cpu "$cpu_dir" "$cpu_iter" "$cpu_warm" 240 0 "cpu-$cpu_dtype"
 
 # --- summary -------------------------------------------------------------------------------------------------
