@@ -4,7 +4,9 @@
 // description is built here the way transformers' CLIPConverter builds it: NFC, whitespace collapsed,
 // lower-cased; CLIP's word split, byte-level alphabet; BPE with "</w>" ending each word.
 // Sequences are then framed as CLIP expects: BOS, tokens, EOS, padded to model_max_length (77) with the
-// family's pad token (SD 1.x: <|endoftext|> 49407; SD 2.x / SD-Turbo: "!" 0), truncated keeping EOS.
+// pad token the folder's own config names, truncated keeping EOS. Families differ, and so do SDXL's two
+// tokenizers: <|endoftext|> 49407 for SD 1.x and SDXL's tokenizer/, "!" 0 for SD 2.x / SD-Turbo and
+// SDXL's tokenizer_2/.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';

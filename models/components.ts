@@ -2,6 +2,7 @@
 // Each maps its role's tensors by name with positional fallbacks, feeds them in the declared types and
 // ranks, and speaks plain Float32Array latents to the pipeline.
 import ort from 'onnxruntime-node';
+import type { ConditioningEmbeds } from './conditioning.js';
 import type { ModelManifest } from './manifest.js';
 import type { SessionConfig, TensorSpec } from './onnx-component.js';
 import { dimOr, floatTensor, ModelComponentError, OnnxComponent, readFloat, scalarTensor } from './onnx-component.js';
@@ -53,6 +54,9 @@ export class VaeDecoder {
 
 const KNOWN_DENOISER_INPUTS = new Set(['sample', 'timestep', 'encoder_hidden_states', 'timestep_cond', 'text_embeds', 'time_ids']);
 
+/** SDXL's pooled text embedding width (text_encoder_2's projection), where the export leaves it symbolic. */
+const SDXL_POOLED_DIM = 1280;
+
 export class Denoiser {
   private readonly sample: TensorSpec;
   private readonly timestep: TensorSpec;
@@ -62,6 +66,8 @@ export class Denoiser {
   /** Conditioning shape the model wants: [1, tokens, dim]. */
   readonly contextTokens: number;
   readonly contextDim: number;
+  /** SDXL UNets: the width of the pooled text embedding their `text_embeds` input takes; others: undefined. */
+  readonly pooledDim: number | undefined;
 
   constructor(readonly component: OnnxComponent, fallback: { tokens: number; dim: number }) {
     this.sample = component.require('input', ['sample', 'latent_model_input', 'x'], 0);
@@ -76,17 +82,19 @@ export class Denoiser {
     }
     this.contextTokens = dimOr(this.context, 1, fallback.tokens);
     this.contextDim = dimOr(this.context, 2, fallback.dim);
+    const pooled = this.extras.find((e) => e.name === 'text_embeds');
+    this.pooledDim = pooled ? dimOr(pooled, 1, SDXL_POOLED_DIM) : undefined;
   }
 
-  /** One model evaluation at integer timestep t. `context` is [tokens·dim] or one [dim] row, repeated. */
-  async predict(x: Latent, t: number, context: Float32Array): Promise<Float32Array> {
-    const ctx = this.expandContext(context);
+  /** One model evaluation at integer timestep t. The context is [tokens·dim] or one [dim] row, repeated. */
+  async predict(x: Latent, t: number, conditioning: ConditioningEmbeds): Promise<Float32Array> {
+    const ctx = this.expandContext(conditioning.context);
     const feeds: Record<string, ort.Tensor> = {
       [this.sample.name]: floatTensor(this.sample, x.data, x.dims),
       [this.timestep.name]: scalarTensor(this.timestep, t),
       [this.context.name]: floatTensor(this.context, ctx, [1, this.contextTokens, this.contextDim]),
     };
-    for (const e of this.extras) feeds[e.name] = this.extraInput(e, x);
+    for (const e of this.extras) feeds[e.name] = this.extraInput(e, x, conditioning.pooled);
     const res = await this.component.run(feeds, [this.out]);
     return readFloat(res[this.out.name]!);
   }
@@ -102,9 +110,16 @@ export class Denoiser {
   }
 
   // SDXL/LCM extras. time_ids describe the image size (original, crop offset, target) as SDXL expects;
-  // timestep_cond is LCM's guidance-scale embedding; text_embeds (SDXL's pooled second text encoder) is
-  // not computed yet and gets zeros.
-  private extraInput(spec: TensorSpec, x: Latent): ort.Tensor {
+  // timestep_cond is LCM's guidance-scale embedding; text_embeds is SDXL's pooled prompt embedding, zeros
+  // when there is none (no text_encoder_2, which TextEncoder.load has logged once).
+  private extraInput(spec: TensorSpec, x: Latent, pooled: Float32Array | undefined): ort.Tensor {
+    if (spec.name === 'text_embeds') {
+      if (!pooled) return floatTensor(spec, new Float32Array(this.pooledDim!), [1, this.pooledDim!]);
+      const declared = dimOr(spec, 1, 0);
+      if (declared > 0 && pooled.length !== declared)
+        throw new ModelComponentError(`the pooled text embedding has ${pooled.length} values; the denoiser's text_embeds wants [1, ${declared}]`);
+      return floatTensor(spec, pooled, [1, pooled.length]);
+    }
     if (spec.name === 'timestep_cond') {
       const dim = dimOr(spec, 1, 256);
       return floatTensor(spec, guidanceScaleEmbedding(LCM_GUIDANCE_SCALE, dim), [1, dim]);
@@ -114,8 +129,7 @@ export class Denoiser {
       const w = x.dims[3] * 8;
       return floatTensor(spec, Float32Array.from([h, w, 0, 0, h, w]), [1, 6]);
     }
-    const dims = spec.shape.map((d, i) => (i === 0 ? 1 : typeof d === 'number' && d > 0 ? d : 1));
-    return floatTensor(spec, new Float32Array(dims.reduce((a, b) => a * b, 1)), dims);
+    throw new ModelComponentError(`${this.component.path}: no feed for denoiser input "${spec.name}"`);
   }
 }
 

@@ -3,6 +3,18 @@
 // without its text encoder. Prompts are encoded by ./text-encoder.ts.
 import type { ModelManifest } from './manifest.js';
 
+/**
+ * What one denoiser run is conditioned on, as diffusers names them prompt_embeds and pooled_prompt_embeds.
+ * Every family has the sequence; only SDXL has the pooled vector, so it travels with the sequence it
+ * was encoded with (one cache entry, one blend) and cannot drift out of step with it.
+ */
+export interface ConditioningEmbeds {
+  /** encoder_hidden_states: [tokens × dim] flattened, or one [dim] row that every token repeats. */
+  context: Float32Array;
+  /** SDXL's text_embeds: text_encoder_2's projected pooled (EOS) state, [dim]. Absent: the UNet gets zeros. */
+  pooled?: Float32Array;
+}
+
 export interface StyleBlend {
   from: string;
   to: string;
@@ -26,7 +38,7 @@ export function blendEmbeddings(a: Float32Array, b: Float32Array, t: number, out
 
 export class ConditioningTable {
   private readonly styles = new Map<string, Float32Array>();
-  private neutral: Float32Array | undefined;
+  private neutral: ConditioningEmbeds | undefined;
 
   constructor(private readonly manifest: ModelManifest) {
     if (manifest.conditioning.kind === 'styles') for (const s of manifest.conditioning.styles) this.styles.set(s.id, s.embedding);
@@ -38,15 +50,15 @@ export class ConditioningTable {
 
   /**
    * The embedding for a request: a style id or a blend (style models), or a zero embedding of
-   * `tokens × dim` (a text model without a text encoder).
+   * `tokens × dim` (a text model without a text encoder; an SDXL UNet's text_embeds then get zeros too).
    */
-  embedding(style: string | StyleBlend, tokens: number, dim: number): Float32Array {
+  embedding(style: string | StyleBlend, tokens: number, dim: number): ConditioningEmbeds {
     if (this.manifest.conditioning.kind === 'text') {
-      if (!this.neutral || this.neutral.length !== tokens * dim) this.neutral = new Float32Array(tokens * dim);
+      if (!this.neutral || this.neutral.context.length !== tokens * dim) this.neutral = { context: new Float32Array(tokens * dim) };
       return this.neutral;
     }
-    if (typeof style === 'string') return this.lookup(style === '' ? this.manifest.defaults.style : style);
-    return blendEmbeddings(this.lookup(style.from), this.lookup(style.to), style.t);
+    if (typeof style === 'string') return { context: this.lookup(style === '' ? this.manifest.defaults.style : style) };
+    return { context: blendEmbeddings(this.lookup(style.from), this.lookup(style.to), style.t) };
   }
 
   private lookup(id: string): Float32Array {

@@ -4,6 +4,7 @@
 import type { RgbImage, StageName, StageTiming } from '../realtime/frame.js';
 import { nowMs } from '../realtime/clock.js';
 import type { DiffusionComponents, Latent } from './components.js';
+import type { ConditioningEmbeds } from './conditioning.js';
 import type { ModelManifest } from './manifest.js';
 import { addNoise, gaussianNoise, NoiseSchedule, predictX0, streamTimesteps } from './scheduler.js';
 import { applyGuidance, type LatentDims, type TemporalGuidance } from '../realtime/latent-cache.js';
@@ -11,8 +12,8 @@ import { applyGuidance, type LatentDims, type TemporalGuidance } from '../realti
 export interface Img2ImgOptions {
   steps: number;
   strength: number;
-  /** Denoiser conditioning (a style embedding, a blend, or a text embedding). */
-  conditioning: Float32Array;
+  /** Denoiser conditioning (a style embedding, a blend, or a prompt's embeddings). */
+  conditioning: ConditioningEmbeds;
   noise: FixedNoise;
   /**
    * Temporal guidance for this frame, asked for once its latent size is known (after VAE encode):

@@ -29,8 +29,19 @@ export interface ModelManifest {
   layout: 'sds-model/1' | 'diffusers-onnx';
   name: string;
   description: string;
-  /** Absolute file paths (tokenizer is a folder or file). */
-  components: { vae_encoder: string; denoiser: string; vae_decoder: string; text_encoder?: string; tokenizer?: string };
+  /**
+   * Absolute file paths (a tokenizer is a folder). SDXL has a second text encoder (CLIP bigG, with the
+   * pooled projection) and its own tokenizer; each text encoder is used only with its tokenizer.
+   */
+  components: {
+    vae_encoder: string;
+    denoiser: string;
+    vae_decoder: string;
+    text_encoder?: string;
+    tokenizer?: string;
+    text_encoder_2?: string;
+    tokenizer_2?: string;
+  };
   latent: { channels: number; downscale: number; scalingFactor: number };
   pixelRange: [number, number];
   resolution: { width: number; height: number };
@@ -132,7 +143,7 @@ export function parseSdsManifest(root: string, json: unknown): ModelManifest {
     denoiser: componentPath(root, f, f.string(comp, 'denoiser'), 'components.denoiser'),
     vae_decoder: componentPath(root, f, f.string(comp, 'vae_decoder'), 'components.vae_decoder'),
   };
-  for (const opt of ['text_encoder', 'tokenizer'] as const) {
+  for (const opt of ['text_encoder', 'tokenizer', 'text_encoder_2', 'tokenizer_2'] as const) {
     if (comp[opt] !== undefined) components[opt] = componentPath(root, f, f.string(comp, opt), `components.${opt}`);
   }
 
@@ -253,8 +264,10 @@ export function parseDiffusersFolder(root: string): ModelManifest {
     denoiser: join(root, 'unet/model.onnx'),
     vae_decoder: join(root, 'vae_decoder/model.onnx'),
   };
-  if (existsSync(join(root, 'text_encoder/model.onnx'))) components.text_encoder = join(root, 'text_encoder/model.onnx');
-  if (existsSync(join(root, 'tokenizer'))) components.tokenizer = join(root, 'tokenizer');
+  for (const suffix of ['', '_2'] as const) {
+    if (existsSync(join(root, `text_encoder${suffix}/model.onnx`))) components[`text_encoder${suffix}`] = join(root, `text_encoder${suffix}/model.onnx`);
+    if (existsSync(join(root, `tokenizer${suffix}`))) components[`tokenizer${suffix}`] = join(root, `tokenizer${suffix}`);
+  }
   const nameOf = (index as Record<string, unknown>)._name_or_path;
 
   return {

@@ -5,7 +5,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { RgbImage, StageTiming } from '../../realtime/frame.js';
 import { loadComponents } from '../components.js';
-import { ConditioningTable } from '../conditioning.js';
+import { ConditioningTable, type ConditioningEmbeds } from '../conditioning.js';
 import { FixedNoise, img2img } from '../img2img.js';
 import { LatentCache, type TemporalGuidance } from '../../realtime/latent-cache.js';
 import type { TextEncoder } from '../text-encoder.js';
@@ -21,14 +21,15 @@ const post = (msg: FromWorker, transfer: ArrayBuffer[] = []): void => port.postM
 
 async function main(init: WorkerInit): Promise<void> {
   const manifest = loadManifest(init.modelDir);
+  const logger = {
+    info: (message: string) => post({ type: 'log', level: 'info', message }),
+    warn: (message: string) => post({ type: 'log', level: 'warn', message }),
+  };
   const components = await loadComponents(manifest, {
     provider: init.provider,
     fallbackToCpu: init.fallbackToCpu,
     intraOpThreads: init.intraOpThreads,
-    logger: {
-      info: (message) => post({ type: 'log', level: 'info', message }),
-      warn: (message) => post({ type: 'log', level: 'warn', message }),
-    },
+    logger,
   });
   const model = { manifest, schedule: new NoiseSchedule(manifest.scheduler), components };
   const conditioning = new ConditioningTable(manifest);
@@ -37,16 +38,16 @@ async function main(init: WorkerInit): Promise<void> {
   const streams = new Map<string, { noise: FixedNoise; cache: LatentCache }>();
   // Text models encode their prompts here (once per distinct prompt: cached); a text model exported
   // without its text encoder runs unconditioned, which the log says once.
-  const sessionConfig = { provider: components.provider, fallbackToCpu: true, intraOpThreads: init.intraOpThreads };
+  const sessionConfig = { provider: components.provider, fallbackToCpu: true, intraOpThreads: init.intraOpThreads, logger };
   // Loaded only for such a model, so a style model (and a GPU bundle without the tokenizer package) never needs it.
-  const text =
-    manifest.conditioning.kind === 'text' && manifest.components.text_encoder && manifest.components.tokenizer
-      ? await import('../text-encoder.js')
-      : undefined;
-  const textEncoder: TextEncoder | undefined = text ? await text.TextEncoder.load(manifest, sessionConfig) : undefined;
+  // SDXL has a second encoder with its own tokenizer; either pair is enough to encode prompts.
+  const c = manifest.components;
+  const hasTextEncoder = (c.text_encoder && c.tokenizer) || (c.text_encoder_2 && c.tokenizer_2);
+  const text = manifest.conditioning.kind === 'text' && hasTextEncoder ? await import('../text-encoder.js') : undefined;
+  const textEncoder: TextEncoder | undefined = text ? await text.TextEncoder.load(manifest, sessionConfig, components.denoiser) : undefined;
   if (manifest.conditioning.kind === 'text' && !textEncoder)
     post({ type: 'log', level: 'warn', message: `${manifest.name}: no text_encoder/tokenizer in the model folder; prompts are ignored` });
-  const conditionFor = async (req: RunRequest, stages: StageTiming[]): Promise<Float32Array> => {
+  const conditionFor = async (req: RunRequest, stages: StageTiming[]): Promise<ConditioningEmbeds> => {
     const { contextTokens, contextDim } = components.denoiser;
     if (!textEncoder) return conditioning.embedding(req.style, contextTokens, contextDim);
     const start = nowMs();

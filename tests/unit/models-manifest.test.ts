@@ -111,6 +111,16 @@ describe('diffusers ONNX export folder', () => {
     assert.deepEqual(m.steps, [1, 2, 3, 4]);
     assert.equal(m.defaults.strength, 0.5);
     assert.equal(m.textHiddenSize, 32);
+    assert.equal(m.components.text_encoder_2, undefined);
+  });
+
+  it('reads sdxl-tiny’s second text encoder and tokenizer, and its VAE’s scaling factor', () => {
+    const m = loadManifest(join(FIXTURES, 'sdxl-tiny'));
+    assert.ok(m.components.text_encoder_2?.endsWith(join('text_encoder_2', 'model.onnx')));
+    assert.ok(m.components.tokenizer_2?.endsWith('tokenizer_2'));
+    assert.ok(m.components.tokenizer?.endsWith('tokenizer'));
+    assert.equal(m.latent.scalingFactor, 0.13025);
+    assert.equal(m.textHiddenSize, 32 + 48); // cross_attention_dim: both encoders side by side
   });
 
   it('defaults to 512×512 when the unet config has no sample_size', () => {

@@ -61,14 +61,16 @@ test('the text encoder runs once per prompt (cached) and blends prompts by weigh
     const a = await encoder.embed('a red car');
     const again = await encoder.embed('a red car');
     assert.equal(again, a, 'the cached embedding');
+    assert.equal(a.context.length, 77 * 32);
+    assert.equal(a.pooled, undefined, 'SD 2.x has no pooled text embedding');
     const b = await encoder.embed('a blue sky');
-    assert.notDeepEqual(a, b);
+    assert.notDeepEqual(a.context, b.context);
     assert.equal(encoder.cachedPrompts, 2);
     const half = await blendPrompts(encoder, [
       { prompt: 'a red car', weight: 1 },
       { prompt: 'a blue sky', weight: 1 },
     ]);
-    for (let i = 0; i < a.length; i += 97) assert.ok(Math.abs(half[i]! - (a[i]! + b[i]!) / 2) < 1e-6);
+    for (let i = 0; i < a.context.length; i += 97) assert.ok(Math.abs(half.context[i]! - (a.context[i]! + b.context[i]!) / 2) < 1e-6);
     const onlyA = await blendPrompts(encoder, [
       { prompt: 'a red car', weight: 2 },
       { prompt: 'a blue sky', weight: 0 },
