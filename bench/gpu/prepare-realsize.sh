@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# First of the two GPU calls of the real-size benchmark (bench/gpu/README.md): everything cannot travel at once
+# First of the two GPU calls of the real-size benchmark (README "Real-size models"): everything cannot travel at once
 # (64 MiB per transfer: the app bundle is ~37 MB, the sm_90-only CUDA provider ~38 MB), so this call
 #   1. unpacks the app bundle (.gpu/bundle.tar.xz: node, onnxruntime-node, dist/) into $SDS_APP_DIR, outside the
 #      carried folder, which the next transfer replaces;

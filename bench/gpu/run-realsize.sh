@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# The real-size GPU benchmark in one call (README "Real-size models"): build SD-Turbo's UNet (865.9M parameters)
-# and TAESD with random weights using the GPU machine's own PyTorch (weights cannot travel: 64 MiB per transfer),
-# then run `sds bench model` (1-step img2img at 512×512: encode → denoise → decode) once per execution provider,
-# each in its own bounded try, with the CPU measured in the same call. Latency only: the weights are random.
+# The real-size GPU benchmark (README "Real-size models"): build SD-Turbo's UNet (865.9M parameters) and TAESD with
+# random weights using the GPU machine's own PyTorch (weights cannot travel: 64 MiB per transfer), then run
+# `sds bench model` (img2img at 512×512: encode → denoise → decode; 1 step, and 4 on CUDA) once per execution
+# provider, each in its own bounded try, with the CPU measured in the same call. Latency only: the weights are random.
 #
-# On the GPU machine, with .gpu/ carried along, made here by (the worker imports the CLIP tokenizer package even for
-# a model without a text encoder, and pack.sh carries only onnxruntime by itself):
-#   npm run build && ../shared/gpu/pack.sh dist models bench
-#   bash .gpu/unpack.sh && bash bench/gpu/run-realsize.sh
+# With the CUDA provider it takes two calls (README "Real-size models" has the exact commands): prepare-realsize.sh
+# unpacks the app and starts the builds, which this script then waits for. Without it, one call, .gpu/ carried
+# (the worker imports the CLIP tokenizer package even for a model without a text encoder, and pack.sh carries only
+# onnxruntime by itself):
+#   npm run build && ../shared/gpu/pack.sh dist node_modules/@huggingface/tokenizers     # here
+#   bash .gpu/unpack.sh && bash bench/gpu/run-realsize.sh                                # there
 # Here, to check the control flow end to end on the CPU in a minute:
 #   SDS_REALSIZE_SCALE=tiny SDS_PYTHON=/usr/bin/python3 bash bench/gpu/run-realsize.sh
 #
