@@ -5,7 +5,8 @@ import ort from 'onnxruntime-node';
 import type { ConditioningEmbeds } from './conditioning.js';
 import type { ModelManifest } from './manifest.js';
 import type { SessionConfig, TensorSpec } from './onnx-component.js';
-import { dimOr, floatTensor, ModelComponentError, OnnxComponent, readFloat, scalarTensor } from './onnx-component.js';
+import type { FloatTensorData, FloatTensorType } from './onnx-component.js';
+import { dimOr, floatTensor, floatTypeOf, ModelComponentError, OnnxComponent, readFloat, readFloatData, scalarTensor } from './onnx-component.js';
 import { guidanceScaleEmbedding, LCM_GUIDANCE_SCALE } from './scheduler.js';
 
 export interface Latent {
@@ -17,13 +18,16 @@ export interface Latent {
 export class VaeEncoder {
   private readonly in: TensorSpec;
   private readonly out: TensorSpec;
+  /** The element type the encoder takes its image in, so preprocessing can write it directly. */
+  readonly pixelType: FloatTensorType;
   constructor(readonly component: OnnxComponent, private readonly channels: number) {
     this.in = component.require('input', ['sample', 'pixel_values', 'images'], 0);
     this.out = component.require('output', ['latent_parameters', 'latent_sample', 'latent_dist', 'latents'], 0);
+    this.pixelType = floatTypeOf(this.in);
   }
 
   /** pixels [1,3,H,W] in the model's pixel range → the latent mean [1,C,h,w] (unscaled). */
-  async encode(pixels: Float32Array, width: number, height: number): Promise<Latent> {
+  async encode(pixels: FloatTensorData, width: number, height: number): Promise<Latent> {
     const res = await this.component.run({ [this.in.name]: floatTensor(this.in, pixels, [1, 3, height, width]) }, [this.out]);
     const t = res[this.out.name]!;
     const [, c, h, w] = t.dims as number[];
@@ -43,12 +47,12 @@ export class VaeDecoder {
     this.out = component.require('output', ['sample', 'images'], 0);
   }
 
-  /** latent [1,C,h,w] (unscaled) → pixels [1,3,H,W] in the model's pixel range. */
-  async decode(latent: Latent): Promise<{ data: Float32Array; width: number; height: number }> {
+  /** latent [1,C,h,w] (unscaled) → pixels [1,3,H,W] in the model's pixel range, in the decoder's own float type. */
+  async decode(latent: Latent): Promise<{ data: FloatTensorData; width: number; height: number }> {
     const res = await this.component.run({ [this.in.name]: floatTensor(this.in, latent.data, latent.dims) }, [this.out]);
     const t = res[this.out.name]!;
     const [, , height, width] = t.dims as number[];
-    return { data: readFloat(t), width: width!, height: height! };
+    return { data: readFloatData(t), width: width!, height: height! };
   }
 }
 

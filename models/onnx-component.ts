@@ -122,11 +122,29 @@ export class OnnxComponent {
   }
 }
 
-/** A float tensor in the spec's declared element type (float32 or float16). */
-export function floatTensor(spec: TensorSpec, data: Float32Array, dims: readonly number[]): ort.Tensor {
-  if (spec.type === 'float16') return new ort.Tensor('float16', float32ToFloat16(data), dims);
-  if (spec.type === 'float32' || spec.type === 'unknown') return new ort.Tensor('float32', data, dims);
+/** The float element types a model's tensors come in; float16 data is the raw half bits (Node 20 has no Float16Array). */
+export type FloatTensorType = 'float32' | 'float16';
+export type FloatTensorData = Float32Array | Uint16Array;
+
+/** The float type an input takes (an undeclared type is fed float32). */
+export function floatTypeOf(spec: TensorSpec): FloatTensorType {
+  if (spec.type === 'float16') return 'float16';
+  if (spec.type === 'float32' || spec.type === 'unknown') return 'float32';
   throw new ModelComponentError(`input ${spec.name} has type ${spec.type}; expected float32 or float16`);
+}
+
+/** A float tensor in the spec's declared element type; half bits (Uint16Array) are taken as they are. */
+export function floatTensor(spec: TensorSpec, data: FloatTensorData, dims: readonly number[]): ort.Tensor {
+  const type = floatTypeOf(spec);
+  if (type === 'float16') return new ort.Tensor('float16', data instanceof Uint16Array ? data : float32ToFloat16(data), dims);
+  if (data instanceof Uint16Array) throw new ModelComponentError(`input ${spec.name} is float32; got float16 bits`);
+  return new ort.Tensor('float32', data, dims);
+}
+
+/** A float tensor's data as the model produced it: float32, or float16 as half bits. */
+export function readFloatData(tensor: ort.Tensor): FloatTensorData {
+  if (tensor.type === 'float16' && tensor.data instanceof Uint16Array) return tensor.data;
+  return readFloat(tensor);
 }
 
 /** A tensor's data as float32, whatever float type the model produced. */

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import type { RgbImage, StageTiming } from '../../realtime/frame.js';
 import { loadComponents, type DiffusionComponents } from '../../models/components.js';
 import { ConditioningTable } from '../../models/conditioning.js';
+import { float16ToFloat32, float32ToFloat16 } from '../../models/float16.js';
 import { FixedNoise, img2img, rgbToTensor, tensorToRgb } from '../../models/img2img.js';
 import { loadManifest, type ModelManifest } from '../../models/manifest.js';
 import { OnnxComponent } from '../../models/onnx-component.js';
@@ -72,6 +73,22 @@ describe('pixel conversion', () => {
     const all = Uint8Array.from({ length: 256 * 3 }, (_, i) => i % 256);
     const img = { width: 256, height: 1, data: all };
     assert.deepEqual(tensorToRgb(rgbToTensor(img, { ...manifest, sizeMultiple: 1 }), 256, 1, manifest).data, all);
+  });
+
+  it('writes a float16 encoder input directly, bit for bit what converting the float32 tensor gives', () => {
+    const img = { width: 256, height: 1, data: Uint8Array.from({ length: 256 * 3 }, (_, i) => (i * 7) % 256) };
+    for (const pixelRange of [[-1, 1], [0, 1]] as [number, number][]) {
+      const m = { ...manifest, sizeMultiple: 1, pixelRange };
+      assert.deepEqual(rgbToTensor(img, m, 'float16'), float32ToFloat16(rgbToTensor(img, m)));
+    }
+  });
+
+  it('maps every float16 decoder output to the byte the float32 path gives (clamp, rounding, NaN, infinities)', () => {
+    const halves = Uint16Array.from({ length: 3 * 0x10000 }, (_, i) => (i * 40503) & 0xffff); // each plane: every half
+    for (const pixelRange of [[-1, 1], [0, 1]] as [number, number][]) {
+      const m = { ...manifest, pixelRange };
+      assert.deepEqual(tensorToRgb(halves, 0x10000, 1, m).data, tensorToRgb(float16ToFloat32(halves), 0x10000, 1, m).data);
+    }
   });
 });
 
