@@ -24,6 +24,7 @@
 #   SDS_CUDA_PROVIDER      a folder or .tgz/.tar holding libonnxruntime_providers_{cuda,shared}.so (README §2 of
 #                          shared/gpu); copied next to onnxruntime-node's libonnxruntime.so.1
 #   SDS_GPU_ITERATIONS / SDS_GPU_WARMUP   default 20 / 5;  SDS_CPU_ITERATIONS / SDS_CPU_WARMUP   default 3 / 1
+#   SDS_PROVIDERS          which to run, default "cuda webgpu cpu"
 #   SDS_CPU_DTYPE          fp32 (default: ORT's CPU kernels are fp32; an fp16 graph runs there through inserted
 #                          casts, several times slower) | fp16 (the very file the GPU providers ran)
 set -uo pipefail
@@ -107,8 +108,10 @@ if [ "$cpu_dtype" = fp32 ]; then
 fi
 
 # --- one bench per provider ----------------------------------------------------------------------------------
+providers=" ${SDS_PROVIDERS:-cuda webgpu cpu} "
 bench() { # provider model-dir iterations warmup limit reserve label [steps]
   local p=$1 dir=$2 label=$7 steps=${8:-1} t
+  if [[ "$providers" != *" $p "* ]]; then note "$label skipped not in SDS_PROVIDERS"; return; fi
   if [ -z "$dir" ]; then note "$label skipped no model"; return; fi
   t=$(bound "$5" "$6")
   if [ "$t" -lt 30 ]; then note "$label skipped out of time"; return; fi
