@@ -5,9 +5,9 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import type { GlassSample, GlassSummary } from '../client/src/glass-to-glass.js';
 import { PACKAGE_ROOT, parseServeConfig } from '../server/config.js';
+import { parseBenchArgs } from './bench-args.js';
 import { createLogger, startServer } from '../server/server.js';
 import { findSourceImage, writePanningClip } from '../tests/browser/y4m-clip.js';
 import { type BrowserRunReport, renderBrowserMarkdown, type RtpCounters, rtpStatsAverages, renderBrowserTable, type ServerFrame, summarizeBrowserRun } from './browser-report.js';
@@ -188,22 +188,17 @@ export async function runBrowserBench(options: BrowserBenchOptions): Promise<Bro
 }
 
 export async function runBrowserBenchCli(argv: string[]): Promise<number> {
-  const { values, tokens } = parseArgs({
-    args: argv,
-    strict: false,
-    tokens: true,
-    options: {
-      seconds: { type: 'string' },
-      warmup: { type: 'string' },
-      style: { type: 'string' },
-      steps: { type: 'string' },
-      strength: { type: 'string' },
-      consistency: { type: 'string' },
-      chromium: { type: 'string' },
-      out: { type: 'string' },
-      label: { type: 'string' },
-      help: { type: 'boolean' },
-    },
+  const { values, serveArgs } = parseBenchArgs(argv, {
+    seconds: { type: 'string' },
+    warmup: { type: 'string' },
+    style: { type: 'string' },
+    steps: { type: 'string' },
+    strength: { type: 'string' },
+    consistency: { type: 'string' },
+    chromium: { type: 'string' },
+    out: { type: 'string' },
+    label: { type: 'string' },
+    help: { type: 'boolean' },
   });
   if (values.help) {
     process.stdout.write(`sds bench browser [--seconds S] [--warmup S] [--style NAME] [--steps N] [--strength X] [--consistency X]
@@ -212,12 +207,6 @@ export async function runBrowserBenchCli(argv: string[]): Promise<number> {
   server's share; writes report.json and report.md to --out DIR (default bench/out/browser-<time>/).
 `);
     return 0;
-  }
-  const own = new Set(['seconds', 'warmup', 'style', 'steps', 'strength', 'consistency', 'chromium', 'out', 'label', 'help']);
-  // Every other flag is a `serve` flag (model, provider, resolution, budget-ms, ...).
-  const serveArgs: string[] = [];
-  for (const t of tokens ?? []) {
-    if (t.kind === 'option' && !own.has(t.name)) serveArgs.push(t.rawName, ...(t.value !== undefined ? [t.value] : []));
   }
   const num = (v: unknown): number | undefined => (v === undefined ? undefined : Number(v));
   const outDir = String(values.out ?? path.join(PACKAGE_ROOT, 'bench', 'out', `browser-${new Date().toISOString().replace(/[:.]/g, '-')}`));

@@ -5,11 +5,11 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { nowMs } from '../realtime/clock.js';
 import type { StageTiming } from '../realtime/frame.js';
 import { PACKAGE_ROOT, parseServeConfig } from '../server/config.js';
+import { parseBenchArgs } from './bench-args.js';
 import { createLogger, startServer } from '../server/server.js';
 import type { ClientWorkerInput, ClientWorkerMessage } from './e2e-client-worker.js';
 import { type FrameRecord, type RunConfig, type RunReport, renderComparison, renderHtml, renderMarkdown, summarize } from './e2e-report.js';
@@ -181,25 +181,20 @@ function progressBar(elapsed: number, total: number, fps: number): void {
 }
 
 export async function runE2eBenchCli(argv: string[]): Promise<number> {
-  const { values, tokens } = parseArgs({
-    args: argv,
-    strict: false,
-    tokens: true,
-    options: {
-      seconds: { type: 'string' },
-      fps: { type: 'string' },
-      codec: { type: 'string' },
-      sessions: { type: 'string' },
-      'join-after': { type: 'string' },
-      size: { type: 'string' },
-      steps: { type: 'string' },
-      strength: { type: 'string' },
-      consistency: { type: 'string' },
-      style: { type: 'string' },
-      out: { type: 'string' },
-      label: { type: 'string' },
-      compare: { type: 'string', multiple: true },
-    },
+  const { values, serveArgs } = parseBenchArgs(argv, {
+    seconds: { type: 'string' },
+    fps: { type: 'string' },
+    codec: { type: 'string' },
+    sessions: { type: 'string' },
+    'join-after': { type: 'string' },
+    size: { type: 'string' },
+    steps: { type: 'string' },
+    strength: { type: 'string' },
+    consistency: { type: 'string' },
+    style: { type: 'string' },
+    out: { type: 'string' },
+    label: { type: 'string' },
+    compare: { type: 'string', multiple: true },
   });
   if (values.compare) {
     const files = values.compare as string[];
@@ -207,12 +202,6 @@ export async function runE2eBenchCli(argv: string[]): Promise<number> {
     const [a, b] = files.map((f) => JSON.parse(readFileSync(f, 'utf8')) as RunReport);
     process.stdout.write(renderComparison(a!, b!));
     return 0;
-  }
-  const own = new Set(['seconds', 'fps', 'codec', 'sessions', 'join-after', 'size', 'steps', 'strength', 'consistency', 'style', 'out', 'label', 'compare']);
-  // Every other flag is a `serve` flag (model, provider, resolution, workers, budget-ms, ...).
-  const serveArgs: string[] = [];
-  for (const t of tokens ?? []) {
-    if (t.kind === 'option' && !own.has(t.name)) serveArgs.push(t.rawName, ...(t.value !== undefined ? [t.value] : []));
   }
   const size = /^(\d+)x(\d+)$/.exec(String(values.size ?? '640x480'));
   if (!size) throw new Error('--size must be WxH, e.g. 640x480');

@@ -4,10 +4,10 @@
 // Writes soak.json + soak.md and fails (exit 1) on growth beyond the stated bounds.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { nowMs } from '../realtime/clock.js';
 import { PACKAGE_ROOT, parseServeConfig } from '../server/config.js';
+import { parseBenchArgs, type BenchOptionSpec } from './bench-args.js';
 import { createLogger, startServer } from '../server/server.js';
 import { liveResources } from '../stream/resource-counters.js';
 import type { SoakClientInput, SoakClientMessage } from './soak-client-worker.js';
@@ -347,13 +347,8 @@ export async function runSoakCli(argv: string[]): Promise<number> {
     'max-p95-drift-ms': { type: 'string' },
     'max-p95-drift-ratio': { type: 'string' },
     'max-handle-growth': { type: 'string' },
-  } as const;
-  const { values, tokens } = parseArgs({ args: argv, strict: false, tokens: true, options: own });
-  // Every other flag is a `serve` flag (model, workers, budget-ms, ...), as in `bench e2e`.
-  const serveArgs: string[] = [];
-  for (const t of tokens ?? []) {
-    if (t.kind === 'option' && !(t.name in own)) serveArgs.push(t.rawName, ...(t.value !== undefined ? [t.value] : []));
-  }
+  } satisfies BenchOptionSpec;
+  const { values, serveArgs } = parseBenchArgs(argv, own);
   const num = (v: unknown, fallback: number): number => {
     if (v === undefined) return fallback;
     const n = Number(v);

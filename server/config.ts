@@ -111,14 +111,20 @@ export const SERVE_OPTIONS = {
   'heartbeat-ms': ['HEARTBEAT_MS', 'how often a worker refreshes its registry entry; it expires after 3 missed (default 1000)'],
 } as const;
 
+/**
+ * `serve`'s flags as node:util parseArgs options. The bench commands that start a server parse with these too, so
+ * that a serve flag's value (`--model DIR`) is read as its value and passed on, not as a stray positional.
+ */
+export const SERVE_PARSE_OPTIONS = Object.fromEntries(
+  Object.keys(SERVE_OPTIONS).map((k) => [k, { type: k === 'no-cpu-fallback' ? 'boolean' : 'string' }]),
+) as Record<keyof typeof SERVE_OPTIONS, { type: 'string' | 'boolean' }>;
+
 export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): ServerConfig {
   const { values } = parseArgs({
     args: argv,
     strict: true,
     allowPositionals: false,
-    options: Object.fromEntries(
-      Object.keys(SERVE_OPTIONS).map((k) => [k, { type: k === 'no-cpu-fallback' ? 'boolean' : 'string' }]),
-    ) as Record<string, { type: 'string' | 'boolean' }>,
+    options: SERVE_PARSE_OPTIONS,
   });
   const get = (flag: keyof typeof SERVE_OPTIONS): string | undefined => {
     const v = values[flag];
