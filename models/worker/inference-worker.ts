@@ -92,7 +92,7 @@ async function main(init: WorkerInit): Promise<void> {
       );
       if (gray) {
         cache.blendImage(result.image, guidance, stages);
-        cache.commit(gray, result.outputLatent, result.dims, { ...result.image, data: result.image.data.slice() });
+        cache.commit(gray, result.outputLatent, result.dims, result.image); // the cache keeps a copy
       }
       let out = result.image;
       if (req.scale === 0.5) {
