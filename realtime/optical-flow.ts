@@ -38,7 +38,15 @@ export function grayFromRgb(rgb: { width: number; height: number; data: Uint8Arr
   const width = Math.floor(rgb.width / factor);
   const height = Math.floor(rgb.height / factor);
   const gray = out && out.width === width && out.height === height ? out : { width, height, data: new Float32Array(width * height) };
-  const dst = gray.data;
+  if (factor % 4 === 0 && factor <= 32 && rgb.width % 4 === 0 && rgb.data.byteOffset % 4 === 0 && LITTLE_ENDIAN) grayFromRgbWords(rgb, factor, gray);
+  else grayFromRgbBytes(rgb, factor, gray);
+  return gray;
+}
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+function grayFromRgbBytes(rgb: { width: number; height: number; data: Uint8Array }, factor: number, gray: GrayImage): void {
+  const { width, height, data: dst } = gray;
   const src = rgb.data;
   const stride = 3 * rgb.width;
   // Integer sums per channel (exact), weighted once per output pixel: a third of the multiplies.
@@ -59,7 +67,50 @@ export function grayFromRgb(rgb: { width: number; height: number; data: Uint8Arr
       dst[o] = (0.299 * r + 0.587 * g + 0.114 * b) * norm;
     }
   }
-  return gray;
+}
+
+/**
+ * grayFromRgbBytes for a factor that is a multiple of 4, reading 32-bit words: four RGB pixels are
+ * three words, [R0 G0 B0 R1] [G1 B1 R2 G2] [B2 R3 G3 B3] (little-endian), and masking a word's even
+ * and odd bytes gives two 16-bit lanes to sum in (each lane gains at most 255 per word, factor²/4
+ * words per output pixel: no carry between lanes up to factor 32). The sums are the same integers,
+ * so the result is bit for bit the same, at a quarter of the reads (about 4× faster here).
+ */
+function grayFromRgbWords(rgb: { width: number; height: number; data: Uint8Array }, factor: number, gray: GrayImage): void {
+  const { width, height, data: dst } = gray;
+  const src = new Uint32Array(rgb.data.buffer, rgb.data.byteOffset, rgb.data.length >> 2);
+  const stride = (3 * rgb.width) >> 2;
+  const words = (3 * factor) >> 2;
+  const norm = 1 / (factor * factor);
+  const M = 0x00ff00ff;
+  for (let y = 0; y < height; y++) {
+    const top = y * factor * stride;
+    for (let x = 0, o = y * width; x < width; x++, o++) {
+      let a0 = 0;
+      let a1 = 0;
+      let a2 = 0;
+      let a3 = 0;
+      let a4 = 0;
+      let a5 = 0;
+      for (let row = top + words * x, end = row + factor * stride; row < end; row += stride) {
+        for (let i = row, e = row + words; i < e; i += 3) {
+          const w0 = src[i]!;
+          const w1 = src[i + 1]!;
+          const w2 = src[i + 2]!;
+          a0 += w0 & M; // R0, B0
+          a1 += (w0 >>> 8) & M; // G0, R1
+          a2 += w1 & M; // G1, R2
+          a3 += (w1 >>> 8) & M; // B1, G2
+          a4 += w2 & M; // B2, G3
+          a5 += (w2 >>> 8) & M; // R3, B3
+        }
+      }
+      const r = (a0 & 0xffff) + (a1 >>> 16) + (a2 >>> 16) + (a5 & 0xffff);
+      const g = (a1 & 0xffff) + (a2 & 0xffff) + (a3 >>> 16) + (a4 >>> 16);
+      const b = (a0 >>> 16) + (a3 & 0xffff) + (a4 & 0xffff) + (a5 >>> 16);
+      dst[o] = (0.299 * r + 0.587 * g + 0.114 * b) * norm;
+    }
+  }
 }
 
 /** Bilinear sample with clamp-to-edge. */

@@ -157,3 +157,30 @@ test('the validity mask is the occlusion mask times the photometric mask, bit fo
     assert.deepEqual(out, fb.map((v, i) => v * pm[i]!));
   }
 });
+
+test('the grey flow frame is the same whether the RGB is read by words or by bytes', () => {
+  for (const factor of [4, 8]) {
+    const w = 64;
+    const h = 48;
+    const rgb = new Uint8Array(w * h * 3).map((_, i) => (i * 131 + (i >> 7) * 17) & 0xff);
+    // Word-aligned (read as 32-bit words) and one byte off (read byte by byte): the same pixels.
+    const shifted = new Uint8Array(rgb.length + 1);
+    shifted.set(rgb, 1);
+    const words = grayFromRgb({ width: w, height: h, data: rgb }, factor);
+    const bytes = grayFromRgb({ width: w, height: h, data: shifted.subarray(1) }, factor);
+    assert.deepEqual(words.data, bytes.data);
+    // And both are the box-averaged luma.
+    let r = 0;
+    let g = 0;
+    let b = 0;
+    for (let y = 0; y < factor; y++)
+      for (let x = 0; x < factor; x++) {
+        const i = 3 * ((factor + y) * w + 2 * factor + x);
+        r += rgb[i]!;
+        g += rgb[i + 1]!;
+        b += rgb[i + 2]!;
+      }
+    const expected = Math.fround((0.299 * r + 0.587 * g + 0.114 * b) / (factor * factor));
+    assert.ok(Math.abs(words.data[1 * words.width + 2]! - expected) < 1e-3);
+  }
+});
