@@ -261,6 +261,8 @@ interface UpsampleTable {
   row0: Int32Array;
   row1: Int32Array;
   rowA: Float64Array;
+  /** Scratch: every source row interpolated to the new width, (u, v) interleaved. */
+  rows: Float64Array;
 }
 
 function upsampleTable(fw: number, fh: number, width: number, height: number): UpsampleTable {
@@ -273,6 +275,7 @@ function upsampleTable(fw: number, fh: number, width: number, height: number): U
     row0: new Int32Array(height),
     row1: new Int32Array(height),
     rowA: new Float64Array(height),
+    rows: new Float64Array(fh * width * 2),
   };
   for (let x = 0; x < width; x++) {
     const f = Math.min(fw - 1, Math.max(0, (x + 0.5) * sx - 0.5));
@@ -289,7 +292,11 @@ function upsampleTable(fw: number, fh: number, width: number, height: number): U
   return t;
 }
 
-/** Bilinear upsample of `flow` to `out`'s grid, vectors scaled to the new grid. */
+/**
+ * Bilinear upsample of `flow` to `out`'s grid, vectors scaled to the new grid. Each source row is
+ * interpolated across once (into the table's scratch, in double precision) and then shared by the
+ * two or three output rows that blend it: the same arithmetic as interpolating per output pixel.
+ */
 function upsampleFlow(flow: FlowField, out: FlowField, t: UpsampleTable): void {
   const { width, height } = out;
   const o32 = out.data;
@@ -297,20 +304,26 @@ function upsampleFlow(flow: FlowField, out: FlowField, t: UpsampleTable): void {
   const ku = 1 / (fw / width);
   const kv = 1 / (flow.height / height);
   const d = flow.data;
+  const rows = t.rows;
+  for (let r = 0, o = 0; r < flow.height; r++) {
+    const row = 2 * r * fw;
+    for (let x = 0; x < width; x++, o += 2) {
+      const a = t.colA[x]!;
+      const c0 = row + 2 * t.col0[x]!;
+      const c1 = row + 2 * t.col1[x]!;
+      rows[o] = d[c0]! + a * (d[c1]! - d[c0]!);
+      rows[o + 1] = d[c0 + 1]! + a * (d[c1 + 1]! - d[c0 + 1]!);
+    }
+  }
   for (let y = 0; y < height; y++) {
     const ay = t.rowA[y]!;
-    const top = 2 * t.row0[y]! * fw;
-    const bottom = 2 * t.row1[y]! * fw;
-    for (let x = 0, o = 2 * y * width; x < width; x++, o += 2) {
-      const a = t.colA[x]!;
-      const c0 = 2 * t.col0[x]!;
-      const c1 = 2 * t.col1[x]!;
-      const ut = d[top + c0]! + a * (d[top + c1]! - d[top + c0]!);
-      const ub = d[bottom + c0]! + a * (d[bottom + c1]! - d[bottom + c0]!);
-      const vt = d[top + c0 + 1]! + a * (d[top + c1 + 1]! - d[top + c0 + 1]!);
-      const vb = d[bottom + c0 + 1]! + a * (d[bottom + c1 + 1]! - d[bottom + c0 + 1]!);
-      o32[o] = (ut + ay * (ub - ut)) * ku;
-      o32[o + 1] = (vt + ay * (vb - vt)) * kv;
+    let top = 2 * t.row0[y]! * width;
+    let bottom = 2 * t.row1[y]! * width;
+    for (let o = 2 * y * width, end = o + 2 * width; o < end; o += 2, top += 2, bottom += 2) {
+      const ut = rows[top]!;
+      const vt = rows[top + 1]!;
+      o32[o] = (ut + ay * (rows[bottom]! - ut)) * ku;
+      o32[o + 1] = (vt + ay * (rows[bottom + 1]! - vt)) * kv;
     }
   }
 }
