@@ -122,7 +122,9 @@ export class LatentCache {
   guide(gray: GrayImage, dims: LatentDims, consistency: number, stages: StageTiming[]): TemporalGuidance | undefined {
     const prev = this.previous;
     if (!(consistency > 0) || !prev || !sameDims(prev.dims, dims) || prev.gray.width !== gray.width || prev.gray.height !== gray.height) return undefined;
-    const [, channels, lh, lw] = dims as [number, number, number, number];
+    const channels = dims[1]!;
+    const lh = dims[2]!;
+    const lw = dims[3]!;
     const flowStart = nowMs();
     const work = this.gridWorkspace(gray.width, gray.height);
     const current = this.flowFrameOf(gray);
@@ -153,9 +155,11 @@ export class LatentCache {
    * cache keeps a copy of the image, in its workspace; the latent is kept as given).
    */
   commit(gray: GrayImage, outputLatent: Float32Array, dims: LatentDims, image?: RgbImage): void {
+    const work = this.gridWorkspace(gray.width, gray.height);
+    // The latent buffers for the next frame's guidance, now that the layout is known.
+    this.latentWorkspace(work, dims);
     let kept: RgbImage | undefined;
     if (image) {
-      const work = this.gridWorkspace(gray.width, gray.height);
       if (!work.image || work.image.width !== image.width || work.image.height !== image.height)
         work.image = { width: image.width, height: image.height, data: new Uint8Array(image.data.length) };
       work.image.data.set(image.data);
@@ -204,7 +208,9 @@ export class LatentCache {
 
   private latentWorkspace(work: ConsistencyWorkspace, dims: LatentDims): void {
     if (sameDims(work.latentDims, dims)) return;
-    const [, channels, lh, lw] = dims as [number, number, number, number];
+    const channels = dims[1]!;
+    const lh = dims[2]!;
+    const lw = dims[3]!;
     work.latentDims = [...dims];
     work.latentFlow = { width: lw, height: lh, data: new Float32Array(lw * lh * 2) };
     work.valid = new Float32Array(lw * lh);
@@ -214,13 +220,17 @@ export class LatentCache {
 
   /** The prepared pyramid of a grey frame from flowFrame(), or one built now for any other. */
   private flowFrameOf(gray: GrayImage): FlowFrame {
-    for (const slot of this.work?.slots ?? []) if (slot.gray === gray && slot.frame) return slot.frame;
+    const slots = this.work?.slots;
+    if (slots?.[0].gray === gray && slots[0].frame) return slots[0].frame;
+    if (slots?.[1].gray === gray && slots[1].frame) return slots[1].frame;
     return this.flow.prepare(gray);
   }
 }
 
 function sameDims(a: LatentDims, b: LatentDims): boolean {
-  return a.length === b.length && a.every((v, i) => v === b[i]);
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** Blend guidance into an x0 estimate in place: x0 += w · (warped − x0), per latent pixel across channels. */

@@ -175,6 +175,8 @@ export class FlowEstimator {
     frame.levels[0] = img;
     for (let k = 1; k < sizes.length; k++) halveGray(frame.levels[k - 1]!, frame.levels[k]!);
     for (let k = finest; k < sizes.length; k++) gradients(frame.levels[k]!, frame.gx[k]!, frame.gy[k]!);
+    // The flow's working memory for this size, now: a stream's first frame has no flow to compute.
+    this.workspace(frame.levels);
     return frame;
   }
 
