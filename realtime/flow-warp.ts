@@ -21,7 +21,8 @@ export function occlusionMask(backward: FlowField, forward: FlowField, out?: Flo
  * (the warped previous frame shows the object there). Pixels where both pass are safe to reuse.
  */
 export function photometricMask(current: GrayImage, previous: GrayImage, backward: FlowField, threshold = PHOTOMETRIC_THRESHOLD, out?: Float32Array): Float32Array {
-  const { width: w, height: h } = current;
+  const w = current.width | 0;
+  const h = current.height | 0;
   const mask = out ?? new Float32Array(w * h);
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < w; x++) {
@@ -50,7 +51,9 @@ export function validityMask(current: GrayImage, previous: GrayImage, backward: 
  * lies, interleaved, instead of being copied into planes first.
  */
 function checkFlow(backward: FlowField, forward: FlowField, cur: Float32Array | undefined, prev: Float32Array | undefined, threshold: number, out: Float32Array | undefined): Float32Array {
-  const { width: w, height: h } = backward;
+  // Sizes as int32 (`| 0`): one stored as a double would make every index computation below a double.
+  const w = backward.width | 0;
+  const h = backward.height | 0;
   if (forward.width !== w || forward.height !== h) throw new RangeError('forward and backward flow must share a grid');
   const mask = out ?? new Float32Array(w * h);
   const b = backward.data;
@@ -105,40 +108,47 @@ export const PHOTOMETRIC_THRESHOLD = 12;
 
 /** Area-average a flow field down to (width, height) (an integer factor), scaling the vectors to match. */
 export function downsampleFlow(flow: FlowField, width: number, height: number, out?: FlowField): FlowField {
-  const fx = flow.width / width;
-  const fy = flow.height / height;
-  if (!Number.isInteger(fx) || !Number.isInteger(fy)) throw new RangeError(`cannot downsample ${flow.width}×${flow.height} flow to ${width}×${height}`);
+  if (!Number.isInteger(flow.width / width) || !Number.isInteger(flow.height / height))
+    throw new RangeError(`cannot downsample ${flow.width}×${flow.height} flow to ${width}×${height}`);
+  const fx = (flow.width / width) | 0;
+  const fy = (flow.height / height) | 0;
+  const from = flow.width | 0;
   const result = out && out.width === width && out.height === height ? out : { width, height, data: new Float32Array(width * height * 2) };
   const dst = result.data;
   const src = flow.data;
   const norm = 1 / (fx * fy);
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
+  const w = width | 0;
+  const h = height | 0;
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
       let u = 0;
       let v = 0;
       for (let j = 0; j < fy; j++) {
-        for (let i = 0, s = 2 * ((y * fy + j) * flow.width + x * fx); i < fx; i++, s += 2) {
+        for (let i = 0, s = 2 * ((y * fy + j) * from + x * fx); i < fx; i++, s += 2) {
           u += src[s]!;
           v += src[s + 1]!;
         }
       }
-      dst[2 * (y * width + x)] = (u * norm) / fx;
-      dst[2 * (y * width + x) + 1] = (v * norm) / fy;
+      dst[2 * (y * w + x)] = (u * norm) / fx;
+      dst[2 * (y * w + x) + 1] = (v * norm) / fy;
     }
   }
   return result;
 }
 
 /** Area-average a mask (or any plane) down by an integer factor (into `out` when given). */
-export function downsamplePlane(plane: Float32Array, width: number, height: number, factor: number, out?: Float32Array): Float32Array {
-  const w = Math.floor(width / factor);
-  const h = Math.floor(height / factor);
+export function downsamplePlane(plane: Float32Array, width: number, height: number, f: number, out?: Float32Array): Float32Array {
+  if (!Number.isInteger(f) || f < 1) throw new RangeError(`downsample: the factor must be a positive integer, got ${f}`);
+  const factor = f | 0;
+  const w = Math.floor(width / factor) | 0;
+  const h = Math.floor(height / factor) | 0;
   const result = out ?? new Float32Array(w * h);
   const norm = 1 / (factor * factor);
+  const stride = width | 0;
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < w; x++) {
       let s = 0;
-      for (let j = 0; j < factor; j++) for (let i = 0; i < factor; i++) s += plane[(y * factor + j) * width + x * factor + i]!;
+      for (let j = 0; j < factor; j++) for (let i = 0; i < factor; i++) s += plane[(y * factor + j) * stride + x * factor + i]!;
       result[y * w + x] = s * norm;
     }
   }
@@ -151,7 +161,8 @@ export function downsamplePlane(plane: Float32Array, width: number, height: numb
  * sample position and weights found once per pixel for all planes.
  */
 export function warpPlanes(src: Float32Array, channels: number, flow: FlowField, out: Float32Array = new Float32Array(src.length)): Float32Array {
-  const { width: w, height: h } = flow;
+  const w = flow.width | 0;
+  const h = flow.height | 0;
   const plane = w * h;
   if (src.length !== channels * plane) throw new RangeError(`warp: ${src.length} values is not ${channels}×${w}×${h}`);
   const fd = flow.data;

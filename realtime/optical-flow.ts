@@ -35,8 +35,9 @@ export interface FlowOptions {
 
 /** Luma (BT.601) of packed RGB24, box-averaged down by an integer factor (into `out` when it fits). */
 export function grayFromRgb(rgb: { width: number; height: number; data: Uint8Array }, factor: number, out?: GrayImage): GrayImage {
-  const width = Math.floor(rgb.width / factor);
-  const height = Math.floor(rgb.height / factor);
+  if (!Number.isInteger(factor) || factor < 1) throw new RangeError(`grey frame: the factor must be a positive integer, got ${factor}`);
+  const width = Math.floor(rgb.width / factor) | 0;
+  const height = Math.floor(rgb.height / factor) | 0;
   const gray = out && out.width === width && out.height === height ? out : { width, height, data: new Float32Array(width * height) };
   if (factor % 4 === 0 && factor <= 32 && rgb.width % 4 === 0 && rgb.data.byteOffset % 4 === 0 && LITTLE_ENDIAN) grayFromRgbWords(rgb, factor, gray);
   else grayFromRgbBytes(rgb, factor, gray);
@@ -45,10 +46,13 @@ export function grayFromRgb(rgb: { width: number; height: number; data: Uint8Arr
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
-function grayFromRgbBytes(rgb: { width: number; height: number; data: Uint8Array }, factor: number, gray: GrayImage): void {
-  const { width, height, data: dst } = gray;
+function grayFromRgbBytes(rgb: { width: number; height: number; data: Uint8Array }, f: number, gray: GrayImage): void {
+  const factor = f | 0;
+  const width = gray.width | 0;
+  const height = gray.height | 0;
+  const dst = gray.data;
   const src = rgb.data;
-  const stride = 3 * rgb.width;
+  const stride = (3 * rgb.width) | 0;
   // Integer sums per channel (exact), weighted once per output pixel: a third of the multiplies.
   const norm = 1 / (factor * factor);
   for (let y = 0; y < height; y++) {
@@ -76,8 +80,11 @@ function grayFromRgbBytes(rgb: { width: number; height: number; data: Uint8Array
  * words per output pixel: no carry between lanes up to factor 32). The sums are the same integers,
  * so the result is bit for bit the same, at a quarter of the reads (about 4× faster here).
  */
-function grayFromRgbWords(rgb: { width: number; height: number; data: Uint8Array }, factor: number, gray: GrayImage): void {
-  const { width, height, data: dst } = gray;
+function grayFromRgbWords(rgb: { width: number; height: number; data: Uint8Array }, f: number, gray: GrayImage): void {
+  const factor = f | 0;
+  const width = gray.width | 0;
+  const height = gray.height | 0;
+  const dst = gray.data;
   const src = new Uint32Array(rgb.data.buffer, rgb.data.byteOffset, rgb.data.length >> 2);
   const stride = (3 * rgb.width) >> 2;
   const words = (3 * factor) >> 2;
@@ -229,19 +236,23 @@ function pyramidSizes(width: number, height: number, minSize: number): Array<[nu
 
 /** 2×2 box downsample (odd edges dropped) into `out` (half the size). */
 function halveGray(img: GrayImage, out: GrayImage): void {
-  const { width, height } = out;
+  const width = out.width | 0;
+  const height = out.height | 0;
+  const from = img.width | 0;
   const dst = out.data;
   const s = img.data;
   for (let y = 0; y < height; y++) {
-    const r0 = 2 * y * img.width;
-    const r1 = r0 + img.width;
+    const r0 = 2 * y * from;
+    const r1 = r0 + from;
     for (let x = 0, o = y * width; x < width; x++, o++) dst[o] = 0.25 * (s[r0 + 2 * x]! + s[r0 + 2 * x + 1]! + s[r1 + 2 * x]! + s[r1 + 2 * x + 1]!);
   }
 }
 
 /** Central-difference gradients (one-sided at the border). */
 function gradients(img: GrayImage, gx: Float32Array, gy: Float32Array): void {
-  const { width: w, height: h, data: d } = img;
+  const w = img.width | 0;
+  const h = img.height | 0;
+  const d = img.data;
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < w; x++) {
       const i = y * w + x;
@@ -300,14 +311,16 @@ function upsampleTable(fw: number, fh: number, width: number, height: number): U
  * two or three output rows that blend it: the same arithmetic as interpolating per output pixel.
  */
 function upsampleFlow(flow: FlowField, out: FlowField, t: UpsampleTable): void {
-  const { width, height } = out;
+  const width = out.width | 0;
+  const height = out.height | 0;
   const o32 = out.data;
-  const fw = flow.width;
+  const fw = flow.width | 0;
+  const fh = flow.height | 0;
   const ku = 1 / (fw / width);
-  const kv = 1 / (flow.height / height);
+  const kv = 1 / (fh / height);
   const d = flow.data;
   const rows = t.rows;
-  for (let r = 0, o = 0; r < flow.height; r++) {
+  for (let r = 0, o = 0; r < fh; r++) {
     const row = 2 * r * fw;
     for (let x = 0; x < width; x++, o += 2) {
       const a = t.colA[x]!;
@@ -341,9 +354,11 @@ const DEFAULT_FINEST_LEVEL = 1;
  * clamping per pixel; only blocks that touch the border take the clamped path.
  */
 function samplePatch(d: Float32Array, w: number, h: number, x0: number, y0: number, patch: number, out: Float32Array): void {
-  const ix = Math.floor(x0);
-  const iy = Math.floor(y0);
-  if (ix >= 0 && iy >= 0 && ix + patch < w && iy + patch < h) {
+  const fx = Math.floor(x0);
+  const fy = Math.floor(y0);
+  if (fx >= 0 && fy >= 0 && fx + patch < w && fy + patch < h) {
+    const ix = fx | 0; // in range: int32 index arithmetic below
+    const iy = fy | 0;
     const ax = x0 - ix;
     const ay = y0 - iy;
     const w00 = (1 - ax) * (1 - ay);
@@ -426,8 +441,9 @@ function emptyTable(): UpsampleTable {
 }
 
 function disLevel(i0: GrayImage, gx: Float32Array, gy: Float32Array, i1: GrayImage, flow: FlowField, iterations: number, work: DisWorkspace, level: number): void {
-  const { width: w, height: h } = i0;
-  const patch = Math.min(DIS_PATCH, w, h);
+  const w = i0.width | 0;
+  const h = i0.height | 0;
+  const patch = Math.min(DIS_PATCH, w, h) | 0;
   const xs = work.xs[level]!;
   const ys = work.ys[level]!;
   const n = patch * patch;
