@@ -251,9 +251,10 @@ export function applyGuidance(x0: Float32Array, guidance: TemporalGuidance): voi
  * out = cur + w·(warp(prev) − cur), with w = weight × mask. The flow grid is an integer factor
  * coarser than the image and each grid cell's vector applies to its whole block of pixels: a
  * translated block shares one set of bilinear weights, which makes this about twice as fast as
- * interpolating the flow per pixel (1.0 ms at 320×256 here; still the costliest part of consistency
- * on a CPU). An ONNX graph doing the same with onnxruntime's Resize + GridSample was tried and was
- * slower: 4.9 ms on one thread, 11.6 on two.
+ * interpolating the flow per pixel (0.8 ms at 320×256 in the worker here; still the costliest part
+ * of consistency on a CPU, bound by its double-precision arithmetic: reading the image as 32-bit
+ * words or with fixed-point weights measured no faster). An ONNX graph doing the same with
+ * onnxruntime's Resize + GridSample was tried and was slower: 4.9 ms on one thread, 11.6 on two.
  */
 export function blendWarpedImage(cur: RgbImage, prev: RgbImage, flow: { width: number; height: number; data: Float32Array }, mask: Float32Array, weight: number): void {
   // Indices are kept int32 (`| 0`) throughout: a quotient, Math.floor or a size that was ever stored
