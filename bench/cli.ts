@@ -3,6 +3,7 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULT_MODEL_DIR } from '../server/config.js';
+import type { MotionKind } from './motion-clips.js';
 
 const HELP = `sds bench — measure latency
 
@@ -26,6 +27,9 @@ const HELP = `sds bench — measure latency
 
   sds bench flow  [--frames N]
       optical-flow accuracy (end-point error on clips with known motion) and cost, next to OpenCV.
+
+  sds bench consistency [--clip occluder|static-noise|pan|zoom|rotate ...] [--frames N] [--consistency C]
+      the temporal-consistency path alone (flow, masks, warps, image blend), without the model: added ms p50/p95.
 
   sds bench soak  [--minutes M] [--sessions N] [--viewers V] [--interval S] [--out DIR] ...
       long run: RSS, heap, handles, workers, live resources and latency per interval; exits 1 on growth or leaks.
@@ -110,6 +114,23 @@ export async function runBenchCli(argv: string[]): Promise<number> {
       (line) => process.stderr.write(line + '\n'),
     );
     process.stdout.write(formatFlowTable(rows) + '\n');
+    return 0;
+  }
+  if (kind === 'consistency') {
+    const { values } = parseArgs({ args: rest, options: { clip: { type: 'string', multiple: true }, frames: { type: 'string' }, consistency: { type: 'string' } } });
+    const { runConsistencyBench, formatConsistencyTable } = await import('./consistency-bench.js');
+    const rows = await runConsistencyBench({
+      photo: path.join(DEFAULT_MODEL_DIR, 'testdata', 'heldout.png'),
+      width: 320,
+      height: 256,
+      latentFactor: 8,
+      latentChannels: 4,
+      kinds: (values.clip ?? ['occluder', 'static-noise', 'pan']) as MotionKind[],
+      clipFrames: 30,
+      frames: values.frames ? Number(values.frames) : 300,
+      consistency: values.consistency ? Number(values.consistency) : 1,
+    });
+    process.stdout.write(formatConsistencyTable(rows) + '\n');
     return 0;
   }
   process.stderr.write(`unknown bench kind "${kind}"\n\n${HELP}`);

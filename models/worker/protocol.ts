@@ -1,5 +1,5 @@
-// Messages between ModelRuntime (main thread) and an inference worker. Pixels travel as transferred
-// ArrayBuffers, never as JSON arrays.
+// Messages between ModelRuntime (main thread) and an inference worker. Pixels travel as ArrayBuffers,
+// never as JSON arrays: transferred to the worker, copied back (see inference-worker.ts for why).
 import type { StageTiming } from '../../realtime/frame.js';
 import type { ExecutionProvider } from '../restyle-types.js';
 import type { StyleBlend } from '../conditioning.js';
@@ -42,5 +42,6 @@ export type FromWorker =
   | { type: 'ready'; provider: ExecutionProvider }
   | { type: 'init-error'; message: string }
   | { type: 'log'; level: 'info' | 'warn'; message: string }
+  /** `pixels`: packed RGB24, a copy (the worker keeps its own buffers undetached). */
   | { type: 'result'; id: number; width: number; height: number; pixels: ArrayBuffer; stages: StageTiming[] }
   | { type: 'error'; id: number; message: string };

@@ -5,8 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadPhoto } from '../../bench/loopback-client.js';
 import { makeMotionClip, type MotionKind } from '../../bench/motion-clips.js';
-import { downsampleFlow, downsamplePlane, endPointError, occlusionMask, photometricMask, warpPlanes } from '../../realtime/flow-warp.js';
-import { estimateFlow, grayFromRgb } from '../../realtime/optical-flow.js';
+import { downsampleFlow, downsamplePlane, endPointError, occlusionMask, photometricMask, validityMask, warpPlanes } from '../../realtime/flow-warp.js';
+import { estimateFlow, FlowEstimator, grayFromRgb } from '../../realtime/optical-flow.js';
 
 const W = 320;
 const H = 256;
@@ -113,4 +113,74 @@ test('warping along a known translation moves the content by that translation', 
   assert.equal(out[0], 1);
   assert.equal(out[w * h + 2 * w + 3], src[w * h + 2 * w + 4]);
   assert.equal(out[w - 1], src[w - 1]);
+});
+
+test('a flow estimator reuses its buffers across frames of one size and matches the one-off flow', async () => {
+  const photo = await loadPhoto('models/default/testdata/heldout.png');
+  const clip = makeMotionClip(photo, undefined, { kind: 'occluder', width: W, height: H, frames: 4 });
+  const grays = clip.frames.map((f) => grayFromRgb(f, GRID));
+  const estimator = new FlowEstimator();
+  const a = estimator.prepare(grays[0]!);
+  const levelBuffers = a.levels.map((l) => l.data);
+  const b = estimator.prepare(grays[1]!);
+  const out = estimator.estimate(a, b);
+  assert.deepEqual(out.data, estimateFlow(grays[0]!, grays[1]!).data);
+  // The next pair: frame 0's buffers take frame 2, the flow goes into the same field.
+  const c = estimator.prepare(grays[2]!, a);
+  assert.equal(c, a);
+  assert.equal(c.levels[0], grays[2]);
+  c.levels.slice(1).forEach((l, k) => assert.equal(l.data, levelBuffers[k + 1]));
+  assert.equal(estimator.estimate(b, c, out), out);
+  assert.deepEqual(out.data, estimateFlow(grays[1]!, grays[2]!).data);
+  // Another size: new buffers of that size, the same answer as a one-off.
+  const half = clip.frames.slice(2).map((f) => grayFromRgb(f, 2 * GRID));
+  const d = estimator.prepare(half[0]!, b);
+  assert.notEqual(d, b);
+  assert.equal(d.levels[1]!.width, half[0]!.width >> 1);
+  const small = estimator.estimate(d, estimator.prepare(half[1]!), out);
+  assert.notEqual(small, out);
+  assert.deepEqual(small.data, estimateFlow(half[0]!, half[1]!).data);
+});
+
+test('the validity mask is the occlusion mask times the photometric mask, bit for bit', async () => {
+  const photo = await loadPhoto('models/default/testdata/heldout.png');
+  const clip = makeMotionClip(photo, undefined, { kind: 'occluder', width: W, height: H, frames: 6 });
+  for (let t = 0; t + 1 < clip.frames.length; t++) {
+    const prev = grayFromRgb(clip.frames[t]!, GRID);
+    const cur = grayFromRgb(clip.frames[t + 1]!, GRID);
+    const backward = estimateFlow(cur, prev);
+    const forward = estimateFlow(prev, cur);
+    const fb = occlusionMask(backward, forward);
+    const pm = photometricMask(cur, prev, backward);
+    const out = new Float32Array(fb.length).fill(7); // stale values are overwritten
+    assert.equal(validityMask(cur, prev, backward, forward, out), out);
+    assert.deepEqual(out, fb.map((v, i) => v * pm[i]!));
+  }
+});
+
+test('the grey flow frame is the same whether the RGB is read by words or by bytes', () => {
+  for (const factor of [4, 8]) {
+    const w = 64;
+    const h = 48;
+    const rgb = new Uint8Array(w * h * 3).map((_, i) => (i * 131 + (i >> 7) * 17) & 0xff);
+    // Word-aligned (read as 32-bit words) and one byte off (read byte by byte): the same pixels.
+    const shifted = new Uint8Array(rgb.length + 1);
+    shifted.set(rgb, 1);
+    const words = grayFromRgb({ width: w, height: h, data: rgb }, factor);
+    const bytes = grayFromRgb({ width: w, height: h, data: shifted.subarray(1) }, factor);
+    assert.deepEqual(words.data, bytes.data);
+    // And both are the box-averaged luma.
+    let r = 0;
+    let g = 0;
+    let b = 0;
+    for (let y = 0; y < factor; y++)
+      for (let x = 0; x < factor; x++) {
+        const i = 3 * ((factor + y) * w + 2 * factor + x);
+        r += rgb[i]!;
+        g += rgb[i + 1]!;
+        b += rgb[i + 2]!;
+      }
+    const expected = Math.fround((0.299 * r + 0.587 * g + 0.114 * b) / (factor * factor));
+    assert.ok(Math.abs(words.data[1 * words.width + 2]! - expected) < 1e-3);
+  }
 });
