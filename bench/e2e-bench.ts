@@ -7,7 +7,7 @@ import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { nowMs } from '../realtime/clock.js';
-import type { StageTiming } from '../realtime/frame.js';
+import type { FramePath, StageTiming } from '../realtime/frame.js';
 import { PACKAGE_ROOT, parseServeConfig } from '../server/config.js';
 import { parseBenchArgs } from './bench-args.js';
 import { createLogger, startServer } from '../server/server.js';
@@ -46,11 +46,11 @@ export async function runE2eBench(options: E2eBenchOptions): Promise<RunReport> 
     logLevel: process.env.LOG_LEVEL ?? 'warn',
   };
   const server = await startServer(config, createLogger(config.logLevel));
-  const serverFrames = new Map<string, Map<number, { arrivalMs: number; outMs: number; stages: StageTiming[] }>>();
+  const serverFrames = new Map<string, Map<number, { arrivalMs: number; outMs: number; stages: StageTiming[]; path?: FramePath }>>();
   server.sessions.frameObservers.add((sessionId, frame, outMs) => {
     let own = serverFrames.get(sessionId);
     if (!own) serverFrames.set(sessionId, (own = new Map()));
-    own.set(frame.rtpTimestamp, { arrivalMs: frame.arrivalMs, outMs, stages: frame.stages });
+    own.set(frame.rtpTimestamp, { arrivalMs: frame.arrivalMs, outMs, stages: frame.stages, path: frame.path });
   });
   const query = new URLSearchParams();
   for (const key of ['steps', 'strength', 'consistency', 'style'] as const) {
@@ -136,6 +136,7 @@ export async function runE2eBench(options: E2eBenchOptions): Promise<RunReport> 
         arrivalMs: s?.arrivalMs,
         firstPacketOutMs: s?.outMs,
         stages: s?.stages,
+        path: s?.path,
         receivedByClientMs: outs.get(rtpTimestamp),
       });
     }

@@ -1,6 +1,6 @@
 // Turns per-frame records from an end-to-end run into the report: percentiles, per-stage breakdown,
 // rates, and renderings (terminal table, Markdown, an HTML page with charts, JSON). Pure functions.
-import type { StageName, StageTiming } from '../realtime/frame.js';
+import type { FramePath, StageName, StageTiming } from '../realtime/frame.js';
 
 /** One input frame as the benchmark saw it. Times are epoch ms (nowMs()). */
 export interface FrameRecord {
@@ -11,6 +11,8 @@ export interface FrameRecord {
   arrivalMs?: number;
   firstPacketOutMs?: number;
   stages?: StageTiming[];
+  /** The engine's choice for it (model at some steps and scale, or reuse). */
+  path?: FramePath;
   /** Client side: when the restyled frame was decoded. */
   receivedByClientMs?: number;
 }
@@ -74,6 +76,20 @@ export interface RunReport {
   sessions: SessionSummary[];
   /** Latency over time: [seconds since start, latency ms] of every matched frame (for the timeline). */
   timeline: Array<[number, number, number]>;
+  /**
+   * Every frame that came back, in arrival order: when, its latency, the engine's path and each stage's ms (repeated
+   * stages summed). What a slow run needs to be told apart: which frames ran at half resolution, which stage grew.
+   */
+  frames: FrameSummary[];
+}
+
+export interface FrameSummary {
+  session: number;
+  /** Seconds since the run started. */
+  atS: number;
+  latencyMs: number;
+  path?: FramePath;
+  stagesMs: Partial<Record<StageName, number>>;
 }
 
 export function distribution(values: number[]): Distribution {
@@ -96,13 +112,21 @@ export function summarize(
   const latencies = matched.map((r) => r.firstPacketOutMs! - r.arrivalMs!);
   const roundTrips = records.filter((r) => r.receivedByClientMs !== undefined).map((r) => r.receivedByClientMs! - r.sentByClientMs);
   const perStage = new Map<StageName, number[]>();
-  for (const r of matched) {
+  const frames: FrameSummary[] = [];
+  for (const r of [...matched].sort((a, b) => a.arrivalMs! - b.arrivalMs!)) {
     // Several records of one stage in one frame (e.g. dispatch in and out) add up to that stage's time.
     const sums = new Map<StageName, number>();
     for (const s of r.stages ?? []) {
       if (Number.isFinite(s.endMs)) sums.set(s.name, (sums.get(s.name) ?? 0) + (s.endMs - s.startMs));
     }
     for (const [name, ms] of sums) perStage.set(name, [...(perStage.get(name) ?? []), ms]);
+    frames.push({
+      session: r.session,
+      atS: round((r.arrivalMs! - extra.startMs) / 1000, 3),
+      latencyMs: round(r.firstPacketOutMs! - r.arrivalMs!, 2),
+      ...(r.path ? { path: r.path } : {}),
+      stagesMs: Object.fromEntries([...sums].map(([name, ms]) => [name, round(ms, 2)])),
+    });
   }
   const stagesMs: RunReport['stagesMs'] = {};
   for (const [name, values] of perStage) stagesMs[name] = distribution(values);
@@ -152,7 +176,15 @@ export function summarize(
     cpuPercent: extra.cpuPercent,
     sessions,
     timeline: matched.map((r) => [round((r.arrivalMs! - extra.startMs) / 1000, 3), round(r.firstPacketOutMs! - r.arrivalMs!, 2), r.session]),
+    frames,
   };
+}
+
+/** "full / half / reuse" counts; reports written before frames were recorded have none. */
+function pathCounts(frames: FrameSummary[] | undefined): string {
+  if (!frames) return '–';
+  const n = (test: (p: FramePath | undefined) => boolean): number => frames.filter((f) => test(f.path)).length;
+  return `${n((p) => p?.kind === 'model' && p.scale === 1)} / ${n((p) => p?.kind === 'model' && p.scale === 0.5)} / ${n((p) => p?.kind === 'reuse')}`;
 }
 
 function spanSeconds(times: number[]): number {
@@ -190,6 +222,7 @@ export function renderMarkdown(report: RunReport): string {
     `| input fps / output fps (all sessions) | ${f1(report.inputFps)} / ${f1(report.outputFps)} |`,
     `| dropped (sent but never returned) | ${pct(report.dropRate)} |`,
     `| deadline misses (of returned frames) | ${pct(report.deadlineMissRate)} |`,
+    `| engine path of returned frames: model at full / half resolution / previous output again | ${pathCounts(report.frames)} |`,
     `| time to first frame | ${f1(report.timeToFirstFrameMs)} ms |`,
     `| overhead ratio (median latency ÷ Σ median stage compute) | ${report.overheadRatio.toFixed(3)} |`,
     `| main-thread event-loop delay p50 / p99 / max | ${f1(report.eventLoopDelayMs.p50)} / ${f1(report.eventLoopDelayMs.p99)} / ${f1(report.eventLoopDelayMs.max)} ms |`,

@@ -42,7 +42,11 @@ export interface VideoFrame {
   /** Monotonic per-stream input sequence number (counts frames, including dropped ones). */
   seq: number;
   stages: StageTiming[];
+  /** The path the engine chose for it: the model at `steps` and `scale`, or the previous output again. */
+  path?: FramePath;
 }
+
+export type FramePath = { kind: 'model'; steps: number; scale: 1 | 0.5 } | { kind: 'reuse' };
 
 export function recordStage(frame: VideoFrame, name: StageName, startMs: number, endMs: number): void {
   frame.stages.push({ name, startMs, endMs });

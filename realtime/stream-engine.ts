@@ -206,6 +206,7 @@ export class StreamEngine {
       frame.stages.push(...result.stages);
       if (last) recordStage(frame, 'dispatch', last.endMs, returned);
       frame.image = result.image;
+      frame.path = { kind: 'model', steps: plan.steps, scale: plan.scale };
       this.last = { inputThumb: thumb, image: result.image };
       this.reusedInARow = 0;
       this.emit(frame, returned);
@@ -239,6 +240,7 @@ export class StreamEngine {
   private reuse(frame: VideoFrame, taken: number): void {
     // Egress only reads output pixels, so the previous output can be sent again as it is.
     frame.image = this.last!.image;
+    frame.path = { kind: 'reuse' };
     this.reused++;
     this.reusedInARow++;
     const now = nowMs();

@@ -127,6 +127,9 @@ test('the similarity filter reuses the output for an unchanged input, refreshes 
   assert.equal(engine.stats().reused, 10);
   assert.equal(out.length, 12);
   assert.ok(out[5]!.stages.some((s) => s.name === 'reuse'));
+  // Each emitted frame says which path it took (the benchmark's per-frame records read it).
+  assert.deepEqual(out[0]!.path, { kind: 'model', steps: 1, scale: 1 });
+  assert.deepEqual(out[5]!.path, { kind: 'reuse' });
   engine.push(frame(200)); // a different picture
   await new Promise((r) => setTimeout(r, 10));
   assert.equal(restyler.requests.length, 3);
