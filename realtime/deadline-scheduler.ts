@@ -34,6 +34,12 @@ export interface DeadlineSchedulerOptions {
   relaxedSimilarity?: number;
   /** An estimate not refreshed for this long is re-probed, so the engine recovers when load falls. */
   staleMs?: number;
+  /**
+   * A path given up for being over budget is probed again this soon (default 250 ms), then twice as late after each
+   * probe that finds it still over budget, up to staleMs. A stream's first runs are slow (allocation, JIT) and used
+   * to hold it at half resolution for a whole staleMs after it started.
+   */
+  firstProbeMs?: number;
 }
 
 /** Recent samples per path: short enough that a one-off stall (GC, a busy core) soon leaves it. */
@@ -47,29 +53,47 @@ class PathCost {
   readonly fixed = new MovingPercentiles(WINDOW);
   readonly step = new MovingPercentiles(WINDOW);
   lastMs = -Infinity;
+  /** When a plan last passed this path over for its cost; undefined while it is in use. */
+  abandonedAtMs: number | undefined;
+  /** How long after abandonment it is probed again. */
+  probeAfterMs: number;
+  /** The last run on this path was a probe (it had been abandoned). */
+  lastRunWasProbe = false;
+
+  constructor(firstProbeMs: number) {
+    this.probeAfterMs = firstProbeMs;
+  }
 }
 
 export class DeadlineScheduler {
-  private readonly costs = { full: new PathCost(), half: new PathCost() };
+  private readonly costs: Record<'full' | 'half', PathCost>;
   private readonly egress = new MovingPercentiles(WINDOW);
   private consecutiveDrops = 0;
   private readonly relaxedSimilarity: number;
   private readonly staleMs: number;
+  private readonly firstProbeMs: number;
 
   constructor(private readonly options: DeadlineSchedulerOptions) {
     this.relaxedSimilarity = options.relaxedSimilarity ?? 0.9;
     this.staleMs = options.staleMs ?? 2000;
+    this.firstProbeMs = Math.min(options.firstProbeMs ?? 250, this.staleMs);
+    this.costs = { full: new PathCost(this.firstProbeMs), half: new PathCost(this.firstProbeMs) };
   }
 
   recordRun(cost: RunCost): void {
     const path = cost.scale === 1 ? this.costs.full : this.costs.half;
-    // A run after a stale gap is a probe: it replaces the old window instead of joining it. Otherwise
-    // a path abandoned after a few slow runs (a start-up stall, a burst of load) would keep those
-    // samples for WINDOW probes, one per staleMs, and stay degraded for a minute after load fell.
-    if (cost.atMs - path.lastMs > this.staleMs) {
+    // A run on an abandoned path, or after a stale gap, is a probe: it replaces the old window instead of
+    // joining it. Otherwise a path abandoned after a few slow runs (a start-up stall, a burst of load) would
+    // keep those samples for WINDOW probes and stay degraded long after load fell.
+    const probe = path.abandonedAtMs !== undefined || cost.atMs - path.lastMs > this.staleMs;
+    if (probe) {
       path.fixed.clear();
       path.step.clear();
+    } else {
+      path.probeAfterMs = this.firstProbeMs; // in use again: the next abandonment starts probing early
     }
+    path.lastRunWasProbe = path.abandonedAtMs !== undefined;
+    path.abandonedAtMs = undefined;
     path.fixed.add(cost.fixedMs);
     path.step.add(cost.denoiseMs / Math.max(1, cost.steps));
     path.lastMs = cost.atMs;
@@ -84,12 +108,25 @@ export class DeadlineScheduler {
   predict(steps: number, scale: 1 | 0.5, nowMs: number, percentile = PREDICT_PERCENTILE): number | undefined {
     const path = scale === 1 ? this.costs.full : this.costs.half;
     if (path.fixed.count === 0 || nowMs - path.lastMs > this.staleMs) return undefined;
+    if (path.abandonedAtMs !== undefined && nowMs - path.abandonedAtMs > path.probeAfterMs) return undefined;
     return path.fixed.percentile(percentile) + steps * path.step.percentile(percentile);
   }
 
   plan(input: PlanInput): FramePlan {
     const plan = this.choose(input);
     this.consecutiveDrops = plan.action === 'drop' ? this.consecutiveDrops + 1 : 0;
+    // A path with a known cost that this plan degraded past is abandoned until its probe: full resolution when
+    // the frame is not run at full resolution, half resolution when it is dropped. A probe that found it still
+    // too slow doubles the wait before the next one.
+    const passedOver = [
+      [1, this.costs.full, !(plan.action === 'run' && plan.scale === 1)],
+      [0.5, this.costs.half, plan.action === 'drop'],
+    ] as const;
+    for (const [scale, path, over] of passedOver) {
+      if (!over || path.abandonedAtMs !== undefined || this.predict(1, scale, input.nowMs) === undefined) continue;
+      path.abandonedAtMs = input.nowMs;
+      if (path.lastRunWasProbe) path.probeAfterMs = Math.min(2 * path.probeAfterMs, this.staleMs);
+    }
     return plan;
   }
 

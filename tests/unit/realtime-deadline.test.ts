@@ -62,3 +62,47 @@ test('it never drops more than two frames in a row: the third runs the cheapest 
   const late = { arrivalMs: 0, nowMs: 0, steps: 1, similarity: undefined };
   assert.deepEqual([pick(s.plan(late)), pick(s.plan(late)), pick(s.plan(late)), pick(s.plan(late))], [['drop'], ['drop'], ['run', 1, 0.5], ['drop']]);
 });
+
+test('a path given up at start-up is probed again after 250 ms, not after the whole stale time', () => {
+  const s = new DeadlineScheduler({ budgetMs: 40 });
+  // A stream's first two full-resolution runs are slow (allocation, JIT): 50 ms each.
+  s.recordRun({ steps: 1, scale: 1, fixedMs: 40, denoiseMs: 10, atMs: 0 });
+  s.recordRun({ steps: 1, scale: 1, fixedMs: 40, denoiseMs: 10, atMs: 33 });
+  assert.deepEqual(pick(s.plan({ arrivalMs: 66, nowMs: 66, steps: 1, similarity: undefined })), ['run', 1, 0.5]);
+  s.recordRun({ steps: 1, scale: 0.5, fixedMs: 6, denoiseMs: 2, atMs: 80 });
+  assert.deepEqual(pick(s.plan({ arrivalMs: 300, nowMs: 300, steps: 1, similarity: undefined })), ['run', 1, 0.5], 'not yet');
+  assert.deepEqual(pick(s.plan({ arrivalMs: 330, nowMs: 330, steps: 1, similarity: undefined })), ['run', 1, 1], 'probe');
+  s.recordRun({ steps: 1, scale: 1, fixedMs: 12, denoiseMs: 6, atMs: 350 });
+  // The probe's fast run replaced the slow start-up samples: full resolution from here on.
+  assert.deepEqual(pick(s.plan({ arrivalMs: 363, nowMs: 363, steps: 1, similarity: undefined })), ['run', 1, 1]);
+});
+
+test('probes of a path that stays over budget back off: 250, 500, 1000 ms … up to the stale time', () => {
+  const s = new DeadlineScheduler({ budgetMs: 40, staleMs: 2000 });
+  const slowFull = (at: number): void => s.recordRun({ steps: 1, scale: 1, fixedMs: 50, denoiseMs: 10, atMs: at });
+  slowFull(0);
+  const probes: number[] = [];
+  for (let t = 10; t < 6000; t += 10) {
+    const plan = s.plan({ arrivalMs: t, nowMs: t, steps: 1, similarity: undefined });
+    if (plan.action === 'run' && plan.scale === 1) {
+      probes.push(t);
+      slowFull(t);
+    } else if (plan.action === 'run') s.recordRun({ steps: 1, scale: 0.5, fixedMs: 6, denoiseMs: 2, atMs: t });
+  }
+  // Abandoned at 10 ms; each wait is counted from the frame after a probe (one 10 ms tick later).
+  const waits = [probes[0]! - 10, ...probes.slice(1).map((t, i) => t - probes[i]! - 10)];
+  const within = (v: number, lo: number): boolean => v > lo && v <= lo + 20;
+  assert.ok(within(waits[0]!, 250) && within(waits[1]!, 500) && within(waits[2]!, 1000), `waits ${waits}`);
+  assert.ok(waits.length >= 5 && waits.slice(3).every((w) => w >= 1990 && w <= 2020), `then every staleMs: ${waits}`);
+});
+
+test('a half-resolution estimate is not thrown away while the full path is in use', () => {
+  const s = new DeadlineScheduler({ budgetMs: 40 });
+  loaded(s, 0); // full 1 step 18 ms, half 4.5 ms (medians the same)
+  for (let t = 30; t < 1000; t += 33) {
+    assert.deepEqual(pick(s.plan({ arrivalMs: t, nowMs: t, steps: 2, similarity: undefined })), ['run', 2, 1]);
+    s.recordRun({ steps: 2, scale: 1, fixedMs: 10, denoiseMs: 16, atMs: t });
+  }
+  // 34 ms already gone, 2 left after egress: half resolution's known median (4.5) cannot make it: drop.
+  assert.deepEqual(pick(s.plan({ arrivalMs: 1000, nowMs: 1034, steps: 1, similarity: undefined })), ['drop']);
+});
