@@ -8,8 +8,8 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { nowMs } from '../realtime/clock.js';
 import type { FramePath, StageTiming } from '../realtime/frame.js';
-import { PACKAGE_ROOT, parseServeConfig } from '../server/config.js';
-import { parseBenchArgs } from './bench-args.js';
+import { PACKAGE_ROOT } from '../server/config.js';
+import { loopbackServeConfig, parseBenchArgs } from './bench-args.js';
 import { createLogger, startServer } from '../server/server.js';
 import type { ClientWorkerInput, ClientWorkerMessage } from './e2e-client-worker.js';
 import { type FrameRecord, type RunConfig, type RunReport, renderComparison, renderHtml, renderMarkdown, summarize } from './e2e-report.js';
@@ -33,18 +33,7 @@ export interface E2eBenchOptions {
 }
 
 export async function runE2eBench(options: E2eBenchOptions): Promise<RunReport> {
-  const base = parseServeConfig(options.serveArgs);
-  // The benchmark measures N sessions as asked, so admission control is off unless a ceiling is given.
-  const admissionCeiling = options.serveArgs.includes('--admission-ceiling') ? base.admissionCeiling : Number.POSITIVE_INFINITY;
-  const config = {
-    ...base,
-    host: '127.0.0.1',
-    port: 0,
-    maxSessions: Math.max(base.maxSessions, options.sessions),
-    maxSessionsPerClient: Math.max(base.maxSessionsPerClient, options.sessions),
-    admissionCeiling,
-    logLevel: process.env.LOG_LEVEL ?? 'warn',
-  };
+  const config = loopbackServeConfig(options.serveArgs, { sessions: options.sessions });
   const server = await startServer(config, createLogger(config.logLevel));
   const serverFrames = new Map<string, Map<number, { arrivalMs: number; outMs: number; stages: StageTiming[]; path?: FramePath }>>();
   server.sessions.frameObservers.add((sessionId, frame, outMs) => {

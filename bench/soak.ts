@@ -6,8 +6,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { nowMs } from '../realtime/clock.js';
-import { PACKAGE_ROOT, parseServeConfig } from '../server/config.js';
-import { parseBenchArgs, type BenchOptionSpec } from './bench-args.js';
+import { PACKAGE_ROOT } from '../server/config.js';
+import { loopbackServeConfig, parseBenchArgs, type BenchOptionSpec } from './bench-args.js';
 import { createLogger, startServer } from '../server/server.js';
 import { liveResources } from '../stream/resource-counters.js';
 import type { SoakClientInput, SoakClientMessage } from './soak-client-worker.js';
@@ -116,18 +116,7 @@ function sleep(ms: number): Promise<void> {
 
 export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const warmupS = options.warmupS ?? Math.min(60, options.seconds * 0.2);
-  const base = parseServeConfig(options.serveArgs);
-  const config = {
-    ...base,
-    host: '127.0.0.1',
-    port: 0,
-    maxSessions: Math.max(base.maxSessions, options.sessions),
-    maxSessionsPerClient: Math.max(base.maxSessionsPerClient, options.sessions),
-    maxViewers: Math.max(base.maxViewers, options.sessions * options.viewersPerSession),
-    // A soak measures the load it is asked to: admission control is off unless a ceiling is given.
-    admissionCeiling: options.serveArgs.includes('--admission-ceiling') ? base.admissionCeiling : Number.POSITIVE_INFINITY,
-    logLevel: process.env.LOG_LEVEL ?? 'warn',
-  };
+  const config = loopbackServeConfig(options.serveArgs, { sessions: options.sessions, viewers: options.sessions * options.viewersPerSession });
   const log = (line: string): void => {
     if (!options.quiet) process.stderr.write(line + '\n');
   };

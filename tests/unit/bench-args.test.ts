@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseBenchArgs } from '../../bench/bench-args.js';
+import { loopbackServeConfig, parseBenchArgs } from '../../bench/bench-args.js';
 import { parseServeConfig } from '../../server/config.js';
 
 test('bench commands hand serve flags, values included, on to serve and keep their own', () => {
@@ -19,4 +19,12 @@ test('a flag that is neither the command\'s nor serve\'s reaches serve, which re
   const { serveArgs } = parseBenchArgs(['--frobnicate', 'x'], { seconds: { type: 'string' } });
   assert.ok(serveArgs.includes('--frobnicate'));
   assert.throws(() => parseServeConfig(serveArgs, {}), /frobnicate/);
+});
+
+test('a loopback bench server has room for the load it runs and admits it unless a ceiling is given', () => {
+  const free = loopbackServeConfig(['--max-sessions', '1'], { sessions: 4, viewers: 8 });
+  assert.deepEqual([free.host, free.port, free.maxSessions, free.maxSessionsPerClient, free.admissionCeiling], ['127.0.0.1', 0, 4, 4, Number.POSITIVE_INFINITY]);
+  assert.ok(free.maxViewers >= 8);
+  const capped = loopbackServeConfig(['--admission-ceiling', '0.5'], { sessions: 1 });
+  assert.equal(capped.admissionCeiling, 0.5);
 });
