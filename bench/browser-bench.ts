@@ -9,7 +9,7 @@ import type { GlassSample, GlassSummary } from '../client/src/glass-to-glass.js'
 import { PACKAGE_ROOT, parseServeConfig } from '../server/config.js';
 import { parseBenchArgs } from './bench-args.js';
 import { createLogger, startServer } from '../server/server.js';
-import { findSourceImage, writePanningClip } from '../tests/browser/y4m-clip.js';
+import { findSourceImage, writePanningClip } from './y4m-clip.js';
 import { type BrowserRunReport, renderBrowserMarkdown, type RtpCounters, rtpStatsAverages, renderBrowserTable, type ServerFrame, summarizeBrowserRun } from './browser-report.js';
 
 // Callbacks given to page.evaluate run in the page; this file compiles without the DOM lib.

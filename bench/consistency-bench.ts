@@ -4,7 +4,7 @@
 // stood in for by the input frame and a latent made from it; the cost does not depend on the values.
 // Like the worker, it detaches no ArrayBuffer (that would slow every typed-array access in the
 // process by 15-25 %; see models/worker/inference-worker.ts).
-import type { RgbImage, StageTiming } from '../realtime/frame.js';
+import type { RgbImage, StageTiming } from '../frame/video-frame.js';
 import { LatentCache } from '../realtime/latent-cache.js';
 import { loadPhoto } from './loopback-client.js';
 import { latencyStats, type LatencyStats } from './model-bench.js';

@@ -2,7 +2,7 @@
 // server's event loop (whose delay the benchmark reports). Each publisher is a real werift client
 // sending a pre-encoded clip paced at a fixed rate; results go back to the main thread as messages.
 import { parentPort, workerData } from 'node:worker_threads';
-import { nowMs } from '../realtime/clock.js';
+import { nowMs } from '../frame/clock.js';
 import { createLoopbackClient, loadTestPhoto, makePanClip, type LoopbackClient } from './loopback-client.js';
 
 export interface ClientWorkerInput {

@@ -1,6 +1,6 @@
 // Turns per-frame records from an end-to-end run into the report: percentiles, per-stage breakdown,
 // rates, and renderings (terminal table, Markdown, an HTML page with charts, JSON). Pure functions.
-import type { FramePath, StageName, StageTiming } from '../realtime/frame.js';
+import type { FramePath, StageName, StageTiming } from '../frame/video-frame.js';
 
 /** One input frame as the benchmark saw it. Times are epoch ms (nowMs()). */
 export interface FrameRecord {

@@ -7,7 +7,7 @@ import { MOTION_KINDS, makeMotionClip, type MotionKind } from './motion-clips.js
 import { downsampleFlow, downsamplePlane, endPointError, validityMask } from '../realtime/flow-warp.js';
 import { FlowEstimator, grayFromRgb, type FlowField, type FlowFrame } from '../realtime/optical-flow.js';
 import { latencyStats, type LatencyStats } from './model-bench.js';
-import { nowMs } from '../realtime/clock.js';
+import { nowMs } from '../frame/clock.js';
 import { referenceFlows, type ReferenceFlowMethod } from './reference-flow.js';
 
 export interface FlowBenchOptions {

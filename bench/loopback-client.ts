@@ -4,8 +4,8 @@
 import { RTCPeerConnection, H264Packetizer, Vp8Packetizer, useSdesMid, type RTCDataChannel } from 'werift';
 import sharp from 'sharp';
 import { existsSync } from 'node:fs';
-import { nowMs } from '../realtime/clock.js';
-import type { RgbImage } from '../realtime/frame.js';
+import { nowMs } from '../frame/clock.js';
+import type { RgbImage } from '../frame/video-frame.js';
 import { FrameAssembler } from '../stream/rtp-depacketizer.js';
 import { PictureScaler, VideoDecoder, VideoEncoder, type EncodedPicture, type VideoCodecName } from '../stream/video-codec.js';
 import { opusParameters, videoCodecParameters } from '../stream/rtp-codecs.js';

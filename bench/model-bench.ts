@@ -2,8 +2,8 @@
 // native resolution and 512×512. It runs through ModelRuntime — the same worker thread, sessions and
 // pipeline code the server uses — and reads the stage timings the worker records for each frame.
 import { writeFileSync } from 'node:fs';
-import type { StageName } from '../realtime/frame.js';
-import { ModelRuntime } from '../models/model-runtime.js';
+import type { StageName } from '../frame/video-frame.js';
+import { ModelRuntime } from '../realtime/model-runtime.js';
 import type { ExecutionProvider, RestyleRequest } from '../models/restyle-types.js';
 
 export interface ModelBenchOptions {

@@ -2,7 +2,7 @@
 // photo (and a patch of it moves across as an occluder), so every frame's true optical flow is known
 // exactly. The same camera path over the photo's style target gives each frame's target, so a
 // benchmark can score style fidelity as well as temporal stability.
-import type { RgbImage } from '../realtime/frame.js';
+import type { RgbImage } from '../frame/video-frame.js';
 import type { FlowField } from '../realtime/optical-flow.js';
 import { gaussianNoise } from '../models/scheduler.js';
 

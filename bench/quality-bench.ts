@@ -10,8 +10,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { RgbImage, StageTiming } from '../realtime/frame.js';
-import { ModelRuntime } from '../models/model-runtime.js';
+import type { RgbImage, StageTiming } from '../frame/video-frame.js';
+import { ModelRuntime } from '../realtime/model-runtime.js';
 import type { ExecutionProvider } from '../models/restyle-types.js';
 import { grayFromRgb } from '../realtime/optical-flow.js';
 import { DEFAULT_MODEL_DIR, PACKAGE_ROOT } from '../server/config.js';

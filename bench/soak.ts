@@ -5,7 +5,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { nowMs } from '../realtime/clock.js';
+import { nowMs } from '../frame/clock.js';
 import { PACKAGE_ROOT } from '../server/config.js';
 import { loopbackServeConfig, parseBenchArgs, type BenchOptionSpec } from './bench-args.js';
 import { createLogger, startServer } from '../server/server.js';

@@ -1,7 +1,7 @@
 // Temporal-quality metrics for restyled video: warp error (Lai et al., ECCV 2018), a flicker index for
 // static scenes, and PSNR to a style target. Pure functions over RGB frames and flow fields, so they
 // can be checked on hand-made inputs.
-import type { RgbImage } from '../realtime/frame.js';
+import type { RgbImage } from '../frame/video-frame.js';
 import { occlusionMask, warpRgb } from '../realtime/flow-warp.js';
 import type { FlowField } from '../realtime/optical-flow.js';
 

@@ -1,6 +1,6 @@
 // A moving synthetic RGB picture for codec benchmarks and tests when no photo is at hand: gradients plus a
 // moving square, so encoders see both texture and motion.
-import type { RgbImage } from '../realtime/frame.js';
+import type { RgbImage } from '../frame/video-frame.js';
 
 export function makeTestPattern(width: number, height: number, index: number): RgbImage {
   const data = new Uint8Array(width * height * 3);

@@ -2,7 +2,7 @@
 // frames at a given size (BT.601 limited range → RGB, then a cover resize by sharp).
 import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
-import type { RgbImage } from '../realtime/frame.js';
+import type { RgbImage } from '../frame/video-frame.js';
 
 export async function readY4m(file: string, width: number, height: number): Promise<RgbImage[]> {
   const buf = await readFile(file);

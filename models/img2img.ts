@@ -1,15 +1,15 @@
 // The img2img pipeline, one frame: RGB → VAE encode → noise to t0 → denoise ×steps → VAE decode → RGB.
 // Read top to bottom like a diffusers pipeline; the math lives in ./scheduler.ts, the tensors in
 // ./components.ts. Each stage is timed with nowMs() so the engine can see where the frame went.
-import type { RgbImage, StageName, StageTiming } from '../realtime/frame.js';
-import { nowMs } from '../realtime/clock.js';
+import type { RgbImage, StageName, StageTiming } from '../frame/video-frame.js';
+import { nowMs } from '../frame/clock.js';
 import type { DiffusionComponents, Latent } from './components.js';
 import type { ConditioningEmbeds } from './conditioning.js';
 import type { ModelManifest } from './manifest.js';
 import { float16ToFloat32, float32ToFloat16 } from './float16.js';
 import type { FloatTensorData as PixelTensorData, FloatTensorType as PixelTensorType } from './onnx-component.js';
 import { addNoise, gaussianNoise, NoiseSchedule, predictX0, streamTimesteps } from './scheduler.js';
-import { applyGuidance, type LatentDims, type TemporalGuidance } from '../realtime/latent-cache.js';
+import { applyGuidance, type LatentDims, type LatentGuidance } from './latent-guidance.js';
 
 export interface Img2ImgOptions {
   steps: number;
@@ -21,7 +21,7 @@ export interface Img2ImgOptions {
    * Temporal guidance for this frame, asked for once its latent size is known (after VAE encode):
    * the previous output warped here and where to trust it, blended into every x0 estimate.
    */
-  guidance?: (dims: LatentDims, stages: StageTiming[]) => TemporalGuidance | undefined;
+  guidance?: (dims: LatentDims, stages: StageTiming[]) => LatentGuidance | undefined;
 }
 
 export interface Img2ImgResult {

@@ -1,7 +1,7 @@
 // Halving and doubling RGB24 images for the deadline scheduler's lower-resolution path: the model runs
 // at half size (a quarter of the pixels) and the result is brought back to the stream's size, so the
 // encoder and the viewer never see a resolution change.
-import type { RgbImage } from '../realtime/frame.js';
+import type { RgbImage } from '../frame/video-frame.js';
 
 /** 2×2 box filter: width and height must be even. */
 export function halve(image: RgbImage): RgbImage {

@@ -1,9 +1,8 @@
 // The contract between the per-stream engine (realtime/) and the model runtime (models/).
 // The engine sends one model-resolution RGB frame and the stream's parameters; the runtime runs
 // encode → denoise ×steps → decode on a worker thread and returns RGB plus the stages it timed.
-import type { RgbImage, StageTiming } from '../realtime/frame.js';
+import type { RgbImage, StageTiming } from '../frame/video-frame.js';
 import type { StyleBlend } from './conditioning.js';
-import type { PromptPart, SeedPart } from '../realtime/params.js';
 
 export type ExecutionProvider = 'cpu' | 'cuda' | 'webgpu';
 
@@ -61,4 +60,16 @@ export interface RestylerInfo {
   defaults: { style: string; strength: number; steps: number };
   provider: ExecutionProvider;
   workers: number;
+}
+
+/** One prompt of a weighted mix (text models). */
+export interface PromptPart {
+  prompt: string;
+  weight: number;
+}
+
+/** One seed of a weighted mix of fixed-noise tensors. */
+export interface SeedPart {
+  seed: number;
+  weight: number;
 }

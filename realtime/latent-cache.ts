@@ -7,11 +7,12 @@
 // calls new is restyled afresh. It runs on the inference worker that owns the stream: latents never
 // cross threads. (The fixed per-stream noise lives beside it, models/img2img.ts FixedNoise; it stays
 // fixed to the screen, not warped by the flow.)
-import type { StageTiming } from './frame.js';
-import { nowMs } from './clock.js';
+import type { StageTiming } from '../frame/video-frame.js';
+import { nowMs } from '../frame/clock.js';
 import { downsampleFlow, downsamplePlane, validityMask, warpPlanes } from './flow-warp.js';
 import { FlowEstimator, grayFromRgb, type FlowField, type FlowFrame, type GrayImage } from './optical-flow.js';
-import type { RgbImage } from './frame.js';
+import type { RgbImage } from '../frame/video-frame.js';
+import type { LatentDims, LatentGuidance } from '../models/latent-guidance.js';
 
 /**
  * Blend weights at `consistency = 1` where the mask is fully valid (they scale linearly with it).
@@ -26,18 +27,12 @@ import type { RgbImage } from './frame.js';
 export const LATENT_GUIDANCE_WEIGHT = 0.85;
 export const IMAGE_BLEND_WEIGHT = 0.7;
 
-/** Latent layout [1, C, H, W]. */
-export type LatentDims = readonly number[];
-
 /**
  * Guidance for one frame. Its arrays are the cache's workspace: valid until the cache's next guide()
  * (a stream runs one frame at a time, so the pipeline is done with them by then).
  */
-export interface TemporalGuidance {
-  /** The previous output latent warped into the current frame, same layout as the current latent. */
-  warped: Float32Array;
-  /** Blend weight per latent pixel (H×W), 0..LATENT_GUIDANCE_WEIGHT. */
-  weight: Float32Array;
+export interface TemporalGuidance extends LatentGuidance {
+  /** `warped`: the previous output latent warped into the current frame; `weight`: 0..LATENT_GUIDANCE_WEIGHT. */
   /** Fraction of latent pixels the mask accepted (for stats). */
   validFraction: number;
   /** The flow-grid backward flow and validity mask, for blending the previous output image. */
@@ -231,19 +226,6 @@ function sameDims(a: LatentDims, b: LatentDims): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
-}
-
-/** Blend guidance into an x0 estimate in place: x0 += w · (warped − x0), per latent pixel across channels. */
-export function applyGuidance(x0: Float32Array, guidance: TemporalGuidance): void {
-  const plane = guidance.weight.length;
-  const channels = x0.length / plane;
-  for (let c = 0; c < channels; c++) {
-    const o = c * plane;
-    for (let i = 0; i < plane; i++) {
-      const w = guidance.weight[i]!;
-      if (w > 0) x0[o + i] = x0[o + i]! + w * (guidance.warped[o + i]! - x0[o + i]!);
-    }
-  }
 }
 
 /**

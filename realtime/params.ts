@@ -1,5 +1,6 @@
 // Live, per-session parameters: what the user can change mid-stream (HTTP PATCH or DataChannel).
 // Parsed and validated here, at the edge; everything downstream trusts a SessionParams.
+import type { PromptPart, SeedPart } from '../models/restyle-types.js';
 
 export interface SessionParams {
   /** Named style of a style-conditioned model (the embedded default model). */
@@ -22,15 +23,7 @@ export interface SessionParams {
   seedBlend?: SeedPart[] | null;
 }
 
-export interface PromptPart {
-  prompt: string;
-  weight: number;
-}
-
-export interface SeedPart {
-  seed: number;
-  weight: number;
-}
+export type { PromptPart, SeedPart };
 
 /** At most this many parts in a blend: each prompt is a text-encoder run (cached) and each seed a noise tensor. */
 export const MAX_BLEND_PARTS = 4;

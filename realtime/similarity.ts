@@ -1,7 +1,7 @@
 // How much did the input change? A small luminance thumbnail per frame and a distance between two of
 // them: cheap enough for the main thread (one pass over the frame, about 0.4 ms at 320×256 here) and blind to
 // codec noise that a per-pixel comparison would count as change.
-import type { RgbImage } from './frame.js';
+import type { RgbImage } from '../frame/video-frame.js';
 
 export const THUMB_WIDTH = 40;
 export const THUMB_HEIGHT = 32;

@@ -2,8 +2,8 @@
 // with the stream's live parameters, and hands the restyled frame to egress. It owns the stream's
 // mailbox, parameters and latency accounting; the pixels' heavy lifting happens in models/ workers.
 import type { Restyler } from '../models/restyle-types.js';
-import { nowMs } from './clock.js';
-import { type VideoFrame, recordStage } from './frame.js';
+import { nowMs } from '../frame/clock.js';
+import { type VideoFrame, recordStage } from '../frame/video-frame.js';
 import { LatestWinsMailbox } from './mailbox.js';
 import { type ParamsPatch, type PromptPart, type SessionParams } from './params.js';
 import type { StyleBlend } from '../models/conditioning.js';

@@ -2,7 +2,7 @@
 // in one process (tests, the benchmark) never share counters.
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import client from 'prom-client';
-import type { VideoFrame } from '../realtime/frame.js';
+import type { VideoFrame } from '../frame/video-frame.js';
 
 const STAGE_BUCKETS_MS = [0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 40, 60, 100, 250];
 const LATENCY_BUCKETS_MS = [5, 10, 15, 20, 25, 30, 35, 40, 50, 60, 80, 100, 150, 250, 500];

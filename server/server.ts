@@ -2,7 +2,7 @@
 // everything down in reverse order, so tests and the benchmark can run servers in-process.
 import type { AddressInfo } from 'node:net';
 import pino, { type Logger } from 'pino';
-import { ModelRuntime } from '../models/model-runtime.js';
+import { ModelRuntime } from '../realtime/model-runtime.js';
 import type { Restyler } from '../models/restyle-types.js';
 import type { ServerConfig } from './config.js';
 import { buildHttpApp } from './http-app.js';

@@ -6,8 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Restyler } from '../models/restyle-types.js';
-import { nowMs } from '../realtime/clock.js';
-import type { VideoFrame } from '../realtime/frame.js';
+import { nowMs } from '../frame/clock.js';
+import type { VideoFrame } from '../frame/video-frame.js';
 import { type SessionParams, parseParamsPatch, type ParamsLimits, type ParamsPatch } from '../realtime/params.js';
 import { admission } from '../realtime/admission.js';
 import { StreamEngine, type StreamEngineStats } from '../realtime/stream-engine.js';

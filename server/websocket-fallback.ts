@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import sharp from 'sharp';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Restyler } from '../models/restyle-types.js';
-import { nowMs } from '../realtime/clock.js';
+import { nowMs } from '../frame/clock.js';
 import { StreamEngine } from '../realtime/stream-engine.js';
 import type { ServerConfig } from './config.js';
 import { answerControlMessage } from './control-message.js';

@@ -3,8 +3,8 @@
 // Consumers differ only in what werift's sender rewrites per packet (SSRC, payload type, header extensions,
 // SRTP), so adding a viewer costs network I/O, never another encoder. Owns the encoders; close() frees them.
 import { H264Packetizer, Vp8Packetizer, type RtpPacket } from 'werift';
-import { nowMs } from '../realtime/clock.js';
-import { recordStage, type VideoFrame } from '../realtime/frame.js';
+import { nowMs } from '../frame/clock.js';
+import { recordStage, type VideoFrame } from '../frame/video-frame.js';
 import { VideoEncoder, type VideoCodecName } from './video-codec.js';
 
 /** Something that sends a stream's packets to one peer. */

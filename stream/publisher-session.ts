@@ -12,8 +12,8 @@ import {
   type RtpPacket,
   type RTCRtpTransceiver,
 } from 'werift';
-import { nowMs } from '../realtime/clock.js';
-import { recordStage, type VideoFrame } from '../realtime/frame.js';
+import { nowMs } from '../frame/clock.js';
+import { recordStage, type VideoFrame } from '../frame/video-frame.js';
 import { StreamEgress, type RtpConsumer } from './egress.js';
 import { NegotiationError } from './errors.js';
 import { playoutDelayStamper, usePlayoutDelay } from './playout-delay.js';

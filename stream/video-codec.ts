@@ -19,7 +19,7 @@ import {
   FF_ENCODER_LIBVPX_VP8,
   FF_ENCODER_LIBX264,
 } from 'node-av/constants';
-import type { RgbImage } from '../realtime/frame.js';
+import type { RgbImage } from '../frame/video-frame.js';
 import { CodecUnavailableError } from './errors.js';
 import { acquire, release } from './resource-counters.js';
 

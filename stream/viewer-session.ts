@@ -10,7 +10,7 @@ import {
   type RtpPacket,
   type RTCRtpTransceiver,
 } from 'werift';
-import { nowMs } from '../realtime/clock.js';
+import { nowMs } from '../frame/clock.js';
 import type { RtpConsumer } from './egress.js';
 import { NegotiationError } from './errors.js';
 import { playoutDelayStamper, usePlayoutDelay } from './playout-delay.js';

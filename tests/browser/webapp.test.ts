@@ -12,7 +12,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { findSourceImage, writePanningClip } from './y4m-clip.js';
+import { findSourceImage, writePanningClip } from '../../bench/y4m-clip.js';
 import { chromiumArgs } from '../../bench/browser-bench.js';
 
 // Callbacks passed to page.evaluate run in the page; this file compiles without the DOM lib.

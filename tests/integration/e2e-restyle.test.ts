@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import { RtpHeader, RtpPacket } from 'werift';
 import { createLoopbackClient, loadTestPhoto, makePanClip } from '../../bench/loopback-client.js';
 import { STYLE_TRANSITION_FRAMES } from '../../realtime/stream-engine.js';
-import type { RgbImage } from '../../realtime/frame.js';
+import type { RgbImage } from '../../frame/video-frame.js';
 import type { RunningServer } from '../../server/server.js';
 import { liveResources } from '../../stream/resource-counters.js';
 import { correlation, coverResize, downscale, edges, meanAbsDiff } from '../support/image-metrics.js';

@@ -11,7 +11,7 @@ import sharp from 'sharp';
 import { WebSocket } from 'ws';
 import { createLoopbackClient, loadTestPhoto, makePanClip, type LoopbackClient } from '../../bench/loopback-client.js';
 import { mulberry32 } from '../../models/scheduler.js';
-import type { RgbImage } from '../../realtime/frame.js';
+import type { RgbImage } from '../../frame/video-frame.js';
 import type { RunningServer } from '../../server/server.js';
 import { liveResources } from '../../stream/resource-counters.js';
 import type { EncodedPicture, VideoCodecName } from '../../stream/video-codec.js';

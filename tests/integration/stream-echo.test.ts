@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import sharp from 'sharp';
-import type { RgbImage } from '../../realtime/frame.js';
+import type { RgbImage } from '../../frame/video-frame.js';
 import { createPublisherSession, type PublisherSession, type PublisherStats } from '../../stream/publisher-session.js';
 import { SdpError, UnsupportedCodecError } from '../../stream/errors.js';
 import { liveResources } from '../../stream/resource-counters.js';

@@ -1,6 +1,6 @@
 // Small image measures for tests that judge pixels: is this the input's structure, restyled?
 import sharp from 'sharp';
-import type { RgbImage } from '../../realtime/frame.js';
+import type { RgbImage } from '../../frame/video-frame.js';
 
 export function luminance(image: RgbImage): Float32Array {
   const out = new Float32Array(image.width * image.height);

@@ -3,7 +3,7 @@
 // the server sends back. For fuzz and fault tests; the loopback client (bench/) is the well-behaved one.
 import { H264Packetizer, RTCPeerConnection, RtpHeader, RtpPacket, Vp8Packetizer, useSdesMid, type RTCDataChannel } from 'werift';
 import { isKeyframeRequest } from '../../stream/rtcp-feedback.js';
-import type { RgbImage } from '../../realtime/frame.js';
+import type { RgbImage } from '../../frame/video-frame.js';
 import { VideoEncoder, type EncodedPicture, type VideoCodecName } from '../../stream/video-codec.js';
 import { iceGatheringComplete } from '../../stream/ice-gathering.js';
 import { opusParameters, videoCodecParameters } from '../../stream/rtp-codecs.js';

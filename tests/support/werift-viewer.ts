@@ -1,8 +1,8 @@
 // A real werift WHEP viewer for tests: POSTs a recvonly offer to /whep/<name>, decodes what arrives (node-av)
 // and reports decoded frames, keyframes and the time of the first decoded picture.
 import { RTCPeerConnection, useSdesMid } from 'werift';
-import { nowMs } from '../../realtime/clock.js';
-import type { RgbImage } from '../../realtime/frame.js';
+import { nowMs } from '../../frame/clock.js';
+import type { RgbImage } from '../../frame/video-frame.js';
 import { FrameAssembler } from '../../stream/rtp-depacketizer.js';
 import { PictureScaler, VideoDecoder, type VideoCodecName } from '../../stream/video-codec.js';
 import { opusParameters, videoCodecParameters } from '../../stream/rtp-codecs.js';

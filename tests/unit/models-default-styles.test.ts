@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { loadPhoto } from '../../bench/loopback-client.js';
-import { ModelRuntime } from '../../models/model-runtime.js';
+import { ModelRuntime } from '../../realtime/model-runtime.js';
 import { PACKAGE_ROOT } from '../../server/config.js';
 import { ssim } from '../support/image-metrics.js';
 

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import type { RgbImage, StageTiming } from '../../realtime/frame.js';
+import type { RgbImage, StageTiming } from '../../frame/video-frame.js';
 import { loadComponents, type DiffusionComponents } from '../../models/components.js';
 import { ConditioningTable } from '../../models/conditioning.js';
 import { float16ToFloat32, float32ToFloat16 } from '../../models/float16.js';

@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { RestyleRequest } from '../../models/restyle-types.js';
-import { ModelRuntime } from '../../models/model-runtime.js';
+import { ModelRuntime } from '../../realtime/model-runtime.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const SD_TINY = join(ROOT, 'tests/fixtures/sd-tiny');
@@ -114,7 +114,7 @@ describe('ModelRuntime', () => {
 
   it('close() leaves no worker threads: a process that loads, runs and closes exits by itself', async () => {
     const script = `
-      const { ModelRuntime } = await import(${JSON.stringify(join(ROOT, 'dist/models/model-runtime.js'))});
+      const { ModelRuntime } = await import(${JSON.stringify(join(ROOT, 'dist/realtime/model-runtime.js'))});
       const rt = await ModelRuntime.load({ modelDir: ${JSON.stringify(SD_TINY)}, workers: 2, intraOpThreads: 1 });
       const data = new Uint8Array(64 * 64 * 3);
       await rt.restyle({ streamId: 's', image: { width: 64, height: 64, data }, style: '', prompt: '', strength: 0.5, steps: 1, seed: 1, consistency: 0 });
@@ -170,7 +170,7 @@ describe('ModelRuntime shutdown under load', () => {
   // after throwing an instance of 'Napi::Error'"); close() and the crash hook must end threads between runs.
   it('close() and worker crashes in the middle of a stream of requests never abort the process', async () => {
     const script = `
-      const { ModelRuntime } = await import(${JSON.stringify(join(ROOT, 'dist/models/model-runtime.js'))});
+      const { ModelRuntime } = await import(${JSON.stringify(join(ROOT, 'dist/realtime/model-runtime.js'))});
       const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
       const req = () => ({ streamId: 's', image: { width: 128, height: 128, data: new Uint8Array(128 * 128 * 3) }, style: '', prompt: '', strength: 0.5, steps: 2, seed: 1, consistency: 0 });
       for (let round = 0; round < 3; round++) {

@@ -15,7 +15,7 @@ import { loadComponents, type DiffusionComponents } from '../../models/component
 import type { ConditioningEmbeds } from '../../models/conditioning.js';
 import { FixedNoise, img2img } from '../../models/img2img.js';
 import { loadManifest, type ModelManifest } from '../../models/manifest.js';
-import { ModelRuntime } from '../../models/model-runtime.js';
+import { ModelRuntime } from '../../realtime/model-runtime.js';
 import type { RuntimeLogger } from '../../models/onnx-component.js';
 import type { RestyleRequest } from '../../models/restyle-types.js';
 import { NoiseSchedule } from '../../models/scheduler.js';

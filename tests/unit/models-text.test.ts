@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ClipTokenizer } from '../../models/clip-tokenizer.js';
 import { loadManifest } from '../../models/manifest.js';
-import { ModelRuntime } from '../../models/model-runtime.js';
+import { ModelRuntime } from '../../realtime/model-runtime.js';
 import { blendPrompts, TextEncoder } from '../../models/text-encoder.js';
 import { FixedNoise } from '../../models/img2img.js';
 import type { RestyleRequest } from '../../models/restyle-types.js';

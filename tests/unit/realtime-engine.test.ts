@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { RestyleRequest, RestyleResult, Restyler } from '../../models/restyle-types.js';
-import { nowMs } from '../../realtime/clock.js';
-import type { VideoFrame } from '../../realtime/frame.js';
+import { nowMs } from '../../frame/clock.js';
+import type { VideoFrame } from '../../frame/video-frame.js';
 import { STYLE_TRANSITION_FRAMES, StreamEngine } from '../../realtime/stream-engine.js';
 
 class InvertingRestyler implements Restyler {

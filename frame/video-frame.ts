@@ -1,4 +1,4 @@
-// The unit that travels ingress → engine → egress (see ../shared/DESIGN.md): pixels plus identity and
+// The unit that travels ingress → engine → egress (the README's Architecture section): pixels plus identity and
 // timing. Output frames keep the input's RTP timestamp so a client can match them to what it sent.
 
 /** Where a frame spent its time. Times are epoch ms from `nowMs()` so they compare across threads. */

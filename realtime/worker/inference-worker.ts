@@ -3,16 +3,16 @@
 // noise and the latent cache for temporal consistency) lives here, keyed by stream id, because a
 // stream is pinned to one worker.
 import { parentPort, workerData } from 'node:worker_threads';
-import type { RgbImage, StageTiming } from '../../realtime/frame.js';
-import { loadComponents } from '../components.js';
-import { ConditioningTable, type ConditioningEmbeds } from '../conditioning.js';
-import { FixedNoise, img2img } from '../img2img.js';
-import { LatentCache, type TemporalGuidance } from '../../realtime/latent-cache.js';
-import type { TextEncoder } from '../text-encoder.js';
-import { nowMs } from '../../realtime/clock.js';
-import { double, halve } from '../resample.js';
-import { loadManifest } from '../manifest.js';
-import { NoiseSchedule } from '../scheduler.js';
+import type { RgbImage, StageTiming } from '../../frame/video-frame.js';
+import { loadComponents } from '../../models/components.js';
+import { ConditioningTable, type ConditioningEmbeds } from '../../models/conditioning.js';
+import { FixedNoise, img2img } from '../../models/img2img.js';
+import { LatentCache, type TemporalGuidance } from '../latent-cache.js';
+import type { TextEncoder } from '../../models/text-encoder.js';
+import { nowMs } from '../../frame/clock.js';
+import { double, halve } from '../../models/resample.js';
+import { loadManifest } from '../../models/manifest.js';
+import { NoiseSchedule } from '../../models/scheduler.js';
 import type { FromWorker, RunRequest, ToWorker, WorkerInit } from './protocol.js';
 
 const port = parentPort;
@@ -43,7 +43,7 @@ async function main(init: WorkerInit): Promise<void> {
   // SDXL has a second encoder with its own tokenizer; either pair is enough to encode prompts.
   const c = manifest.components;
   const hasTextEncoder = (c.text_encoder && c.tokenizer) || (c.text_encoder_2 && c.tokenizer_2);
-  const text = manifest.conditioning.kind === 'text' && hasTextEncoder ? await import('../text-encoder.js') : undefined;
+  const text = manifest.conditioning.kind === 'text' && hasTextEncoder ? await import('../../models/text-encoder.js') : undefined;
   const textEncoder: TextEncoder | undefined = text ? await text.TextEncoder.load(manifest, sessionConfig, components.denoiser) : undefined;
   if (manifest.conditioning.kind === 'text' && !textEncoder)
     post({ type: 'log', level: 'warn', message: `${manifest.name}: no text_encoder/tokenizer in the model folder; prompts are ignored` });

@@ -1,9 +1,9 @@
 // Messages between ModelRuntime (main thread) and an inference worker. Pixels travel as ArrayBuffers,
 // never as JSON arrays: transferred to the worker, copied back (see inference-worker.ts for why).
-import type { StageTiming } from '../../realtime/frame.js';
-import type { ExecutionProvider } from '../restyle-types.js';
-import type { StyleBlend } from '../conditioning.js';
-import type { PromptPart, SeedPart } from '../../realtime/params.js';
+import type { StageTiming } from '../../frame/video-frame.js';
+import type { ExecutionProvider } from '../../models/restyle-types.js';
+import type { StyleBlend } from '../../models/conditioning.js';
+import type { PromptPart, SeedPart } from '../params.js';
 
 export interface WorkerInit {
   modelDir: string;

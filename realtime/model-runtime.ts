@@ -4,9 +4,9 @@
 // that dies is restarted and its in-flight requests rejected. close() terminates every worker.
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { loadManifest, type ModelManifest } from './manifest.js';
-import type { RuntimeLogger } from './onnx-component.js';
-import type { ExecutionProvider, RestyleRequest, RestyleResult, Restyler, RestylerInfo } from './restyle-types.js';
+import { loadManifest, type ModelManifest } from '../models/manifest.js';
+import type { RuntimeLogger } from '../models/onnx-component.js';
+import type { ExecutionProvider, RestyleRequest, RestyleResult, Restyler, RestylerInfo } from '../models/restyle-types.js';
 import type { FromWorker, RunRequest, ToWorker, WorkerInit } from './worker/protocol.js';
 
 export interface ModelRuntimeOptions {
