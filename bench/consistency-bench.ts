@@ -3,7 +3,7 @@
 // latency can be measured over many frames without the model's noise. The model's own output is
 // stood in for by the input frame and a latent made from it; the cost does not depend on the values.
 // Like the worker, it detaches no ArrayBuffer (that would slow every typed-array access in the
-// process by 15-25 %; see models/worker/inference-worker.ts).
+// process by 15-25 %; see realtime/worker/inference-worker.ts).
 import type { RgbImage, StageTiming } from '../frame/video-frame.js';
 import { LatentCache } from '../realtime/latent-cache.js';
 import { loadPhoto } from './loopback-client.js';

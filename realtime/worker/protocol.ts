@@ -1,5 +1,5 @@
 // Messages between ModelRuntime (main thread) and an inference worker. Pixels travel as ArrayBuffers,
-// never as JSON arrays: transferred to the worker, copied back (see inference-worker.ts for why).
+// never as JSON arrays: transferred to the worker, copied back (see realtime/worker/inference-worker.ts for why).
 import type { StageTiming } from '../../frame/video-frame.js';
 import type { ExecutionProvider } from '../../models/restyle-types.js';
 import type { StyleBlend } from '../../models/conditioning.js';
