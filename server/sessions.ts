@@ -1,8 +1,9 @@
-// Sessions: one publisher's WebRTC session (stream/) joined to its per-stream engine (realtime/) and its
-// egress (stream/: one encoder per codec, fanned out to viewers). In mediasoup's terms a Session is a
-// router with one producer (the publisher) and many consumers (WHEP viewers, and a browser publisher's own
-// return path). A Session owns all of them and frees them in close(); the SessionManager admits, names,
-// finds and closes sessions and viewers, and keeps per-name parameters for publishers yet to come.
+// Sessions: one publisher (a WHIP peer or a WebSocket client) joined to its frame pipeline (ingress →
+// engine → egress, server/frame-pipeline.ts). In mediasoup's terms a Session is a router with one producer
+// (the publisher) and many consumers (WHEP viewers, and a browser publisher's own return path). A Session
+// owns all of them and frees them in close(); the SessionManager admits, names, finds and closes sessions
+// and viewers, and keeps per-name parameters for publishers yet to come. open() is the one place a
+// pipeline is opened, for every kind of publisher, behind the same admission.
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Restyler } from '../models/restyle-types.js';
@@ -10,13 +11,16 @@ import { nowMs } from '../frame/clock.js';
 import type { VideoFrame } from '../frame/video-frame.js';
 import { type SessionParams, parseParamsPatch, type ParamsLimits, type ParamsPatch } from '../realtime/params.js';
 import { admission } from '../realtime/admission.js';
-import { StreamEngine, type StreamEngineStats } from '../realtime/stream-engine.js';
+import type { StreamEngine, StreamEngineStats } from '../realtime/stream-engine.js';
 import { StreamEgress } from '../stream/egress.js';
 import { createPublisherSession, type PublisherSession } from '../stream/publisher-session.js';
 import { createViewerSession, type ViewerSession } from '../stream/viewer-session.js';
 import type { ServerConfig } from './config.js';
 import { answerControlMessage } from './control-message.js';
+import { FramePipeline, type EgressEvents, type FrameEgress, type FrameObserver } from './frame-pipeline.js';
 import type { ServerMetrics } from './metrics.js';
+
+export type { FrameObserver } from './frame-pipeline.js';
 
 export class CapacityError extends Error {
   override name = 'CapacityError';
@@ -59,7 +63,18 @@ export function checkStreamName(name: string): string {
   return name;
 }
 
-export class Session {
+/** A stream's publisher as its session sees it: a WHIP peer (stream/publisher-session.ts) or a WebSocket client. */
+export interface StreamPublisher {
+  readonly codec: string;
+  /** A control answer, stats or an error, as JSON text (DataChannel or WebSocket text message). */
+  sendData(text: string): void;
+  stats(): object;
+  /** A restyle failed: tell the client, if this kind of publisher does. */
+  restyleFailed?(error: Error): void;
+  close(): Promise<void>;
+}
+
+export class Session<P extends StreamPublisher = StreamPublisher, E extends FrameEgress = FrameEgress> {
   private statsTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
   /** WHEP viewers by resource id. */
@@ -70,27 +85,39 @@ export class Session {
     /** The stream name viewers use (/whep/<name>); the id for a publisher that came to plain /whip. */
     readonly name: string,
     readonly createdAt: number,
-    readonly engine: StreamEngine,
-    readonly publisher: PublisherSession,
-    readonly egress: StreamEgress,
+    readonly pipeline: FramePipeline<E>,
+    readonly publisher: P,
     private readonly limits: ParamsLimits,
     private readonly logger: Logger,
   ) {}
+
+  get engine(): StreamEngine {
+    return this.pipeline.engine;
+  }
+
+  get egress(): E {
+    return this.pipeline.egress;
+  }
+
+  private get fanout(): StreamEgress {
+    if (!(this.pipeline.egress instanceof StreamEgress)) throw new StreamNotFoundError(`stream "${this.name}" has no WebRTC playback`);
+    return this.pipeline.egress;
+  }
 
   get closed(): boolean {
     return this.closing !== undefined;
   }
 
   addViewer(id: string, viewer: ViewerSession): void {
+    this.fanout.add(viewer);
     this.viewers.set(id, viewer);
-    this.egress.add(viewer);
   }
 
   async removeViewer(id: string, reason: string): Promise<boolean> {
     const viewer = this.viewers.get(id);
     if (!viewer) return false;
     this.viewers.delete(id);
-    await Promise.all([this.egress.remove(viewer), viewer.close()]);
+    await Promise.all([this.fanout.remove(viewer), viewer.close()]);
     this.logger.info({ viewer: id, reason, viewers: this.viewers.size }, 'viewer left');
     return true;
   }
@@ -122,7 +149,7 @@ export class Session {
     this.publisher.sendData(JSON.stringify(answerControlMessage(text, this.engine, this.limits)));
   }
 
-  stats(): StreamEngineStats & { id: string; name: string; codec: string; uptimeMs: number; viewers: number; egress: ReturnType<StreamEgress['stats']> } {
+  stats(): StreamEngineStats & { id: string; name: string; codec: string; uptimeMs: number; viewers: number; egress: object } {
     return {
       id: this.id,
       name: this.name,
@@ -140,15 +167,38 @@ export class Session {
       this.engine.close();
       // The stream ends for its viewers too; their players (the overlay) reconnect and wait for the name.
       await Promise.all([...this.viewers.keys()].map((v) => this.removeViewer(v, `stream ended: ${reason}`)));
-      await Promise.all([this.egress.close(), this.publisher.close()]);
+      await Promise.all([this.pipeline.close(), this.publisher.close()]);
       this.logger.info({ session: this.id, reason }, 'session closed');
     })();
     return this.closing;
   }
 }
 
-/** Sees every frame a session sends (the benchmark's per-frame record). */
-export type FrameObserver = (sessionId: string, frame: VideoFrame, firstPacketOutMs: number) => void;
+/** What open() needs to know about a kind of publisher. */
+/** A WebRTC (WHIP) publisher's session: its egress encodes once per codec for every WebRTC consumer. */
+export type WhipSession = Session<PublisherSession, StreamEgress>;
+
+export interface OpenSpec<P extends StreamPublisher, E extends FrameEgress> {
+  /** Published under this name (/whip/<name>); else under its id. */
+  streamName?: string;
+  /** Initial parameters (the WHIP URL's query), validated here. */
+  initial?: unknown;
+  /** With it, the per-address cap (--max-sessions-per-client) applies too. */
+  clientAddress?: string;
+  /** Prefix of the session id (a WebSocket session's id starts with `ws-`). */
+  idPrefix?: string;
+  /** The stream's egress, given the frame size and what it reports back to. */
+  egress(events: EgressEvents, size: { width: number; height: number }, logger: Logger): E;
+  /** Starts the publisher side, which pushes its frames into `pipeline` and reaches its session through `link`. */
+  publisher(pipeline: FramePipeline<E>, link: SessionLink, size: { width: number; height: number }, logger: Logger): Promise<P>;
+}
+
+/** A publisher's way back to its session, which exists only once the publisher does. */
+export interface SessionLink {
+  readonly id: string;
+  session(): Session | undefined;
+  close(reason: string): void;
+}
 
 /**
  * Flow-guided consistency is on by default: users expect a steady image. 0.5 cut the warp error by a
@@ -158,11 +208,11 @@ export const DEFAULT_CONSISTENCY = 0.5;
 
 export class SessionManager {
   private readonly sessions = new Map<string, Session>();
-  private readonly byName = new Map<string, Session>();
+  private readonly byName = new Map<string, WhipSession>();
   /** Names whose publisher is being negotiated: a second POST for one of them is a conflict too. */
   private readonly pendingNames = new Set<string>();
   /** Viewer resource id → the session it watches. */
-  private readonly viewerSessions = new Map<string, Session>();
+  private readonly viewerSessions = new Map<string, WhipSession>();
   private pendingViewers = 0;
   /** Parameters stored per stream name (PATCH /streams/<name>/params), applied when its publisher arrives. */
   private readonly presets = new Map<string, ParamsPatch>();
@@ -187,7 +237,14 @@ export class SessionManager {
     return this.sessions.get(id);
   }
 
-  byStreamName(name: string): Session | undefined {
+  /** The session `id` if it is a WebRTC (WHIP) publisher's. */
+  whip(id: string): WhipSession | undefined {
+    const session = this.sessions.get(id);
+    return session && isWhip(session) ? session : undefined;
+  }
+
+  /** The live WebRTC stream published under `name` (WHEP viewers join these). */
+  byStreamName(name: string): WhipSession | undefined {
     return this.byName.get(name);
   }
 
@@ -245,10 +302,48 @@ export class SessionManager {
   }
 
   /**
-   * Admit a publisher: answer its offer and start its engine. Throws CapacityError, SdpError, ...
+   * Admit a WHIP publisher: answer its offer and start its pipeline. Throws CapacityError, SdpError, ...
    * With `clientAddress`, the per-address cap (--max-sessions-per-client) applies too.
    */
-  async create(offerSdp: string, initial?: unknown, clientAddress?: string, streamName?: string): Promise<Session> {
+  async create(offerSdp: string, initial?: unknown, clientAddress?: string, streamName?: string): Promise<WhipSession> {
+    const session = await this.open<PublisherSession, StreamEgress>({
+      streamName,
+      initial,
+      clientAddress,
+      egress: (events, { width, height }, logger) =>
+        new StreamEgress({ width, height, maxBitrateKbps: this.config.maxBitrateKbps, logger, onSent: events.sent, onFailed: events.failed }),
+      publisher: async (pipeline, link, size, logger) => {
+        const publisher = await createPublisherSession(offerSdp, {
+          target: size,
+          codecs: this.config.codecs,
+          maxBitrateKbps: this.config.maxBitrateKbps,
+          mediaTimeoutMs: this.config.mediaTimeoutMs,
+          playoutDelayMaxMs: this.config.playoutDelayMaxMs,
+          logger,
+          ownEgress: false,
+          onFrame: (frame) => pipeline.push(frame),
+          onAudioRtp: (rtp) => {
+            for (const viewer of link.session()?.viewers.values() ?? []) if (viewer.receivesAudio) viewer.sendAudio(rtp);
+          },
+          onData: (text) => link.session()?.handleControlMessage(text),
+          onClosed: (reason) => link.close(reason),
+        });
+        // A browser (sendrecv) publisher sees its own restyled video: one more consumer of the shared encoder.
+        if (publisher.returnPath) pipeline.egress.add(publisher.returnPath);
+        return publisher;
+      },
+    });
+    session.startStats(1000);
+    return session;
+  }
+
+  /**
+   * Admit a publisher of any kind and open its frame pipeline: the limits (sessions, measured capacity,
+   * per client, one publisher per name), then egress → engine → publisher. Throws CapacityError,
+   * StreamConflictError, and whatever starting the publisher throws (the pipeline is closed then).
+   */
+  async open<P extends StreamPublisher, E extends FrameEgress>(spec: OpenSpec<P, E>): Promise<Session<P, E>> {
+    const { streamName } = spec;
     // One publisher per name: a second one gets 409 rather than taking over, so two encoders configured with
     // the same URL cannot kick each other off in turn. OBS sends DELETE when it stops; after a crash the old
     // session ends at --media-timeout-ms.
@@ -280,7 +375,7 @@ export class SessionManager {
         5,
       );
     }
-    const client = clientAddress === undefined ? undefined : normalizeAddress(clientAddress);
+    const client = spec.clientAddress === undefined ? undefined : normalizeAddress(spec.clientAddress);
     const perClientLimit = this.config.maxSessionsPerClient ?? Infinity;
     if (client !== undefined && (this.perClient.get(client) ?? 0) >= perClientLimit) {
       this.metrics.sessionErrors.inc({ kind: 'capacity' });
@@ -294,83 +389,47 @@ export class SessionManager {
     if (client !== undefined) this.perClient.set(client, (this.perClient.get(client) ?? 0) + 1);
     let admitted = false;
     try {
-      const id = randomBytes(16).toString('base64url');
+      const id = (spec.idPrefix ?? '') + randomBytes(16).toString('base64url');
       const name = streamName ?? id;
       const log = this.logger.child({ session: id, stream: streamName });
       // Defaults, then what was stored for the name, then the WHIP URL's query (most specific wins).
       const params = {
         ...this.defaultParams(),
         ...this.presets.get(name),
-        ...(initial ? parseParamsPatch(initial, this.limits()) : {}),
+        ...(spec.initial ? parseParamsPatch(spec.initial, this.limits()) : {}),
       };
-      const { width, height } = this.config.resolution ?? this.restyler.info;
+      const size = this.config.resolution ?? { width: this.restyler.info.width, height: this.restyler.info.height };
       // Late binding: the publisher's callbacks need the session, which needs the publisher.
-      let session: Session | undefined;
-      const egress = new StreamEgress({
-        width,
-        height,
-        maxBitrateKbps: this.config.maxBitrateKbps,
-        logger: log,
-        onSent: (frame, sentMs) => {
-          engine.frameSent(frame, sentMs);
-          this.metrics.observeSentFrame(frame, sentMs, this.config.budgetMs);
-          for (const observe of this.frameObservers) observe(id, frame, sentMs);
-        },
-        // The encoder failed again right after being re-opened: end the stream with a reason rather than
-        // keep a publisher sending into a session that can output nothing.
-        onFailed: (reason) => {
-          this.metrics.sessionErrors.inc({ kind: 'encoder' });
-          log.error({ reason }, 'ending the session: its encoder keeps failing');
-          void this.close(id, `encoder failed: ${reason}`);
-        },
-      });
-      const engine = new StreamEngine({
-        streamId: id,
+      let session: Session<P, E> | undefined;
+      const link: SessionLink = { id, session: () => session, close: (reason) => void this.close(id, reason) };
+      const pipeline = new FramePipeline<E>({
+        id,
         restyler: this.restyler,
         params,
         budgetMs: this.config.budgetMs,
-        onOutput: (frame) => egress.send(frame),
-        onDropped: () => this.metrics.framesDropped.inc(),
-        onError: (error) => {
-          this.metrics.sessionErrors.inc({ kind: 'model' });
-          log.warn({ err: error.message }, 'restyle failed; frame skipped');
-        },
+        metrics: this.metrics,
+        observers: this.frameObservers,
+        logger: log,
+        egress: (events) => spec.egress(events, size, log),
+        // The encoder failed again right after being re-opened: end the stream with a reason rather than
+        // keep a publisher sending into a session that can output nothing.
+        onEgressFailed: (reason) => void this.close(id, `encoder failed: ${reason}`),
+        onRestyleError: (error) => session?.publisher.restyleFailed?.(error),
       });
-      let publisher: PublisherSession;
+      let publisher: P;
       try {
-        publisher = await createPublisherSession(offerSdp, {
-          target: { width, height },
-          codecs: this.config.codecs,
-          maxBitrateKbps: this.config.maxBitrateKbps,
-          mediaTimeoutMs: this.config.mediaTimeoutMs,
-          playoutDelayMaxMs: this.config.playoutDelayMaxMs,
-          logger: log,
-          ownEgress: false,
-          onFrame: (frame) => {
-            this.metrics.framesIn.inc();
-            engine.push(frame);
-          },
-          onAudioRtp: (rtp) => {
-            for (const viewer of session?.viewers.values() ?? []) if (viewer.receivesAudio) viewer.sendAudio(rtp);
-          },
-          onData: (text) => session?.handleControlMessage(text),
-          onClosed: (reason) => void this.close(id, reason),
-        });
+        publisher = await spec.publisher(pipeline, link, size, log);
       } catch (error) {
-        engine.close();
-        await egress.close();
+        await pipeline.close();
         throw error;
       }
-      session = new Session(id, name, nowMs(), engine, publisher, egress, this.limits(), log);
-      // A browser (sendrecv) publisher sees its own restyled video: one more consumer of the shared encoder.
-      if (publisher.returnPath) egress.add(publisher.returnPath);
+      session = new Session(id, name, nowMs(), pipeline, publisher, this.limits(), log);
       this.sessions.set(id, session);
-      this.byName.set(name, session);
+      if (isWhip(session)) this.byName.set(name, session);
       if (client !== undefined) this.clientOf.set(id, client);
       admitted = true;
-      session.startStats(1000);
       this.metrics.sessionsOpened.inc();
-      log.info({ codec: publisher.codec, width, height, returnsVideo: publisher.returnPath !== undefined }, 'session started');
+      log.info({ codec: publisher.codec, ...size }, 'session started');
       return session;
     } finally {
       this.pending--;
@@ -456,6 +515,10 @@ export class SessionManager {
   droppedFrames(): number {
     return this.all().reduce((n, s) => n + s.engine.stats().droppedFrames, 0);
   }
+}
+
+function isWhip(session: Session<StreamPublisher, FrameEgress>): session is WhipSession {
+  return session.egress instanceof StreamEgress;
 }
 
 /** One key per client: an IPv4 peer on a dual-stack socket appears as ::ffff:a.b.c.d. */

@@ -1,23 +1,19 @@
 // WebSocket fallback for clients without WebRTC: the client sends JPEG frames (binary messages) and
-// receives restyled JPEG frames; text messages carry the same control JSON as the DataChannel.
-// Same engine and model runtime as WebRTC sessions; JPEG work runs in sharp's (libuv) threads.
+// receives restyled JPEG frames; text messages carry the same control JSON as the DataChannel. The
+// upgrade (and its token) is checked here; the stream is a session like a WHIP one (SessionManager.open:
+// same admission and limits, listed under /sessions/<id>, ended by DELETE), with stream/websocket-jpeg.ts
+// as its ingress and egress.
 import type { IncomingMessage, Server } from 'node:http';
-import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import sharp from 'sharp';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Restyler } from '../models/restyle-types.js';
-import { nowMs } from '../frame/clock.js';
-import { StreamEngine } from '../realtime/stream-engine.js';
+import { WebSocketJpegEgress, WebSocketJpegIngress } from '../stream/websocket-jpeg.js';
 import type { ServerConfig } from './config.js';
-import { answerControlMessage } from './control-message.js';
 import { checkBearer, tokenMatches } from './http-app.js';
-import type { SessionManager } from './sessions.js';
+import { CapacityError, type SessionManager } from './sessions.js';
 
 const MAX_JPEG_BYTES = 4 * 1024 * 1024;
-/** Stop producing output for a client whose socket is this far behind; latest frame wins there too. */
-const MAX_BUFFERED_BYTES = 1024 * 1024;
 
 export interface WebSocketFallbackDeps {
   config: ServerConfig;
@@ -51,13 +47,14 @@ export function attachWebSocketFallback(server: Server, deps: WebSocketFallbackD
       }
     }
     wss.handleUpgrade(request, socket, head, (ws) => {
-      if (live.size + deps.sessions.size >= deps.config.maxSessions) {
-        ws.close(1013, 'server is full; retry later');
-        return;
-      }
       live.add(ws);
       ws.once('close', () => live.delete(ws));
-      serveJpegStream(ws, deps);
+      ws.on('error', (error) => deps.logger.warn({ err: error.message }, 'websocket error'));
+      openJpegStream(ws, request.socket.remoteAddress, deps).catch((error: Error) => {
+        // Refused (capacity, per-client cap) or failed: say why, then close (a close reason is ≤ 123 bytes).
+        if (ws.readyState === ws.OPEN) ws.send(JSON.stringify({ type: 'error', message: error.message }));
+        ws.close(error instanceof CapacityError ? 1013 : 1011, error instanceof CapacityError ? 'server is full; retry later' : 'could not start the stream');
+      });
     });
   };
   server.on('upgrade', onUpgrade);
@@ -73,68 +70,25 @@ export function attachWebSocketFallback(server: Server, deps: WebSocketFallbackD
   };
 }
 
-function serveJpegStream(ws: WebSocket, deps: WebSocketFallbackDeps): void {
-  const { restyler, config } = deps;
-  const id = `ws-${randomBytes(12).toString('base64url')}`;
-  const log = deps.logger.child({ session: id });
-  const { width, height } = config.resolution ?? restyler.info;
-  const limits = deps.sessions.limits();
-  let seq = 0;
-  const send = (value: object): void => {
-    if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(value));
-  };
-  const engine = new StreamEngine({
-    streamId: id,
-    restyler,
-    budgetMs: config.budgetMs,
-    params: deps.sessions.defaultParams(),
-    onOutput: (frame) => {
-      if (ws.readyState !== ws.OPEN || ws.bufferedAmount > MAX_BUFFERED_BYTES) return;
-      const { data, width: w, height: h } = frame.image;
-      sharp(data, { raw: { width: w, height: h, channels: 3 } })
-        .jpeg({ quality: 80 })
-        .toBuffer()
-        .then((jpeg) => {
-          if (ws.readyState !== ws.OPEN) return;
-          ws.send(jpeg);
-          engine.frameSent(frame, nowMs());
-        })
-        .catch((error: Error) => log.warn({ err: error.message }, 'jpeg encode failed'));
-    },
-    onError: (error) => send({ type: 'error', message: `restyle failed: ${error.message}` }),
+async function openJpegStream(ws: WebSocket, clientAddress: string | undefined, deps: WebSocketFallbackDeps): Promise<void> {
+  const session = await deps.sessions.open({
+    clientAddress,
+    idPrefix: 'ws-',
+    egress: (events, _size, logger) => new WebSocketJpegEgress(ws, events, logger),
+    publisher: async (pipeline, link, { width, height }) =>
+      new WebSocketJpegIngress(ws, {
+        width,
+        height,
+        onFrame: (frame) => pipeline.push(frame),
+        onText: (text) => link.session()?.handleControlMessage(text),
+        onClosed: (reason) => link.close(reason),
+      }),
   });
-  send({ type: 'hello', session: id, width, height, params: engine.currentParams });
-  log.info('websocket session started');
-
-  ws.on('message', (data, isBinary) => {
-    if (!isBinary) {
-      send(answerControlMessage(data.toString(), engine, limits));
-      return;
-    }
-    const arrivalMs = nowMs();
-    const frameSeq = seq++;
-    const jpeg = Buffer.isBuffer(data) ? data : Buffer.concat(data as Buffer[]);
-    sharp(jpeg, { failOn: 'error' })
-      .resize(width, height, { fit: 'cover' })
-      .removeAlpha()
-      .raw()
-      .toBuffer({ resolveWithObject: true })
-      .then(({ data: rgb, info }) => {
-        if (info.channels !== 3) throw new Error(`expected RGB, got ${info.channels} channels`);
-        engine.push({
-          // A copy, not a view: the buffer is transferred to the inference worker and must own its memory.
-          image: { width, height, data: new Uint8Array(rgb) },
-          rtpTimestamp: (frameSeq * 3000) >>> 0,
-          arrivalMs,
-          seq: frameSeq,
-          stages: [{ name: 'decode', startMs: arrivalMs, endMs: nowMs() }],
-        });
-      })
-      .catch((error: Error) => send({ type: 'error', message: `not a decodable JPEG frame: ${error.message}` }));
-  });
-  ws.once('close', () => {
-    engine.close();
-    log.info('websocket session closed');
-  });
-  ws.on('error', (error) => log.warn({ err: error.message }, 'websocket error'));
+  // The socket may have closed while the session was being opened (its close event found no session yet).
+  if (ws.readyState !== ws.OPEN) {
+    await deps.sessions.close(session.id, 'websocket closed');
+    return;
+  }
+  const { width, height } = deps.config.resolution ?? deps.restyler.info;
+  session.publisher.sendData(JSON.stringify({ type: 'hello', session: session.id, width, height, params: session.engine.currentParams }));
 }

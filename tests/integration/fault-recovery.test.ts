@@ -99,7 +99,7 @@ test('a corrupt keyframe makes the server ask for a keyframe (PLI) and it recove
   // A sendonly (OBS-like) publisher: the engine's output count says what was restyled.
   const pub = await startRawPublisher({ baseUrl: server.url, codec: 'VP8' });
   try {
-    const session = server.sessions.get(pub.sessionId)!;
+    const session = server.sessions.whip(pub.sessionId)!;
     assert.ok(session);
     const restyled = (): number => session.engine.stats().framesOut;
     let ts = 1000;
@@ -136,7 +136,7 @@ test('an encode error re-opens the encoder (fresh keyframe) and the stream goes 
   const client = await publisher(() => frames++);
   try {
     await until('restyled frames', () => frames >= 10, 20_000);
-    const session = server.sessions.all()[0]!;
+    const session = server.sessions.whip(server.sessions.all()[0]!.id)!;
     const keyframesBefore = client.stats().keyframesReceived;
     session.egress.failNextEncodesForTest('VP8', 1);
     await until('the encoder to be re-opened', () => (session.egress.stats().codecs['VP8']?.encoderReopens ?? 0) >= 1, 5000);
@@ -160,7 +160,7 @@ test('an encoder that keeps failing ends the session with a clear reason and fre
   try {
     await until('restyled frames', () => frames >= 5, 20_000);
     const before = await metric('sds_session_errors_total', 'kind="encoder"');
-    const session = server.sessions.all()[0]!;
+    const session = server.sessions.whip(server.sessions.all()[0]!.id)!;
     session.egress.failNextEncodesForTest('VP8', 100);
     await until('the session to end', () => server.sessions.size === 0, 10_000);
     assert.equal(session.closed, true);

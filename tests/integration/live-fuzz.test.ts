@@ -220,7 +220,7 @@ for (const codec of ['VP8', 'H264'] as const) {
         clearInterval(alive);
       }
       // The attacked session is still there and still takes good media: its decoder recovers on a keyframe.
-      const session = server.sessions.get(pub.sessionId);
+      const session = server.sessions.whip(pub.sessionId);
       assert.ok(session, 'the fuzzed session was not torn down by garbage');
       const stats = session.publisher.stats();
       const decodedBefore = stats.framesDecoded;

@@ -8,6 +8,7 @@ import { WebSocket } from 'ws';
 import type { RunningServer } from '../../server/server.js';
 import { correlation, coverResize, downscale, edges, meanAbsDiff } from '../support/image-metrics.js';
 import { DEFAULT_MODEL, startTestServer } from '../support/server-harness.js';
+import { makeOffer } from '../support/werift-offer.js';
 
 let server: RunningServer;
 before(async () => {
@@ -68,4 +69,39 @@ test('JPEG frames come back restyled, control messages are answered, garbage get
   await nextMessage(ws, true);
   ws.close();
   await new Promise((r) => ws.once('close', r));
+});
+
+test('a WebSocket stream is a session: listed at /sessions/<id>, counted against --max-sessions, ended by DELETE', async () => {
+  const small = await startTestServer({ modelDir: DEFAULT_MODEL, maxSessions: 1 });
+  const wsUrl = `${small.url.replace('http', 'ws')}/ws`;
+  try {
+    const ws = new WebSocket(wsUrl);
+    const hello = JSON.parse((await nextMessage(ws, false)).toString()) as { session: string };
+    const listed = await fetch(`${small.url}/sessions/${hello.session}`);
+    assert.equal(listed.status, 200);
+    assert.equal(((await listed.json()) as { codec: string }).codec, 'jpeg');
+    assert.equal(((await (await fetch(`${small.url}/healthz`)).json()) as { sessions: number }).sessions, 1);
+
+    // The one slot is taken: a WHIP publisher and a second socket are refused.
+    const peer = await makeOffer();
+    const whip = await fetch(`${small.url}/whip`, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: peer.offer });
+    await peer.close();
+    assert.equal(whip.status, 503);
+    const second = new WebSocket(wsUrl);
+    const refusal = JSON.parse((await nextMessage(second, false)).toString()) as { type: string; message: string };
+    assert.deepEqual([refusal.type, /--max-sessions/.test(refusal.message)], ['error', true]);
+    const code = await new Promise<number>((resolve) => second.once('close', (c: number) => resolve(c)));
+    assert.equal(code, 1013);
+
+    // DELETE ends it like a WHIP session: the socket closes and the slot is free again.
+    const closed = new Promise<void>((resolve) => ws.once('close', () => resolve()));
+    assert.equal((await fetch(`${small.url}/sessions/${hello.session}`, { method: 'DELETE' })).status, 200);
+    await closed;
+    assert.equal(small.sessions.size, 0);
+    const third = new WebSocket(wsUrl);
+    assert.equal(JSON.parse((await nextMessage(third, false)).toString()).type, 'hello');
+    third.close();
+  } finally {
+    await small.close();
+  }
 });
