@@ -4,6 +4,7 @@
 // SRTP), so adding a viewer costs network I/O, never another encoder. Owns the encoders; close() frees them.
 import { H264Packetizer, Vp8Packetizer, type RtpPacket } from 'werift';
 import { nowMs } from '../frame/clock.js';
+import type { Log } from '../frame/log.js';
 import { recordStage, type VideoFrame } from '../frame/video-frame.js';
 import { VideoEncoder, type VideoCodecName } from './video-codec.js';
 
@@ -14,12 +15,6 @@ export interface RtpConsumer {
   sendPackets(packets: readonly RtpPacket[]): void;
   /** Set by the egress the consumer joins: call it when the peer asks for a keyframe (PLI/FIR). */
   keyframeRequested?: () => void;
-}
-
-export interface EgressLogger {
-  info(o: object, msg?: string): void;
-  warn(o: object, msg?: string): void;
-  error?(o: object, msg?: string): void;
 }
 
 export interface EgressOptions {
@@ -33,7 +28,7 @@ export interface EgressOptions {
    * consumers get no more video. The owner should end the stream with this reason.
    */
   onFailed?(reason: string): void;
-  logger?: EgressLogger;
+  logger?: Log;
 }
 
 export interface EgressStats {

@@ -1,7 +1,8 @@
-// One publisher's WebRTC session: answers its offer, turns its video RTP into model-resolution RGB frames
-// (depacketize → decode → cover-scale), and — for a browser's sendrecv offer — offers its transceiver as a
-// return path that a StreamEgress sends restyled packets on. Owns its peer connection, decoder, scaler and
-// timers (and, when used alone, its own egress); close() frees all of them.
+// One publisher's WebRTC peer: answers its offer, hands its video RTP to its ingress (stream/ingress.ts:
+// depacketize → decode → scale), answers it with RTCP (PLI when the ingress needs a keyframe, REMB for its
+// bitrate), and — for a browser's sendrecv offer — offers its transceiver as a return path that a
+// StreamEgress sends restyled packets on. Owns its peer connection, ingress and timers (and, when used
+// alone, its own egress); close() frees all of them (the lifecycle is PeerLifecycle's, shared with viewers).
 import {
   RTCPeerConnection,
   useSdesMid,
@@ -13,23 +14,19 @@ import {
   type RTCRtpTransceiver,
 } from 'werift';
 import { nowMs } from '../frame/clock.js';
-import { recordStage, type VideoFrame } from '../frame/video-frame.js';
+import type { Log } from '../frame/log.js';
+import type { VideoFrame } from '../frame/video-frame.js';
 import { StreamEgress, type RtpConsumer } from './egress.js';
 import { NegotiationError } from './errors.js';
+import { VideoIngress } from './ingress.js';
+import { PeerLifecycle } from './peer-lifecycle.js';
 import { playoutDelayStamper, usePlayoutDelay } from './playout-delay.js';
 import { opusParameters, videoCodecParameters } from './rtp-codecs.js';
 import { acquire, release } from './resource-counters.js';
 import { buildRemb, isKeyframeRequest } from './rtcp-feedback.js';
-import { FrameAssembler, type AssembledFrame } from './rtp-depacketizer.js';
 import { acceptBundleOnly, chooseCodec, parseOffer } from './sdp-offer.js';
-import { PictureScaler, VideoDecoder, type VideoCodecName } from './video-codec.js';
+import type { VideoCodecName } from './video-codec.js';
 import { iceGatheringComplete } from './ice-gathering.js';
-
-export interface Logger {
-  info(o: object, msg?: string): void;
-  warn(o: object, msg?: string): void;
-  error(o: object, msg?: string): void;
-}
 
 export interface PublisherOptions {
   /** Model resolution: input is cover-cropped and scaled to it; output frames must have it. */
@@ -58,7 +55,7 @@ export interface PublisherOptions {
   onClosed(reason: string): void;
   /** A restyled frame's first RTP packet went out (after its 'encode' and 'packetize' stages). */
   onSent?(frame: VideoFrame, firstPacketSentMs: number): void;
-  logger?: Logger;
+  logger?: Log;
 }
 
 export interface PublisherStats {
@@ -95,9 +92,6 @@ export interface PublisherSession {
 }
 
 const PLI_MIN_INTERVAL_MS = 300;
-const DISCONNECT_GRACE_MS = 4000;
-/** Encoded frames waiting to be decoded; beyond this the decoder is behind and we restart from a keyframe. */
-const MAX_DECODE_BACKLOG = 8;
 
 /** What the publisher's video may ask of us: retransmission, keyframes, and REMB for its bitrate. */
 const PUBLISHER_RTCP_FEEDBACK = [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }, { type: 'ccm', parameter: 'fir' }, { type: 'goog-remb' }];
@@ -106,7 +100,7 @@ const PUBLISHER_RTCP_FEEDBACK = [{ type: 'nack' }, { type: 'nack', parameter: 'p
 export async function createPublisherSession(offerSdp: string, options: PublisherOptions): Promise<PublisherSession> {
   const offer = parseOffer(offerSdp);
   const codec = chooseCodec(offer, options.codecs);
-  const session = new Session(codec, offer.videoDirection === 'sendrecv', options);
+  const session = new Publisher(codec, offer.videoDirection === 'sendrecv', options);
   try {
     await session.start(acceptBundleOnly(offerSdp));
   } catch (error) {
@@ -117,67 +111,49 @@ export async function createPublisherSession(offerSdp: string, options: Publishe
   return session;
 }
 
-class Session implements PublisherSession {
+class Publisher extends PeerLifecycle implements PublisherSession {
   answerSdp = '';
-  private readonly pc: RTCPeerConnection;
-  private readonly assembler: FrameAssembler;
-  private readonly log: Logger | undefined;
   private transceiver: RTCRtpTransceiver | undefined;
   private videoTrack: MediaStreamTrack | undefined;
   private dataChannel: RTCDataChannel | undefined;
-  private decoder: VideoDecoder | undefined;
-  private scaler: PictureScaler | undefined;
+  private ingress: VideoIngress | undefined;
   private ownEgress: StreamEgress | undefined;
   returnPath: RtpConsumer | undefined;
-  private closed = false;
-  private closedNotified = false;
-  /** onClosed is for sessions the owner holds; a session that failed to start was never handed out. */
-  private started = false;
-  private readonly timers = new Set<NodeJS.Timeout>();
-  private readonly unsubscribers: (() => void)[] = [];
   private lastRtpMs = nowMs();
   private lastPliMs = 0;
-  private disconnectedSince: number | null = null;
-  private seq = 0;
-  private decodeBacklog = 0;
-  private lastDecodeWarnMs = -Infinity;
-  private readonly decodedTimes: number[] = [];
-  private readonly counters = {
-    packetsIn: 0,
-    bytesIn: 0,
-    packetsOut: 0,
-    bytesOut: 0,
-    framesDecoded: 0,
-    decodeErrors: 0,
-    keyframeRequestsSent: 0,
-    keyframeRequestsReceived: 0,
-    rembSent: 0,
-  };
+  private readonly counters = { packetsOut: 0, bytesOut: 0, keyframeRequestsSent: 0, keyframeRequestsReceived: 0, rembSent: 0 };
 
   constructor(
     readonly codec: VideoCodecName,
     private readonly sendsBack: boolean,
     private readonly options: PublisherOptions,
   ) {
-    this.log = options.logger;
+    super(
+      new RTCPeerConnection({
+        codecs: {
+          video: [videoCodecParameters(codec, PUBLISHER_RTCP_FEEDBACK)],
+          audio: [opusParameters()],
+        },
+        // No transport-cc: with werift's TWCC feedback Chromium's estimate stays low (NOTES-webrtc.md); REMB instead.
+        headerExtensions: { video: [useSdesMid(), usePlayoutDelay()], audio: [useSdesMid()] },
+        iceServers: options.iceServers ?? [],
+        ...(options.iceAdditionalHostAddresses ? { iceAdditionalHostAddresses: options.iceAdditionalHostAddresses } : {}),
+      }),
+      'publisher',
+      (reason) => options.onClosed(reason),
+      options.logger,
+    );
     acquire('sessions');
-    this.pc = new RTCPeerConnection({
-      codecs: {
-        video: [videoCodecParameters(codec, PUBLISHER_RTCP_FEEDBACK)],
-        audio: [opusParameters()],
-      },
-      // No transport-cc: with werift's TWCC feedback Chromium's estimate stays low (NOTES-webrtc.md); REMB instead.
-      headerExtensions: { video: [useSdesMid(), usePlayoutDelay()], audio: [useSdesMid()] },
-      iceServers: options.iceServers ?? [],
-      ...(options.iceAdditionalHostAddresses ? { iceAdditionalHostAddresses: options.iceAdditionalHostAddresses } : {}),
-    });
-    acquire('peerConnections');
-    this.assembler = new FrameAssembler(codec, (reason) => this.requestKeyframeLimited(reason));
   }
 
   async start(offerSdp: string): Promise<void> {
-    this.decoder = await VideoDecoder.create(this.codec);
-    this.scaler = new PictureScaler(this.options.target);
+    this.ingress = await VideoIngress.create({
+      codec: this.codec,
+      target: this.options.target,
+      onFrame: (frame) => this.safe(() => this.options.onFrame(frame)),
+      onKeyframeNeeded: (reason) => this.requestKeyframeLimited(reason),
+      ...(this.log ? { log: this.log } : {}),
+    });
 
     // onTrack fires inside setRemoteDescription: subscribe first (NOTES-webrtc.md).
     this.sub(this.pc.onTrack.subscribe((track) => this.onTrack(track)));
@@ -187,8 +163,6 @@ class Session implements PublisherSession {
         this.sub(dc.onMessage.subscribe((msg) => this.safe(() => this.options.onData(typeof msg === 'string' ? msg : msg.toString('utf8')))));
       }),
     );
-    this.sub(this.pc.connectionStateChange.subscribe((state) => this.onConnectionState(state)));
-    this.sub(this.pc.iceConnectionStateChange.subscribe((state) => this.onConnectionState(state)));
 
     await this.pc.setRemoteDescription({ type: 'offer', sdp: offerSdp });
     this.transceiver = this.pc.getTransceivers().find((t) => t.kind === 'video');
@@ -247,73 +221,7 @@ class Session implements PublisherSession {
   private onVideoRtp(rtp: RtpPacket): void {
     const arrival = nowMs();
     this.lastRtpMs = arrival;
-    this.counters.packetsIn++;
-    this.counters.bytesIn += rtp.payload.length;
-    if (this.counters.packetsIn === 1) this.requestKeyframeLimited('start');
-    const frames = this.assembler.push(
-      { sequenceNumber: rtp.header.sequenceNumber, timestamp: rtp.header.timestamp, marker: rtp.header.marker, payload: rtp.payload },
-      arrival,
-    );
-    for (const f of frames) this.decodeFrame(f);
-  }
-
-  private decodeFrame(au: AssembledFrame): void {
-    const decoder = this.decoder;
-    const scaler = this.scaler;
-    if (!decoder || !scaler || this.closed) return;
-    if (this.decodeBacklog >= MAX_DECODE_BACKLOG) {
-      // The decoder cannot keep up: skipping an inter frame breaks the chain, so restart at a keyframe.
-      this.assembler.requireKeyframe();
-      this.requestKeyframeLimited('decoder backlog');
-      return;
-    }
-    this.decodeBacklog++;
-    const frameSeq = this.seq++;
-    void (async () => {
-      const t0 = nowMs();
-      try {
-        const pictures = await decoder.decode(au.data, au.keyframe);
-        const t1 = nowMs();
-        const picture = pictures.pop();
-        for (const p of pictures) p.free();
-        if (!picture || this.closed) {
-          picture?.free();
-          return;
-        }
-        this.counters.framesDecoded++;
-        this.decodedTimes.push(t1);
-        if (this.decodedTimes.length > 120) this.decodedTimes.shift();
-        let image;
-        try {
-          image = await scaler.toRgb(picture);
-        } finally {
-          picture.free();
-        }
-        const t2 = nowMs();
-        if (this.closed) return;
-        const frame: VideoFrame = { image, rtpTimestamp: au.rtpTimestamp, arrivalMs: au.lastPacketMs, seq: frameSeq, stages: [] };
-        recordStage(frame, 'depacketize', au.firstPacketMs, au.lastPacketMs);
-        recordStage(frame, 'decode', t0, t1);
-        recordStage(frame, 'scale', t1, t2);
-        this.safe(() => this.options.onFrame(frame));
-      } catch (error) {
-        if (this.closed) return;
-        this.counters.decodeErrors++;
-        this.assembler.requireKeyframe();
-        this.requestKeyframeLimited('decode error');
-        // Garbage input fails every frame: log the first failure, then at most one line per 5 s.
-        const now = nowMs();
-        if (now - this.lastDecodeWarnMs > 5000) {
-          this.lastDecodeWarnMs = now;
-          this.log?.warn(
-            { err: (error as Error).message, codec: this.codec, decodeErrors: this.counters.decodeErrors },
-            'decode failed; keyframe requested',
-          );
-        }
-      } finally {
-        this.decodeBacklog--;
-      }
-    })();
+    this.ingress?.push(rtp, arrival);
   }
 
   // ---- egress --------------------------------------------------------------------------------------------
@@ -383,85 +291,33 @@ class Session implements PublisherSession {
   }
 
   stats(): PublisherStats {
-    const a = this.assembler.stats;
-    const now = nowMs();
-    const recent = this.decodedTimes.filter((t) => now - t < 2000);
+    const { packetsIn = 0, bytesIn = 0, framesDecoded = 0, decodeErrors = 0, framesAssembled = 0, framesLost = 0, malformedPackets = 0, paddingPackets = 0, inputFps = 0 } =
+      this.ingress?.stats() ?? {};
     return {
       codec: this.codec,
+      packetsIn,
+      bytesIn,
       ...this.counters,
-      framesAssembled: a.framesAssembled,
-      framesLost: a.framesLost,
-      malformedPackets: a.malformedPackets,
-      paddingPackets: a.paddingPackets,
-      inputFps: recent.length / 2,
+      framesDecoded,
+      decodeErrors,
+      framesAssembled,
+      framesLost,
+      malformedPackets,
+      paddingPackets,
+      inputFps,
     };
   }
 
   // ---- lifecycle -----------------------------------------------------------------------------------------
 
-  private onConnectionState(state: string): void {
-    if (state === 'failed' || state === 'closed') this.vanish(`peer connection ${state}`);
-    else if (state === 'disconnected') this.disconnectedSince ??= nowMs();
-    else if (state === 'connected' || state === 'completed') this.disconnectedSince = null;
-  }
-
   private checkLiveness(): void {
     const now = nowMs();
-    if (this.disconnectedSince !== null && now - this.disconnectedSince > DISCONNECT_GRACE_MS) {
-      this.vanish(`peer disconnected for over ${DISCONNECT_GRACE_MS / 1000} s`);
-    } else if (now - this.lastRtpMs > (this.options.mediaTimeoutMs ?? 10000)) {
-      this.vanish(`no media for ${Math.round((now - this.lastRtpMs) / 1000)} s`);
-    }
+    if (this.disconnectedTooLong(now)) return;
+    if (now - this.lastRtpMs > (this.options.mediaTimeoutMs ?? 10000)) this.vanish(`no media for ${Math.round((now - this.lastRtpMs) / 1000)} s`);
   }
 
-  /** Report a vanished peer once; the owner then calls close(). */
-  private vanish(reason: string): void {
-    if (this.closed || this.closedNotified) return;
-    this.closedNotified = true;
-    this.log?.info({ reason }, 'publisher gone');
-    this.safe(() => this.options.onClosed(reason));
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    for (const t of this.timers) {
-      clearInterval(t);
-      release('timers');
-    }
-    this.timers.clear();
-    for (const u of this.unsubscribers.splice(0)) u();
-    try {
-      await this.pc.close();
-    } catch (error) {
-      this.log?.warn({ err: (error as Error).message }, 'peer connection close failed');
-    }
-    release('peerConnections');
-    await Promise.all([this.decoder?.close(), this.scaler?.close(), this.ownEgress?.close()]);
+  protected async releaseOwn(): Promise<void> {
+    await Promise.all([this.ingress?.close(), this.ownEgress?.close()]);
     release('sessions');
-    if (!this.closedNotified && this.started) {
-      this.closedNotified = true;
-      this.safe(() => this.options.onClosed('closed'));
-    }
-  }
-
-  private every(ms: number, fn: () => void): void {
-    const t = setInterval(() => this.safe(fn), ms);
-    t.unref();
-    this.timers.add(t);
-    acquire('timers');
-  }
-
-  private sub(s: { unSubscribe: () => void }): void {
-    this.unsubscribers.push(s.unSubscribe);
-  }
-
-  /** Callbacks and timers must never throw into werift's event dispatch. */
-  private safe(fn: () => void): void {
-    try {
-      fn();
-    } catch (error) {
-      this.log?.error({ err: (error as Error).message }, 'session callback threw');
-    }
   }
 }

@@ -1,7 +1,7 @@
 // One WHEP viewer: answers its recvonly offer with a sendonly video (and audio) transceiver and is an
 // RtpConsumer of its stream's egress — it never encodes; it only forwards the shared packets (werift rewrites
 // SSRC, payload type and header extensions, and encrypts). Owns its peer connection and timers; close()
-// frees them. A viewer that vanishes (werift sends no close) is found by ICE state and RTCP silence.
+// frees them (PeerLifecycle). A viewer that vanishes (werift sends no close) is found by ICE state and RTCP silence.
 import {
   RTCPeerConnection,
   useSdesMid,
@@ -11,20 +11,17 @@ import {
   type RTCRtpTransceiver,
 } from 'werift';
 import { nowMs } from '../frame/clock.js';
+import type { Log } from '../frame/log.js';
 import type { RtpConsumer } from './egress.js';
 import { NegotiationError } from './errors.js';
 import { playoutDelayStamper, usePlayoutDelay } from './playout-delay.js';
 import { opusParameters, videoCodecParameters } from './rtp-codecs.js';
+import { PeerLifecycle } from './peer-lifecycle.js';
 import { acquire, release } from './resource-counters.js';
 import { isKeyframeRequest } from './rtcp-feedback.js';
 import { acceptBundleOnly, chooseCodec, parseOffer } from './sdp-offer.js';
 import type { VideoCodecName } from './video-codec.js';
 import { iceGatheringComplete } from './ice-gathering.js';
-
-export interface ViewerLogger {
-  info(o: object, msg?: string): void;
-  warn(o: object, msg?: string): void;
-}
 
 export interface ViewerOptions {
   /** Codecs the server will encode for viewers, in order of preference; the first the viewer offers wins. */
@@ -38,7 +35,7 @@ export interface ViewerOptions {
   /** Ask the player to buffer at most this long (playout-delay extension); undefined: off. */
   playoutDelayMaxMs?: number;
   onClosed(reason: string): void;
-  logger?: ViewerLogger;
+  logger?: Log;
 }
 
 export interface ViewerStats {
@@ -60,8 +57,6 @@ export interface ViewerSession extends RtpConsumer {
   close(): Promise<void>;
 }
 
-const DISCONNECT_GRACE_MS = 4000;
-
 /** Answer a viewer's offer. Throws SdpError (400) / UnsupportedCodecError (415) / NegotiationError (400). */
 export async function createViewerSession(offerSdp: string, options: ViewerOptions): Promise<ViewerSession> {
   const offer = parseOffer(offerSdp, 'viewer');
@@ -77,46 +72,41 @@ export async function createViewerSession(offerSdp: string, options: ViewerOptio
   return viewer;
 }
 
-class Viewer implements ViewerSession {
+class Viewer extends PeerLifecycle implements ViewerSession {
   answerSdp = '';
   receivesAudio = false;
   keyframeRequested?: () => void;
-  private readonly pc: RTCPeerConnection;
   private video: RTCRtpTransceiver | undefined;
   private audio: RTCRtpTransceiver | undefined;
-  private readonly timers = new Set<NodeJS.Timeout>();
-  private readonly unsubscribers: (() => void)[] = [];
   private readonly createdMs = nowMs();
   private connectedSinceMs: number | null = null;
-  private disconnectedSince: number | null = null;
   private lastRtcpMs = 0;
   private lastSentMs = 0;
-  private closed = false;
   /** Adds the playout-delay extension (null: not negotiated or off; undefined: not decided yet). */
   private stamp: ((packet: RtpPacket) => RtpPacket) | null | undefined;
-  private closedNotified = false;
-  private started = false;
   private readonly counters = { packetsOut: 0, bytesOut: 0, audioPacketsOut: 0, keyframeRequestsReceived: 0 };
 
   constructor(
     readonly codec: VideoCodecName,
     private readonly options: ViewerOptions,
   ) {
-    acquire('viewers');
     const rtcpFeedback = [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }, { type: 'ccm', parameter: 'fir' }];
-    this.pc = new RTCPeerConnection({
-      // Explicit codecs (werift issue #511) and the H264 name in upper case (NOTES-webrtc.md).
-      codecs: { video: [videoCodecParameters(codec, rtcpFeedback)], audio: [opusParameters()] },
-      headerExtensions: { video: [useSdesMid(), usePlayoutDelay()], audio: [useSdesMid()] },
-      iceServers: options.iceServers ?? [],
-      ...(options.iceAdditionalHostAddresses ? { iceAdditionalHostAddresses: options.iceAdditionalHostAddresses } : {}),
-    });
-    acquire('peerConnections');
+    super(
+      new RTCPeerConnection({
+        // Explicit codecs (werift issue #511) and the H264 name in upper case (NOTES-webrtc.md).
+        codecs: { video: [videoCodecParameters(codec, rtcpFeedback)], audio: [opusParameters()] },
+        headerExtensions: { video: [useSdesMid(), usePlayoutDelay()], audio: [useSdesMid()] },
+        iceServers: options.iceServers ?? [],
+        ...(options.iceAdditionalHostAddresses ? { iceAdditionalHostAddresses: options.iceAdditionalHostAddresses } : {}),
+      }),
+      'viewer',
+      (reason) => options.onClosed(reason),
+      options.logger,
+    );
+    acquire('viewers');
   }
 
   async start(offerSdp: string): Promise<void> {
-    this.sub(this.pc.connectionStateChange.subscribe((state) => this.onConnectionState(state)));
-    this.sub(this.pc.iceConnectionStateChange.subscribe((state) => this.onConnectionState(state)));
     await this.pc.setRemoteDescription({ type: 'offer', sdp: offerSdp });
     this.video = this.pc.getTransceivers().find((t) => t.kind === 'video');
     if (!this.video) throw new NegotiationError('no video transceiver after applying the offer');
@@ -161,19 +151,14 @@ class Viewer implements ViewerSession {
     this.keyframeRequested?.();
   }
 
-  private onConnectionState(state: string): void {
-    if (state === 'failed' || state === 'closed') this.vanish(`viewer connection ${state}`);
-    else if (state === 'disconnected') this.disconnectedSince ??= nowMs();
-    else if (state === 'connected' || state === 'completed') {
-      this.disconnectedSince = null;
-      // ICE connects before DTLS does, and werift drops RTP until DTLS is up: count the viewer as connected
-      // (and ask for its first keyframe) only when the whole connection is.
-      if (this.connectedSinceMs === null && this.pc.connectionState === 'connected') {
-        this.connectedSinceMs = nowMs();
-        this.lastRtcpMs = this.connectedSinceMs;
-        // Packets sent before DTLS completed were dropped by werift: ask for a keyframe now that it can decode.
-        this.keyframeRequested?.();
-      }
+  protected override connected(): void {
+    // ICE connects before DTLS does, and werift drops RTP until DTLS is up: count the viewer as connected
+    // (and ask for its first keyframe) only when the whole connection is.
+    if (this.connectedSinceMs === null && this.pc.connectionState === 'connected') {
+      this.connectedSinceMs = nowMs();
+      this.lastRtcpMs = this.connectedSinceMs;
+      // Packets sent before DTLS completed were dropped by werift: ask for a keyframe now that it can decode.
+      this.keyframeRequested?.();
     }
   }
 
@@ -183,22 +168,11 @@ class Viewer implements ViewerSession {
     if (this.connectedSinceMs === null) {
       const limit = this.options.connectTimeoutMs ?? 15_000;
       if (now - this.createdMs > limit) this.vanish(`viewer did not connect within ${limit / 1000} s`);
-    } else if (this.disconnectedSince !== null && now - this.disconnectedSince > DISCONNECT_GRACE_MS) {
-      this.vanish(`viewer disconnected for over ${DISCONNECT_GRACE_MS / 1000} s`);
+    } else if (this.disconnectedTooLong(now)) {
+      return;
     } else if (now - this.lastSentMs < 2000 && now - this.lastRtcpMs > timeout) {
       // Only judged while media flows: a receiver reports on what it receives, and a stalled stream is not its fault.
       this.vanish(`no RTCP from the viewer for ${Math.round((now - this.lastRtcpMs) / 1000)} s`);
-    }
-  }
-
-  private vanish(reason: string): void {
-    if (this.closed || this.closedNotified) return;
-    this.closedNotified = true;
-    this.options.logger?.info({ reason }, 'viewer gone');
-    try {
-      this.options.onClosed(reason);
-    } catch (error) {
-      this.options.logger?.warn({ err: (error as Error).message }, 'viewer onClosed threw');
     }
   }
 
@@ -206,46 +180,7 @@ class Viewer implements ViewerSession {
     return { codec: this.codec, connectionState: this.pc.connectionState, ...this.counters };
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    for (const t of this.timers) {
-      clearInterval(t);
-      release('timers');
-    }
-    this.timers.clear();
-    for (const u of this.unsubscribers.splice(0)) u();
-    try {
-      await this.pc.close();
-    } catch (error) {
-      this.options.logger?.warn({ err: (error as Error).message }, 'viewer peer connection close failed');
-    }
-    release('peerConnections');
+  protected async releaseOwn(): Promise<void> {
     release('viewers');
-    if (!this.closedNotified && this.started) {
-      this.closedNotified = true;
-      try {
-        this.options.onClosed('closed');
-      } catch {
-        // the owner is closing us; nothing to report to
-      }
-    }
-  }
-
-  private every(ms: number, fn: () => void): void {
-    const t = setInterval(() => {
-      try {
-        fn();
-      } catch (error) {
-        this.options.logger?.warn({ err: (error as Error).message }, 'viewer timer threw');
-      }
-    }, ms);
-    t.unref();
-    this.timers.add(t);
-    acquire('timers');
-  }
-
-  private sub(s: { unSubscribe: () => void }): void {
-    this.unsubscribers.push(s.unSubscribe);
   }
 }
