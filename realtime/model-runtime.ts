@@ -19,6 +19,11 @@ export interface ModelRuntimeOptions {
   /** onnxruntime intra-op threads per worker (default: available cores / workers, at least 1). */
   intraOpThreads?: number;
   logger?: RuntimeLogger;
+  /**
+   * The module each worker thread runs (default: worker/inference-worker.js). Another entry calls
+   * serveInference (worker/serve-inference.ts) with its own restylers: how tests inject a failing worker.
+   */
+  workerEntry?: URL;
 }
 
 export class RuntimeClosedError extends Error {
@@ -37,7 +42,7 @@ const UTILIZATION_WINDOW_MS = 3000;
 /** close(): how long a worker may take to finish its current run (or its model load and warm-up) and exit. */
 const WORKER_CLOSE_TIMEOUT_MS = 10_000;
 
-const WORKER_URL = new URL('./worker/inference-worker.js', import.meta.url);
+const WORKER_ENTRY = new URL('./worker/inference-worker.js', import.meta.url);
 
 /** One worker thread and what it owes: restarted in place if it dies. */
 class WorkerSlot {
@@ -49,6 +54,7 @@ class WorkerSlot {
 
   constructor(
     readonly index: number,
+    private readonly entry: URL,
     private readonly init: WorkerInit,
     private readonly logger: RuntimeLogger | undefined,
   ) {
@@ -58,7 +64,7 @@ class WorkerSlot {
   private spawn(): Promise<ExecutionProvider> {
     // Workers inherit the parent's node flags; --input-type (from `node -e`) would stop a file worker.
     const execArgv = process.execArgv.filter((a) => !a.startsWith('--input-type'));
-    const worker = new Worker(WORKER_URL, { workerData: this.init, name: `inference-${this.index}`, execArgv });
+    const worker = new Worker(this.entry, { workerData: this.init, name: `inference-${this.index}`, execArgv });
     this.worker = worker;
     let wasReady = false;
     const ready = new Promise<ExecutionProvider>((resolve, reject) => {
@@ -119,18 +125,6 @@ class WorkerSlot {
 
   release(streamId: string): void {
     this.worker?.postMessage({ type: 'release', streamId });
-  }
-
-  /**
-   * Test hook: the thread dies of an uncaught exception between two runs, as a bug in it would. (Not
-   * worker.terminate(): ending a thread while onnxruntime is inside a native call aborts the whole process.)
-   */
-  async crash(): Promise<void> {
-    const w = this.worker;
-    if (!w || w.threadId < 0) return;
-    const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
-    w.postMessage({ type: 'crash' } satisfies ToWorker);
-    await exited;
   }
 
   async close(): Promise<void> {
@@ -205,7 +199,7 @@ export class ModelRuntime implements Restyler {
       fallbackToCpu: options.fallbackToCpu ?? true,
       intraOpThreads: Math.max(1, Math.floor(options.intraOpThreads ?? availableParallelism() / workers)),
     };
-    const slots = Array.from({ length: workers }, (_, i) => new WorkerSlot(i, init, options.logger));
+    const slots = Array.from({ length: workers }, (_, i) => new WorkerSlot(i, options.workerEntry ?? WORKER_ENTRY, init, options.logger));
     try {
       const providers = await Promise.all(slots.map((s) => s.ready));
       const provider = providers.every((p) => p === init.provider) ? init.provider : 'cpu';
@@ -277,11 +271,6 @@ export class ModelRuntime implements Restyler {
   /** Worker threads currently alive (0 after close()). */
   get liveWorkers(): number {
     return this.slots.filter((s) => s.worker !== undefined).length;
-  }
-
-  /** Crash worker `index` as an uncaught exception in it would (tests); the pool restarts it. */
-  async killWorkerForTest(index: number): Promise<void> {
-    await this.slots[index]?.crash();
   }
 
   async close(): Promise<void> {

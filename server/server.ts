@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import pino, { type Logger } from 'pino';
 import { ModelRuntime } from '../realtime/model-runtime.js';
 import type { Restyler } from '../models/restyle-types.js';
+import type { OpenEncoder } from '../stream/egress.js';
 import type { ServerConfig } from './config.js';
 import { buildHttpApp } from './http-app.js';
 import { ServerMetrics } from './metrics.js';
@@ -21,11 +22,22 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/**
+ * What the server is built from besides its config; each defaults to the real thing. Tests inject faults
+ * here (a worker that crashes, encoders that fail) so that the product's own error paths run.
+ */
+export interface ServerDependencies {
+  /** The module each inference worker thread runs (ModelRuntimeOptions.workerEntry). */
+  inferenceWorker?: URL;
+  /** Opens each stream's encoders (EgressOptions.openEncoder). */
+  openEncoder?: OpenEncoder;
+}
+
 export function createLogger(level: string): Logger {
   return pino({ level, base: { service: 'sds' } });
 }
 
-export async function startServer(given: ServerConfig, logger = createLogger(given.logLevel)): Promise<RunningServer> {
+export async function startServer(given: ServerConfig, logger = createLogger(given.logLevel), deps: ServerDependencies = {}): Promise<RunningServer> {
   // A copy: a worker learns its public URL only once it listens (port 0), and routes read it from here.
   const config = { ...given };
   // A worker fails fast when Redis is not there, before loading the model.
@@ -37,6 +49,7 @@ export async function startServer(given: ServerConfig, logger = createLogger(giv
     workers: config.workers,
     intraOpThreads: config.intraOpThreads,
     logger,
+    ...(deps.inferenceWorker ? { workerEntry: deps.inferenceWorker } : {}),
   }).catch(async (err: unknown) => {
     await redis?.quit().catch(() => redis.destroy());
     throw err;
@@ -58,7 +71,7 @@ export async function startServer(given: ServerConfig, logger = createLogger(giv
       );
     },
   });
-  sessions = new SessionManager(config, restyler, metrics, logger);
+  sessions = new SessionManager(config, restyler, metrics, logger, deps.openEncoder);
   const app = await buildHttpApp({ config, sessions, restyler, metrics, logger });
   const ws = attachWebSocketFallback(app.server, { config, restyler, sessions, logger });
   await app.listen({ host: config.host, port: config.port });

@@ -12,7 +12,7 @@ import type { VideoFrame } from '../frame/video-frame.js';
 import { type SessionParams, parseParamsPatch, type ParamsLimits, type ParamsPatch } from '../realtime/params.js';
 import { admission } from '../realtime/admission.js';
 import type { StreamEngine, StreamEngineStats } from '../realtime/stream-engine.js';
-import { StreamEgress } from '../stream/egress.js';
+import { StreamEgress, type OpenEncoder } from '../stream/egress.js';
 import { createPublisherSession, type PublisherSession } from '../stream/publisher-session.js';
 import { createViewerSession, type ViewerSession } from '../stream/viewer-session.js';
 import type { ServerConfig } from './config.js';
@@ -227,6 +227,8 @@ export class SessionManager {
     private readonly restyler: Restyler,
     private readonly metrics: ServerMetrics,
     private readonly logger: Logger,
+    /** Opens each stream's encoders (default: FFmpeg's). */
+    private readonly openEncoder?: OpenEncoder,
   ) {}
 
   get size(): number {
@@ -311,7 +313,7 @@ export class SessionManager {
       initial,
       clientAddress,
       egress: (events, { width, height }, logger) =>
-        new StreamEgress({ width, height, maxBitrateKbps: this.config.maxBitrateKbps, logger, onSent: events.sent, onFailed: events.failed }),
+        new StreamEgress({ width, height, maxBitrateKbps: this.config.maxBitrateKbps, logger, onSent: events.sent, onFailed: events.failed, ...(this.openEncoder ? { openEncoder: this.openEncoder } : {}) }),
       publisher: async (pipeline, link, size, logger) => {
         const publisher = await createPublisherSession(offerSdp, {
           target: size,

@@ -6,7 +6,8 @@ import { H264Packetizer, Vp8Packetizer, type RtpPacket } from 'werift';
 import { nowMs } from '../frame/clock.js';
 import type { Log } from '../frame/log.js';
 import { recordStage, type VideoFrame } from '../frame/video-frame.js';
-import { VideoEncoder, type VideoCodecName } from './video-codec.js';
+import { VideoEncoder, type EncodedPicture, type EncoderOptions, type VideoCodecName } from './video-codec.js';
+import type { RgbImage } from '../frame/video-frame.js';
 
 /** Something that sends a stream's packets to one peer. */
 export interface RtpConsumer {
@@ -16,6 +17,17 @@ export interface RtpConsumer {
   /** Set by the egress the consumer joins: call it when the peer asks for a keyframe (PLI/FIR). */
   keyframeRequested?: () => void;
 }
+
+/** What the egress needs of an encoder (stream/video-codec.ts VideoEncoder is the real one). */
+export interface FrameEncoder {
+  encode(image: RgbImage, rtpTimestamp: number, forceKeyframe: boolean): Promise<EncodedPicture[]>;
+  close(): Promise<void>;
+}
+
+/** Opens one codec's encoder; injectable (a wrapper that fails on cue is how the error path is tested). */
+export type OpenEncoder = (options: EncoderOptions) => Promise<FrameEncoder>;
+
+export const openVideoEncoder: OpenEncoder = (options) => VideoEncoder.create(options);
 
 export interface EgressOptions {
   width: number;
@@ -29,6 +41,8 @@ export interface EgressOptions {
    */
   onFailed?(reason: string): void;
   logger?: Log;
+  /** Default: the FFmpeg encoder (openVideoEncoder). */
+  openEncoder?: OpenEncoder;
 }
 
 export interface EgressStats {
@@ -108,15 +122,6 @@ export class StreamEgress {
     return { consumers: this.consumerCount, codecs };
   }
 
-  /**
-   * Fault injection for tests: the next `count` encodes of `codec` throw as a failing encoder would (the
-   * production error path runs: count, log, re-open the encoder, give up after repeated failures).
-   */
-  failNextEncodesForTest(codec: VideoCodecName, count = 1): void {
-    const branch = this.branches.get(codec);
-    if (branch) branch.injectedFailures += count;
-  }
-
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -137,11 +142,9 @@ export class StreamEgress {
 class CodecBranch {
   readonly consumers = new Set<RtpConsumer>();
   readonly counters = { framesEncoded: 0, keyframesForced: 0, framesNotSent: 0, packetsOut: 0, encodeErrors: 0, encoderReopens: 0 };
-  /** See StreamEgress.failNextEncodesForTest. */
-  injectedFailures = 0;
   onFailed: ((reason: string) => void) | undefined;
-  private encoder: VideoEncoder | undefined;
-  private starting: Promise<VideoEncoder | undefined>;
+  private encoder: FrameEncoder | undefined;
+  private starting: Promise<FrameEncoder | undefined>;
   private reopening: Promise<void> | undefined;
   private consecutiveErrors = 0;
   private failed = false;
@@ -163,9 +166,9 @@ class CodecBranch {
     this.starting = this.open();
   }
 
-  private open(): Promise<VideoEncoder | undefined> {
+  private open(): Promise<FrameEncoder | undefined> {
     const { codec, options } = this;
-    return VideoEncoder.create({ codec, width: options.width, height: options.height, maxBitrateKbps: options.maxBitrateKbps }).then(
+    return (options.openEncoder ?? openVideoEncoder)({ codec, width: options.width, height: options.height, maxBitrateKbps: options.maxBitrateKbps }).then(
       async (enc) => {
         if (this.closed) {
           await enc.close();
@@ -247,10 +250,6 @@ class CodecBranch {
         this.keyframeWanted = false;
         this.lastKeyframeMs = t0;
         this.counters.keyframesForced++;
-      }
-      if (this.injectedFailures > 0) {
-        this.injectedFailures--;
-        throw new Error('injected encoder fault (test)');
       }
       const pictures = await encoder.encode(frame.image, frame.rtpTimestamp, keyframe);
       this.consecutiveErrors = 0;

@@ -1,5 +1,5 @@
 // Messages between ModelRuntime (main thread) and an inference worker. Pixels travel as ArrayBuffers,
-// never as JSON arrays: transferred to the worker, copied back (see realtime/worker/inference-worker.ts for why).
+// never as JSON arrays: transferred to the worker, copied back (see serve-inference.ts for why).
 import type { StageTiming } from '../../frame/video-frame.js';
 import type { ExecutionProvider } from '../../models/restyle-types.js';
 import type { StyleBlend } from '../../models/conditioning.js';
@@ -32,11 +32,8 @@ export interface RunRequest {
   scale: 1 | 0.5;
 }
 
-/**
- * 'close' ends the thread after the run in progress (never during one); 'crash' makes it die of an uncaught
- * exception between runs, as a bug would (a test hook).
- */
-export type ToWorker = RunRequest | { type: 'release'; streamId: string } | { type: 'close' } | { type: 'crash' };
+/** 'close' ends the thread after the run in progress (never during one). */
+export type ToWorker = RunRequest | { type: 'release'; streamId: string } | { type: 'close' };
 
 export type FromWorker =
   | { type: 'ready'; provider: ExecutionProvider }

@@ -17,11 +17,13 @@ import { DEFAULT_MODEL, startTestServer } from '../support/server-harness.js';
 import { makeOffer } from '../support/werift-offer.js';
 import { startWhepViewer } from '../support/werift-viewer.js';
 import { until } from '../support/until.js';
+import { CRASH_ON_CUE_WORKER, crashWorkers, encodersFailingOnCue } from '../support/worker-faults.js';
 
 const skip = existsSync(path.join(DEFAULT_MODEL, 'manifest.json')) ? false : 'models/default is missing';
 const MEDIA_TIMEOUT_MS = 2000;
 let server: RunningServer;
 let clip: RgbImage[];
+const encoders = encodersFailingOnCue();
 
 before(async () => {
   if (skip) return;
@@ -31,7 +33,7 @@ before(async () => {
     maxSessions: 8,
     maxSessionsPerClient: 8,
     admissionCeiling: Number.POSITIVE_INFINITY,
-  });
+  }, { inferenceWorker: CRASH_ON_CUE_WORKER, openEncoder: encoders.openEncoder });
   clip = await makePanClip(await loadTestPhoto(path.join(DEFAULT_MODEL, 'testdata', 'heldout.png')), 320, 240, 30);
 });
 after(async () => {
@@ -74,7 +76,10 @@ test('a model worker that crashes mid-stream is restarted and the live session g
   try {
     await until('restyled frames before the crash', () => frames >= 10, 20_000);
     const runtime = server.restyler as ModelRuntime;
-    await runtime.killWorkerForTest(0);
+    const modelErrors = await metric('sds_session_errors_total', 'kind="model"');
+    crashWorkers();
+    // The run it died in is rejected: the engine counts a model error and goes on with the next frame.
+    await until('the worker to die', async () => (await metric('sds_session_errors_total', 'kind="model"')) > modelErrors, 10_000);
     const atCrash = frames;
     // The pool notices the exit, respawns the worker (model load + warm-up) and the engine's next frame runs there.
     await until('the worker to be restarted', () => runtime.liveWorkers === 1, 30_000);
@@ -138,7 +143,7 @@ test('an encode error re-opens the encoder (fresh keyframe) and the stream goes 
     await until('restyled frames', () => frames >= 10, 20_000);
     const session = server.sessions.whip(server.sessions.all()[0]!.id)!;
     const keyframesBefore = client.stats().keyframesReceived;
-    session.egress.failNextEncodesForTest('VP8', 1);
+    encoders.failNext(1);
     await until('the encoder to be re-opened', () => (session.egress.stats().codecs['VP8']?.encoderReopens ?? 0) >= 1, 5000);
     const atFault = frames;
     await until('frames after the encoder was re-opened', () => frames >= atFault + 10, 15_000);
@@ -161,12 +166,13 @@ test('an encoder that keeps failing ends the session with a clear reason and fre
     await until('restyled frames', () => frames >= 5, 20_000);
     const before = await metric('sds_session_errors_total', 'kind="encoder"');
     const session = server.sessions.whip(server.sessions.all()[0]!.id)!;
-    session.egress.failNextEncodesForTest('VP8', 100);
+    encoders.failNext(100);
     await until('the session to end', () => server.sessions.size === 0, 10_000);
     assert.equal(session.closed, true);
     assert.equal(await metric('sds_session_errors_total', 'kind="encoder"'), before + 1);
     assert.equal(session.egress.stats().consumers, 0);
   } finally {
+    encoders.failNext(0);
     await client.close();
   }
   await assertBaseline();

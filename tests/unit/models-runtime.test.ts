@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { RestyleRequest } from '../../models/restyle-types.js';
 import { ModelRuntime } from '../../realtime/model-runtime.js';
+import { CRASH_ON_CUE_WORKER } from '../support/worker-faults.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const SD_TINY = join(ROOT, 'tests/fixtures/sd-tiny');
@@ -82,10 +83,12 @@ describe('ModelRuntime', () => {
   it('rejects in-flight requests of a worker that dies, restarts it and keeps serving', async () => {
     const lines: string[] = [];
     const logger = { info: (m: string) => lines.push(m), warn: (m: string) => lines.push(m) };
-    await withRuntime({ logger }, async (rt) => {
-      const inflight = rt.restyle(request('a', 512, 512));
-      await rt.killWorkerForTest(0);
+    await withRuntime({ logger, workerEntry: CRASH_ON_CUE_WORKER }, async (rt) => {
+      // The worker dies in this request's run (a stream named "crash…"), as a bug in it would.
+      const inflight = rt.restyle(request('crash', 64, 64));
+      const queued = rt.restyle(request('a'));
       await assert.rejects(inflight, /inference worker 0 exited/);
+      await assert.rejects(queued, /inference worker 0 exited/);
       const after = await rt.restyle(request('a'));
       assert.equal(after.image.data.length, 64 * 64 * 3);
       assert.equal(rt.liveWorkers, 1);
@@ -115,6 +118,7 @@ describe('ModelRuntime', () => {
   it('close() leaves no worker threads: a process that loads, runs and closes exits by itself', async () => {
     const script = `
       const { ModelRuntime } = await import(${JSON.stringify(join(ROOT, 'dist/realtime/model-runtime.js'))});
+      const workerEntry = new URL(${JSON.stringify(CRASH_ON_CUE_WORKER.href)});
       const rt = await ModelRuntime.load({ modelDir: ${JSON.stringify(SD_TINY)}, workers: 2, intraOpThreads: 1 });
       const data = new Uint8Array(64 * 64 * 3);
       await rt.restyle({ streamId: 's', image: { width: 64, height: 64, data }, style: '', prompt: '', strength: 0.5, steps: 1, seed: 1, consistency: 0 });
@@ -167,19 +171,20 @@ describe('the default model (models/default)', () => {
 
 describe('ModelRuntime shutdown under load', () => {
   // worker.terminate() while onnxruntime is inside a native call aborts the whole process ("terminate called
-  // after throwing an instance of 'Napi::Error'"); close() and the crash hook must end threads between runs.
+  // after throwing an instance of 'Napi::Error'"); close() and a worker's crash must end threads between runs.
   it('close() and worker crashes in the middle of a stream of requests never abort the process', async () => {
     const script = `
       const { ModelRuntime } = await import(${JSON.stringify(join(ROOT, 'dist/realtime/model-runtime.js'))});
+      const workerEntry = new URL(${JSON.stringify(CRASH_ON_CUE_WORKER.href)});
       const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
       const req = () => ({ streamId: 's', image: { width: 128, height: 128, data: new Uint8Array(128 * 128 * 3) }, style: '', prompt: '', strength: 0.5, steps: 2, seed: 1, consistency: 0 });
       for (let round = 0; round < 3; round++) {
-        const rt = await ModelRuntime.load({ modelDir: ${JSON.stringify(SD_TINY)}, intraOpThreads: 1 });
+        const rt = await ModelRuntime.load({ modelDir: ${JSON.stringify(SD_TINY)}, intraOpThreads: 1, workerEntry });
         let stop = false;
         const traffic = (async () => { while (!stop) await rt.restyle(req()).catch(() => sleep(5)); })();
         for (let k = 0; k < 3; k++) {
           await sleep(30 + 40 * k);
-          await rt.killWorkerForTest(0);
+          await rt.restyle({ ...req(), streamId: 'crash' }).catch(() => {});
           while (rt.liveWorkers === 0) await sleep(10);
         }
         await sleep(50 * round);
