@@ -1,15 +1,13 @@
 // A werift WHIP publisher for the benchmark and integration tests: sends a pre-encoded clip paced at a fixed
 // frame rate over real WebRTC, receives the restyled track on the same transceiver, decodes it, and reports
 // each output frame with its RTP timestamp so the caller can match it to the input frame it came from.
-import { RTCPeerConnection, H264Packetizer, Vp8Packetizer, useSdesMid, type RTCDataChannel } from 'werift';
+import { H264Packetizer, Vp8Packetizer, type RTCDataChannel } from 'werift';
 import sharp from 'sharp';
 import { existsSync } from 'node:fs';
 import { nowMs } from '../frame/clock.js';
 import type { RgbImage } from '../frame/video-frame.js';
-import { FrameAssembler } from '../stream/rtp-depacketizer.js';
-import { PictureScaler, VideoDecoder, VideoEncoder, type EncodedPicture, type VideoCodecName } from '../stream/video-codec.js';
-import { opusParameters, videoCodecParameters } from '../stream/rtp-codecs.js';
-import { iceGatheringComplete } from '../stream/ice-gathering.js';
+import { VideoEncoder, type EncodedPicture, type VideoCodecName } from '../stream/video-codec.js';
+import { authHeader, exchangeOffer, loopbackPeerConnection, ReceivedVideo } from './werift-client.js';
 
 export interface LoopbackClientOptions {
   whipUrl: string;
@@ -53,17 +51,9 @@ export interface LoopbackClient {
 
 
 export async function createLoopbackClient(options: LoopbackClientOptions): Promise<LoopbackClient> {
-  const { codec, fps, width, height } = options;
+  const { codec, fps } = options;
   const encoded = await encodeClip(options);
-  const rtcpFeedback = [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }, { type: 'goog-remb' }];
-  const pc = new RTCPeerConnection({
-    codecs: { video: [videoCodecParameters(codec, rtcpFeedback)], audio: [opusParameters()] },
-    headerExtensions: { video: [useSdesMid()], audio: [useSdesMid()] },
-    iceAdditionalHostAddresses: ['127.0.0.1'],
-    // With werift's default policy the offer gathers one transport per m-line; the server bundles them, and
-    // close() then leaves the unused transport's UDP sockets open (the process never exits).
-    bundlePolicy: 'max-bundle',
-  });
+  const pc = loopbackPeerConnection(codec, [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }, { type: 'goog-remb' }]);
   if (options.audio) pc.addTransceiver('audio', { direction: 'sendonly' });
   const transceiver = pc.addTransceiver('video', { direction: options.direction ?? 'sendrecv' });
   let dc: RTCDataChannel | undefined;
@@ -72,63 +62,18 @@ export async function createLoopbackClient(options: LoopbackClientOptions): Prom
     dc.onMessage.subscribe((m) => options.onData?.(typeof m === 'string' ? m : m.toString('utf8')));
   }
 
-  const decoder = await VideoDecoder.create(codec);
-  let scaler: PictureScaler | undefined;
-  let framesReceived = 0;
-  let keyframesReceived = 0;
-  let remoteSsrc: number | undefined;
-  let decodeErrors = 0;
   let closed = false;
-  const assembler = new FrameAssembler(codec);
-  transceiver.onTrack.subscribe((track) => {
-    track.onReceiveRtp.subscribe((rtp) => {
-      remoteSsrc = rtp.header.ssrc;
-      const frames = assembler.push(
-        { sequenceNumber: rtp.header.sequenceNumber, timestamp: rtp.header.timestamp, marker: rtp.header.marker, payload: rtp.payload },
-        nowMs(),
-      );
-      for (const au of frames) {
-        if (au.keyframe) keyframesReceived++;
-        void (async () => {
-          try {
-            const pictures = await decoder.decode(au.data, au.keyframe);
-            for (const picture of pictures) {
-              try {
-                if (closed) continue;
-                scaler ??= new PictureScaler({ width: picture.width, height: picture.height });
-                const rgb = await scaler.toRgb(picture);
-                framesReceived++;
-                options.onOutputFrame(au.rtpTimestamp, rgb, au.lastPacketMs);
-              } finally {
-                picture.free();
-              }
-            }
-          } catch {
-            decodeErrors++;
-            assembler.requireKeyframe();
-          }
-        })();
-      }
-    });
-  });
-
-  await pc.setLocalDescription(await pc.createOffer());
-  await iceGatheringComplete(pc);
-  const auth: Record<string, string> = options.token ? { Authorization: `Bearer ${options.token}` } : {};
-  const res = await fetch(options.whipUrl, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/sdp', ...auth },
-    body: pc.localDescription!.sdp,
-  });
-  const body = await res.text();
-  if (res.status !== 201) {
-    await pc.close();
-    await decoder.close();
-    throw new Error(`WHIP POST ${options.whipUrl} → ${res.status}: ${body}`);
+  const received = await ReceivedVideo.create(codec, (rgb, rtpTimestamp, lastPacketMs) => options.onOutputFrame(rtpTimestamp, rgb, lastPacketMs));
+  transceiver.onTrack.subscribe((track) => received.attach(track));
+  let answered;
+  try {
+    answered = await exchangeOffer(pc, options.whipUrl, { token: options.token, protocol: 'WHIP' });
+  } catch (error) {
+    await received.close();
+    throw error;
   }
-  // Resolved against the final URL: a cluster's front door redirects (307) the offer to a worker.
-  const location = new URL(res.headers.get('location') ?? '', res.url || options.whipUrl).toString();
-  await pc.setRemoteDescription({ type: 'answer', sdp: body });
+  const { location, answerSdp } = answered;
+  const auth = authHeader(options.token);
   await waitFor(() => pc.connectionState === 'connected', pc.connectionStateChange, 10000);
 
   const sent = new Map<number, { index: number; sentMs: number }>();
@@ -163,16 +108,19 @@ export async function createLoopbackClient(options: LoopbackClientOptions): Prom
 
   return {
     location,
-    answerSdp: body,
+    answerSdp,
     sent,
     finished,
     sendData: (text) => {
       if (dc?.readyState === 'open') dc.send(text);
     },
     requestKeyframe: () => {
-      if (remoteSsrc !== undefined) void transceiver.receiver.sendRtcpPLI(remoteSsrc).catch(() => {});
+      if (received.remoteSsrc !== undefined) void transceiver.receiver.sendRtcpPLI(received.remoteSsrc).catch(() => {});
     },
-    stats: () => ({ framesSent, framesReceived, keyframesReceived, decodeErrors }),
+    stats: () => {
+      const r = received.stats();
+      return { framesSent, framesReceived: r.framesDecoded, keyframesReceived: r.keyframes, decodeErrors: r.decodeErrors };
+    },
     close: async ({ deleteSession = true } = {}) => {
       if (closed) return;
       closed = true;
@@ -180,7 +128,7 @@ export async function createLoopbackClient(options: LoopbackClientOptions): Prom
       resolveFinished();
       if (deleteSession) await fetch(location, { method: 'DELETE', headers: auth }).catch(() => undefined);
       await pc.close();
-      await Promise.all([decoder.close(), scaler?.close()]);
+      await received.close();
     },
   };
 }

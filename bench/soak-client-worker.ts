@@ -3,10 +3,8 @@
 // real werift loopback client looping a pre-encoded clip; each viewer is a bare werift WHEP peer that counts
 // the packets it receives. The main thread posts 'stop'; the worker hangs everything up and posts 'done'.
 import { parentPort, workerData } from 'node:worker_threads';
-import { RTCPeerConnection, useSdesMid } from 'werift';
 import { createLoopbackClient, loadTestPhoto, makePanClip, type LoopbackClient } from './loopback-client.js';
-import { iceGatheringComplete } from '../stream/ice-gathering.js';
-import { videoCodecParameters } from '../stream/rtp-codecs.js';
+import { startWhepViewer, type WhepViewer } from './whep-viewer.js';
 
 export interface SoakClientInput {
   baseUrl: string;
@@ -27,48 +25,18 @@ export type SoakClientMessage =
   | { type: 'error'; message: string }
   | { type: 'done' };
 
-interface SoakViewer {
-  packets(): number;
-  close(): Promise<void>;
-}
-
 const input = workerData as SoakClientInput;
 const post = (m: SoakClientMessage): void => parentPort!.postMessage(m);
 
-async function startViewer(whepUrl: string, codec: 'VP8' | 'H264'): Promise<SoakViewer> {
-  const rtcpFeedback = [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }];
-  const pc = new RTCPeerConnection({
-    codecs: { video: [videoCodecParameters(codec, rtcpFeedback)] },
-    headerExtensions: { video: [useSdesMid()] },
-    iceAdditionalHostAddresses: ['127.0.0.1'],
-    bundlePolicy: 'max-bundle',
-  });
-  let packets = 0;
-  const video = pc.addTransceiver('video', { direction: 'recvonly' });
-  video.onTrack.subscribe((track) => track.onReceiveRtp.subscribe(() => packets++));
-  await pc.setLocalDescription(await pc.createOffer());
-  await iceGatheringComplete(pc);
-  const res = await fetch(whepUrl, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription!.sdp });
-  const body = await res.text();
-  if (res.status !== 201) {
-    await pc.close();
-    throw new Error(`WHEP POST ${whepUrl} → ${res.status}: ${body}`);
-  }
-  const location = new URL(res.headers.get('location') ?? '', res.url || whepUrl).toString();
-  await pc.setRemoteDescription({ type: 'answer', sdp: body });
-  return {
-    packets: () => packets,
-    close: async () => {
-      await fetch(location, { method: 'DELETE' }).catch(() => undefined);
-      await pc.close();
-    },
-  };
+/** Viewers only count packets: decoding them all would load the machine the server runs on. */
+function startViewer(whepUrl: string, codec: 'VP8' | 'H264'): Promise<WhepViewer> {
+  return startWhepViewer({ whepUrl, codec, decode: false });
 }
 
 async function main(): Promise<void> {
   const clip = await makePanClip(await loadTestPhoto(), input.width, input.height, input.clipFrames);
   const clients: LoopbackClient[] = [];
-  const viewers: SoakViewer[] = [];
+  const viewers: WhepViewer[] = [];
   let outputFrames = 0;
   let stopping = false;
   const stopped = new Promise<void>((resolve) =>
@@ -97,7 +65,7 @@ async function main(): Promise<void> {
     for (let v = 0; v < input.viewersPerSession && !stopping; v++) viewers.push(await startViewer(`${input.baseUrl}/whep/${sessionId}`, input.codec));
   }
   const report = (): void =>
-    post({ type: 'counts', outputFrames, viewerPackets: viewers.reduce((n, v) => n + v.packets(), 0), viewers: viewers.length });
+    post({ type: 'counts', outputFrames, viewerPackets: viewers.reduce((n, v) => n + v.stats().packets, 0), viewers: viewers.length });
   const timer = setInterval(report, input.reportMs);
   await stopped;
   clearInterval(timer);

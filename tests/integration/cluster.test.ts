@@ -17,7 +17,7 @@ import type { RgbImage } from '../../frame/video-frame.js';
 import { startFrontDoor, type RunningFrontDoor } from '../../server/cluster/front-door.js';
 import type { WorkerRecord } from '../../server/cluster/registry.js';
 import { parseServeConfig } from '../../server/config.js';
-import { startWhepViewer, type WhepViewer } from '../support/werift-viewer.js';
+import { startWhepViewer, type WhepViewer } from '../../bench/whep-viewer.js';
 import { until } from '../support/until.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));

@@ -15,7 +15,7 @@ import type { EncodedPicture } from '../../stream/video-codec.js';
 import { encodePictures, startRawPublisher } from '../support/raw-publisher.js';
 import { DEFAULT_MODEL, startTestServer } from '../support/server-harness.js';
 import { makeOffer } from '../support/werift-offer.js';
-import { startWhepViewer } from '../support/werift-viewer.js';
+import { startWhepViewer } from '../../bench/whep-viewer.js';
 import { until } from '../support/until.js';
 import { CRASH_ON_CUE_WORKER, crashWorkers, encodersFailingOnCue } from '../support/worker-faults.js';
 

@@ -8,7 +8,7 @@ import { createLoopbackClient, loadTestPhoto, makePanClip, type LoopbackClient }
 import { liveResources } from '../../stream/resource-counters.js';
 import type { RunningServer } from '../../server/server.js';
 import { DEFAULT_MODEL, startTestServer } from '../support/server-harness.js';
-import { startWhepViewer, type WhepViewer } from '../support/werift-viewer.js';
+import { startWhepViewer, type WhepViewer } from '../../bench/whep-viewer.js';
 import { until } from '../support/until.js';
 
 const STREAM = 'fanout-test';

@@ -7,7 +7,7 @@ import { iceServers, parseServeConfig } from '../../server/config.js';
 import type { RunningServer } from '../../server/server.js';
 import { SD_TINY_MODEL, startTestServer } from '../support/server-harness.js';
 import { makeOffer, type OfferingPeer } from '../support/werift-offer.js';
-import { startWhepViewer } from '../support/werift-viewer.js';
+import { startWhepViewer } from '../../bench/whep-viewer.js';
 
 const TOKEN = 'conformance-secret';
 const AUTH = { Authorization: `Bearer ${TOKEN}` };
