@@ -1,9 +1,9 @@
 // The img2img pipeline, one frame: RGB → VAE encode → noise to t0 → denoise ×steps → VAE decode → RGB.
 // Read top to bottom like a diffusers pipeline; the math lives in ./scheduler.ts, the tensors in
-// ./components.ts. Each stage is timed with nowMs() so the engine can see where the frame went.
+// ./diffusion-components.ts. Each stage is timed with nowMs() so the engine can see where the frame went.
 import type { RgbImage, StageName, StageTiming } from '../frame/video-frame.js';
 import { nowMs } from '../frame/clock.js';
-import type { DiffusionComponents, Latent } from './components.js';
+import type { DiffusionComponents, Latent } from './diffusion-components.js';
 import type { ConditioningEmbeds } from './conditioning.js';
 import type { ModelManifest } from './manifest.js';
 import { float16ToFloat32, float32ToFloat16 } from './float16.js';

@@ -3,10 +3,10 @@
 // runs per frame with per-stream state is realtime/stream-restyler.ts; this is what all streams share.
 import type { StageTiming } from '../frame/video-frame.js';
 import { nowMs } from '../frame/clock.js';
-import { loadComponents, type DiffusionComponents } from './components.js';
+import { loadComponents, type DiffusionComponents } from './diffusion-components.js';
 import { ConditioningTable, type ConditioningEmbeds, type StyleBlend } from './conditioning.js';
 import { loadManifest, type ModelManifest } from './manifest.js';
-import type { RuntimeLogger } from './onnx-component.js';
+import type { LineLog } from '../frame/log.js';
 import type { ExecutionProvider, PromptPart } from './restyle-types.js';
 import { NoiseSchedule } from './scheduler.js';
 import type { TextEncoder } from './text-encoder.js';
@@ -15,7 +15,7 @@ export interface LoadModelOptions {
   provider: ExecutionProvider;
   fallbackToCpu: boolean;
   intraOpThreads: number;
-  logger: RuntimeLogger;
+  logger: LineLog;
 }
 
 type TextModule = typeof import('./text-encoder.js');

@@ -3,25 +3,16 @@
 // (sample, timestep, ...) are matched by name with positional fallbacks. float16 models are fed and read
 // through ./float16.ts.
 import ort from 'onnxruntime-node';
+import type { LineLog } from '../frame/log.js';
 import type { ExecutionProvider } from './restyle-types.js';
 import { float16ToFloat32, float32ToFloat16 } from './float16.js';
-
-export interface RuntimeLogger {
-  info(msg: string): void;
-  warn(msg: string): void;
-}
-
-export const consoleLogger: RuntimeLogger = {
-  info: (msg) => console.log(msg),
-  warn: (msg) => console.warn(msg),
-};
 
 export interface SessionConfig {
   provider: ExecutionProvider;
   /** If the provider cannot create a session: true → log one line and use CPU; false → throw. */
   fallbackToCpu: boolean;
   intraOpThreads: number;
-  logger?: RuntimeLogger;
+  logger?: LineLog;
 }
 
 export interface TensorSpec {

@@ -5,7 +5,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { loadManifest, type ModelManifest } from '../models/manifest.js';
-import type { RuntimeLogger } from '../models/onnx-component.js';
+import type { LineLog } from '../frame/log.js';
 import type { ExecutionProvider, RestyleRequest, RestyleResult, Restyler, RestylerInfo } from '../models/restyle-types.js';
 import type { FromWorker, RunRequest, ToWorker, WorkerInit } from './worker/protocol.js';
 
@@ -18,7 +18,7 @@ export interface ModelRuntimeOptions {
   workers?: number;
   /** onnxruntime intra-op threads per worker (default: available cores / workers, at least 1). */
   intraOpThreads?: number;
-  logger?: RuntimeLogger;
+  logger?: LineLog;
   /**
    * The module each worker thread runs (default: worker/inference-worker.js). Another entry calls
    * serveInference (worker/serve-inference.ts) with its own restylers: how tests inject a failing worker.
@@ -56,7 +56,7 @@ class WorkerSlot {
     readonly index: number,
     private readonly entry: URL,
     private readonly init: WorkerInit,
-    private readonly logger: RuntimeLogger | undefined,
+    private readonly logger: LineLog | undefined,
   ) {
     this.ready = this.spawn();
   }

@@ -2,11 +2,11 @@
 // `{"type":"params","params":{...}}` as JSON text; the answer is the full accepted parameters or an
 // error with a reason a person can act on.
 import { ParamsError, parseParamsPatch, type ParamsLimits, type SessionParams } from '../realtime/params.js';
-import type { StreamEngine } from '../realtime/stream-engine.js';
+import type { RestyleEngine } from '../realtime/restyle-engine.js';
 
 export type ControlReply = { type: 'params'; params: SessionParams } | { type: 'error'; message: string };
 
-export function answerControlMessage(text: string, engine: StreamEngine, limits: ParamsLimits): ControlReply {
+export function answerControlMessage(text: string, engine: RestyleEngine, limits: ParamsLimits): ControlReply {
   let message: unknown;
   try {
     message = JSON.parse(text);

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { VideoFrame } from '../frame/video-frame.js';
 import type { Restyler } from '../models/restyle-types.js';
 import type { SessionParams } from '../realtime/params.js';
-import { StreamEngine } from '../realtime/stream-engine.js';
+import { RestyleEngine } from '../realtime/restyle-engine.js';
 import type { ServerMetrics } from './metrics.js';
 
 /** Where restyled frames leave the server: encoded once for WebRTC consumers, or as JPEG on a WebSocket. */
@@ -44,7 +44,7 @@ export interface FramePipelineOptions<E extends FrameEgress> {
 }
 
 export class FramePipeline<E extends FrameEgress = FrameEgress> {
-  readonly engine: StreamEngine;
+  readonly engine: RestyleEngine;
   readonly egress: E;
 
   constructor(private readonly options: FramePipelineOptions<E>) {
@@ -52,7 +52,7 @@ export class FramePipeline<E extends FrameEgress = FrameEgress> {
       sent: (frame, sentMs) => this.frameSent(frame, sentMs),
       failed: (reason) => this.egressFailed(reason),
     });
-    this.engine = new StreamEngine({
+    this.engine = new RestyleEngine({
       streamId: options.id,
       restyler: options.restyler,
       params: options.params,

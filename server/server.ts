@@ -6,7 +6,7 @@ import { ModelRuntime } from '../realtime/model-runtime.js';
 import type { Restyler } from '../models/restyle-types.js';
 import type { OpenEncoder } from '../stream/egress.js';
 import type { ServerConfig } from './config.js';
-import { buildHttpApp } from './http-app.js';
+import { buildHttpApp } from './api-routes.js';
 import { ServerMetrics } from './metrics.js';
 import { SessionManager } from './sessions.js';
 import { attachWebSocketFallback } from './websocket-fallback.js';

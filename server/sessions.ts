@@ -11,8 +11,8 @@ import { nowMs } from '../frame/clock.js';
 import type { VideoFrame } from '../frame/video-frame.js';
 import { type SessionParams, parseParamsPatch, type ParamsLimits, type ParamsPatch } from '../realtime/params.js';
 import { admission } from '../realtime/admission.js';
-import type { StreamEngine, StreamEngineStats } from '../realtime/stream-engine.js';
-import { StreamEgress, type OpenEncoder } from '../stream/egress.js';
+import type { RestyleEngine, RestyleEngineStats } from '../realtime/restyle-engine.js';
+import { VideoEgress, type OpenEncoder } from '../stream/egress.js';
 import { createPublisherSession, type PublisherSession } from '../stream/publisher-session.js';
 import { createViewerSession, type ViewerSession } from '../stream/viewer-session.js';
 import type { ServerConfig } from './config.js';
@@ -91,7 +91,7 @@ export class Session<P extends StreamPublisher = StreamPublisher, E extends Fram
     private readonly logger: Logger,
   ) {}
 
-  get engine(): StreamEngine {
+  get engine(): RestyleEngine {
     return this.pipeline.engine;
   }
 
@@ -99,8 +99,8 @@ export class Session<P extends StreamPublisher = StreamPublisher, E extends Fram
     return this.pipeline.egress;
   }
 
-  private get fanout(): StreamEgress {
-    if (!(this.pipeline.egress instanceof StreamEgress)) throw new StreamNotFoundError(`stream "${this.name}" has no WebRTC playback`);
+  private get fanout(): VideoEgress {
+    if (!(this.pipeline.egress instanceof VideoEgress)) throw new StreamNotFoundError(`stream "${this.name}" has no WebRTC playback`);
     return this.pipeline.egress;
   }
 
@@ -149,7 +149,7 @@ export class Session<P extends StreamPublisher = StreamPublisher, E extends Fram
     this.publisher.sendData(JSON.stringify(answerControlMessage(text, this.engine, this.limits)));
   }
 
-  stats(): StreamEngineStats & { id: string; name: string; codec: string; uptimeMs: number; viewers: number; egress: object } {
+  stats(): RestyleEngineStats & { id: string; name: string; codec: string; uptimeMs: number; viewers: number; egress: object } {
     return {
       id: this.id,
       name: this.name,
@@ -176,7 +176,7 @@ export class Session<P extends StreamPublisher = StreamPublisher, E extends Fram
 
 /** What open() needs to know about a kind of publisher. */
 /** A WebRTC (WHIP) publisher's session: its egress encodes once per codec for every WebRTC consumer. */
-export type WhipSession = Session<PublisherSession, StreamEgress>;
+export type WhipSession = Session<PublisherSession, VideoEgress>;
 
 export interface OpenSpec<P extends StreamPublisher, E extends FrameEgress> {
   /** Published under this name (/whip/<name>); else under its id. */
@@ -308,12 +308,12 @@ export class SessionManager {
    * With `clientAddress`, the per-address cap (--max-sessions-per-client) applies too.
    */
   async create(offerSdp: string, initial?: unknown, clientAddress?: string, streamName?: string): Promise<WhipSession> {
-    const session = await this.open<PublisherSession, StreamEgress>({
+    const session = await this.open<PublisherSession, VideoEgress>({
       streamName,
       initial,
       clientAddress,
       egress: (events, { width, height }, logger) =>
-        new StreamEgress({ width, height, maxBitrateKbps: this.config.maxBitrateKbps, logger, onSent: events.sent, onFailed: events.failed, ...(this.openEncoder ? { openEncoder: this.openEncoder } : {}) }),
+        new VideoEgress({ width, height, maxBitrateKbps: this.config.maxBitrateKbps, logger, onSent: events.sent, onFailed: events.failed, ...(this.openEncoder ? { openEncoder: this.openEncoder } : {}) }),
       publisher: async (pipeline, link, size, logger) => {
         const publisher = await createPublisherSession(offerSdp, {
           target: size,
@@ -520,7 +520,7 @@ export class SessionManager {
 }
 
 function isWhip(session: Session<StreamPublisher, FrameEgress>): session is WhipSession {
-  return session.egress instanceof StreamEgress;
+  return session.egress instanceof VideoEgress;
 }
 
 /** One key per client: an IPv4 peer on a dual-stack socket appears as ::ffff:a.b.c.d. */

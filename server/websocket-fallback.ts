@@ -10,7 +10,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { Restyler } from '../models/restyle-types.js';
 import { WebSocketJpegEgress, WebSocketJpegIngress } from '../stream/websocket-jpeg.js';
 import type { ServerConfig } from './config.js';
-import { checkBearer, tokenMatches } from './http-app.js';
+import { checkBearer, tokenMatches } from './api-routes.js';
 import { CapacityError, type SessionManager } from './sessions.js';
 
 const MAX_JPEG_BYTES = 4 * 1024 * 1024;

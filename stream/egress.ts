@@ -66,7 +66,7 @@ export const KEYFRAME_MIN_INTERVAL_MS = 250;
  */
 export const MAX_CONSECUTIVE_ENCODE_ERRORS = 3;
 
-export class StreamEgress {
+export class VideoEgress {
   private readonly branches = new Map<VideoCodecName, CodecBranch>();
   private readonly reported = new WeakSet<VideoFrame>();
   private closed = false;

@@ -1,7 +1,7 @@
 // One publisher's WebRTC peer: answers its offer, hands its video RTP to its ingress (stream/ingress.ts:
 // depacketize → decode → scale), answers it with RTCP (PLI when the ingress needs a keyframe, REMB for its
 // bitrate), and — for a browser's sendrecv offer — offers its transceiver as a return path that a
-// StreamEgress sends restyled packets on. Owns its peer connection, ingress and timers (and, when used
+// VideoEgress sends restyled packets on. Owns its peer connection, ingress and timers (and, when used
 // alone, its own egress); close() frees all of them (the lifecycle is PeerLifecycle's, shared with viewers).
 import {
   RTCPeerConnection,
@@ -16,7 +16,7 @@ import {
 import { nowMs } from '../frame/clock.js';
 import type { Log } from '../frame/log.js';
 import type { VideoFrame } from '../frame/video-frame.js';
-import { StreamEgress, type RtpConsumer } from './egress.js';
+import { VideoEgress, type RtpConsumer } from './egress.js';
 import { NegotiationError } from './errors.js';
 import { VideoIngress } from './ingress.js';
 import { PeerLifecycle } from './peer-lifecycle.js';
@@ -45,7 +45,7 @@ export interface PublisherOptions {
   playoutDelayMaxMs?: number;
   /**
    * true (default): the session owns an egress and `sendFrame()` encodes for its return path. false: the
-   * owner sends through a shared StreamEgress and adds `returnPath` to it (encode once for all viewers).
+   * owner sends through a shared VideoEgress and adds `returnPath` to it (encode once for all viewers).
    */
   ownEgress?: boolean;
   onFrame(frame: VideoFrame): void;
@@ -81,7 +81,7 @@ export interface PublisherStats {
 export interface PublisherSession {
   readonly answerSdp: string;
   readonly codec: VideoCodecName;
-  /** The sendrecv transceiver's sending side, for a StreamEgress; undefined for a sendonly (OBS) publisher. */
+  /** The sendrecv transceiver's sending side, for a VideoEgress; undefined for a sendonly (OBS) publisher. */
   readonly returnPath: RtpConsumer | undefined;
   /** Encode and send a restyled frame on the return path (only with `ownEgress`, the default). */
   sendFrame(frame: VideoFrame): void;
@@ -117,7 +117,7 @@ class Publisher extends PeerLifecycle implements PublisherSession {
   private videoTrack: MediaStreamTrack | undefined;
   private dataChannel: RTCDataChannel | undefined;
   private ingress: VideoIngress | undefined;
-  private ownEgress: StreamEgress | undefined;
+  private ownEgress: VideoEgress | undefined;
   returnPath: RtpConsumer | undefined;
   private lastRtpMs = nowMs();
   private lastPliMs = 0;
@@ -184,7 +184,7 @@ class Publisher extends PeerLifecycle implements PublisherSession {
       this.returnPath = this.makeReturnPath(this.transceiver);
       if (this.options.ownEgress ?? true) {
         const { width, height } = this.options.target;
-        this.ownEgress = new StreamEgress({
+        this.ownEgress = new VideoEgress({
           width,
           height,
           maxBitrateKbps: this.options.maxBitrateKbps,

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { ServerConfig } from '../config.js';
-import { checkBearer, createHttpApp, registerWebApp } from '../http-base.js';
+import { checkBearer, createHttpApp, registerWebApp } from '../http-server.js';
 import { httpError, sendError } from '../http-responses.js';
 import { signTicket, TICKET_PARAM } from './redirect-ticket.js';
 import { chooseWorker, connectRedis, RegistryReader, type WorkerRecord } from './registry.js';

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { RtpHeader, RtpPacket } from 'werift';
 import { createLoopbackClient, loadTestPhoto, makePanClip } from '../../bench/loopback-client.js';
-import { STYLE_TRANSITION_FRAMES } from '../../realtime/stream-engine.js';
+import { STYLE_TRANSITION_FRAMES } from '../../realtime/restyle-engine.js';
 import type { RgbImage } from '../../frame/video-frame.js';
 import type { RunningServer } from '../../server/server.js';
 import { liveResources } from '../../stream/resource-counters.js';

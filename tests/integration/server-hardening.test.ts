@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
 import { WebSocket } from 'ws';
 import { parseServeConfig } from '../../server/config.js';
-import { checkBearer, tokenMatches } from '../../server/http-app.js';
+import { checkBearer, tokenMatches } from '../../server/api-routes.js';
 import { startServer, type RunningServer } from '../../server/server.js';
 import { liveResources } from '../../stream/resource-counters.js';
 import { SD_TINY_MODEL, startTestServer } from '../support/server-harness.js';

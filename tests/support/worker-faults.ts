@@ -1,5 +1,5 @@
 // Faults injected through the product's own seams: ModelRuntime's workerEntry (a worker that crashes on
-// cue) and StreamEgress's openEncoder (real encoders that fail on cue), both reachable from startServer.
+// cue) and VideoEgress's openEncoder (real encoders that fail on cue), both reachable from startServer.
 import { BroadcastChannel } from 'node:worker_threads';
 import { openVideoEncoder, type OpenEncoder } from '../../stream/egress.js';
 

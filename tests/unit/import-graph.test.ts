@@ -26,9 +26,9 @@ test('each forbidden kind of edge is caught', () => {
     ['models/img2img.ts', 'realtime/latent-cache.ts'],
     ['models/worker/x.ts', 'stream/egress.ts'],
     ['models/manifest.ts', 'server/config.ts'],
-    ['realtime/stream-engine.ts', 'stream/egress.ts'],
-    ['realtime/stream-engine.ts', 'server/sessions.ts'],
-    ['stream/egress.ts', 'realtime/stream-engine.ts'],
+    ['realtime/restyle-engine.ts', 'stream/egress.ts'],
+    ['realtime/restyle-engine.ts', 'server/sessions.ts'],
+    ['stream/egress.ts', 'realtime/restyle-engine.ts'],
     ['stream/egress.ts', 'server/metrics.ts'],
     ['client/src/app.ts', 'server/control-message.ts'],
     ['client/src/app.ts', 'stream/sdp-offer.ts'],
@@ -42,11 +42,11 @@ test('each forbidden kind of edge is caught', () => {
 
 test('allowed edges pass', () => {
   const cases: Array<[string, string]> = [
-    ['realtime/stream-engine.ts', 'models/img2img.ts'],
+    ['realtime/restyle-engine.ts', 'models/img2img.ts'],
     ['models/img2img.ts', 'frame/clock.ts'],
     ['stream/egress.ts', 'frame/video-frame.ts'],
     ['server/sessions.ts', 'stream/egress.ts'],
-    ['server/sessions.ts', 'realtime/stream-engine.ts'],
+    ['server/sessions.ts', 'realtime/restyle-engine.ts'],
     ['bench/e2e-bench.ts', 'server/server.ts'],
     ['tests/unit/x.test.ts', 'bench/bench-args.ts'],
     ['client/src/app.ts', 'client/src/protocol.ts'],

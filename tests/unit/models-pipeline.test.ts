@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { RgbImage, StageTiming } from '../../frame/video-frame.js';
-import { loadComponents, type DiffusionComponents } from '../../models/components.js';
+import { loadComponents, type DiffusionComponents } from '../../models/diffusion-components.js';
 import { ConditioningTable } from '../../models/conditioning.js';
 import { float16ToFloat32, float32ToFloat16 } from '../../models/float16.js';
 import { FixedNoise, img2img, rgbToTensor, tensorToRgb } from '../../models/img2img.js';

@@ -11,12 +11,12 @@ import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import ort from 'onnxruntime-node';
 import { ClipTokenizer } from '../../models/clip-tokenizer.js';
-import { loadComponents, type DiffusionComponents } from '../../models/components.js';
+import { loadComponents, type DiffusionComponents } from '../../models/diffusion-components.js';
 import type { ConditioningEmbeds } from '../../models/conditioning.js';
 import { FixedNoise, img2img } from '../../models/img2img.js';
 import { loadManifest, type ModelManifest } from '../../models/manifest.js';
 import { ModelRuntime } from '../../realtime/model-runtime.js';
-import type { RuntimeLogger } from '../../models/onnx-component.js';
+import type { LineLog } from '../../frame/log.js';
 import type { RestyleRequest } from '../../models/restyle-types.js';
 import { NoiseSchedule } from '../../models/scheduler.js';
 import { blendPrompts, TextEncoder } from '../../models/text-encoder.js';
@@ -33,7 +33,7 @@ after(async () => {
   rmSync(scratch, { recursive: true, force: true });
 });
 
-function recordingLogger(): RuntimeLogger & { warnings: string[] } {
+function recordingLogger(): LineLog & { warnings: string[] } {
   const warnings: string[] = [];
   return { warnings, info: () => undefined, warn: (m) => warnings.push(m) };
 }

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import type { RestyleRequest, RestyleResult, Restyler } from '../../models/restyle-types.js';
 import { nowMs } from '../../frame/clock.js';
 import type { VideoFrame } from '../../frame/video-frame.js';
-import { STYLE_TRANSITION_FRAMES, StreamEngine } from '../../realtime/stream-engine.js';
+import { STYLE_TRANSITION_FRAMES, RestyleEngine } from '../../realtime/restyle-engine.js';
 
 class InvertingRestyler implements Restyler {
   readonly requests: RestyleRequest[] = [];
@@ -54,7 +54,7 @@ const params = { style: 'a', prompt: '', strength: 0.5, steps: 1, seed: 1, consi
 test('output frames keep the input RTP timestamp, carry the restyled pixels and stage records in time order', async () => {
   const restyler = new InvertingRestyler(5);
   const out: VideoFrame[] = [];
-  const engine = new StreamEngine({ streamId: 's', restyler, params, budgetMs: 40, onOutput: (f) => out.push(f) });
+  const engine = new RestyleEngine({ streamId: 's', restyler, params, budgetMs: 40, onOutput: (f) => out.push(f) });
   engine.push(frame(7));
   await new Promise((r) => setTimeout(r, 50));
   assert.equal(out.length, 1);
@@ -71,7 +71,7 @@ test('output frames keep the input RTP timestamp, carry the restyled pixels and 
 test('under load the newest frame wins and replaced frames count as dropped', async () => {
   const restyler = new InvertingRestyler(30);
   const out: VideoFrame[] = [];
-  const engine = new StreamEngine({ streamId: 's', restyler, params, budgetMs: 40, onOutput: (f) => out.push(f) });
+  const engine = new RestyleEngine({ streamId: 's', restyler, params, budgetMs: 40, onOutput: (f) => out.push(f) });
   for (let i = 0; i < 5; i++) engine.push(frame(i));
   await new Promise((r) => setTimeout(r, 120));
   assert.deepEqual(out.map((f) => f.seq), [0, 4]);
@@ -81,7 +81,7 @@ test('under load the newest frame wins and replaced frames count as dropped', as
 
 test('a parameter change applies to the next frame dispatched', async () => {
   const restyler = new InvertingRestyler(1);
-  const engine = new StreamEngine({ streamId: 's', restyler, params, budgetMs: 40, onOutput: () => undefined });
+  const engine = new RestyleEngine({ streamId: 's', restyler, params, budgetMs: 40, onOutput: () => undefined });
   engine.push(frame(1));
   await new Promise((r) => setTimeout(r, 20));
   engine.updateParams({ style: 'b', steps: 2 });
@@ -95,7 +95,7 @@ test('a parameter change applies to the next frame dispatched', async () => {
 });
 
 test('latency is accounted from arrival to first packet out, and late frames count as deadline misses', () => {
-  const engine = new StreamEngine({ streamId: 's', restyler: new InvertingRestyler(1), params, budgetMs: 40, onOutput: () => undefined });
+  const engine = new RestyleEngine({ streamId: 's', restyler: new InvertingRestyler(1), params, budgetMs: 40, onOutput: () => undefined });
   const f = frame(1);
   engine.frameSent(f, f.arrivalMs + 25);
   engine.frameSent(f, f.arrivalMs + 55);
@@ -109,7 +109,7 @@ test('latency is accounted from arrival to first packet out, and late frames cou
 test('the similarity filter reuses the output for an unchanged input, refreshes every 10 frames, and runs on a change', async () => {
   const restyler = new InvertingRestyler(1);
   const out: VideoFrame[] = [];
-  const engine = new StreamEngine({
+  const engine = new RestyleEngine({
     streamId: 's',
     restyler,
     params: { ...params, similarityFilter: true },
@@ -138,7 +138,7 @@ test('the similarity filter reuses the output for an unchanged input, refreshes 
 
 test('with the filter off, an unchanged input is restyled every frame', async () => {
   const restyler = new InvertingRestyler(1);
-  const engine = new StreamEngine({ streamId: 's', restyler, params, budgetMs: 1000, onOutput: () => undefined });
+  const engine = new RestyleEngine({ streamId: 's', restyler, params, budgetMs: 1000, onOutput: () => undefined });
   for (let i = 0; i < 4; i++) {
     engine.push(frame(0));
     await new Promise((r) => setTimeout(r, 10));
@@ -149,7 +149,7 @@ test('with the filter off, an unchanged input is restyled every frame', async ()
 
 test('after a parameter change the previous output is never reused, even for an unchanged input', async () => {
   const restyler = new InvertingRestyler(1);
-  const engine = new StreamEngine({ streamId: 's', restyler, params: { ...params, similarityFilter: true }, budgetMs: 1000, onOutput: () => undefined });
+  const engine = new RestyleEngine({ streamId: 's', restyler, params: { ...params, similarityFilter: true }, budgetMs: 1000, onOutput: () => undefined });
   engine.push(frame(0));
   await new Promise((r) => setTimeout(r, 10));
   engine.push(frame(0));
@@ -165,7 +165,7 @@ test('after a parameter change the previous output is never reused, even for an 
 
 test('a style change blends the two styles over STYLE_TRANSITION_FRAMES frames, then conditions on the new style alone', async () => {
   const restyler = new InvertingRestyler(0);
-  const engine = new StreamEngine({ streamId: 's', restyler, params, budgetMs: 1000, onOutput: () => undefined });
+  const engine = new RestyleEngine({ streamId: 's', restyler, params, budgetMs: 1000, onOutput: () => undefined });
   const settle = () => new Promise((r) => setTimeout(r, 5));
   engine.push(frame(0));
   await settle();
@@ -189,7 +189,7 @@ test('a style change blends the two styles over STYLE_TRANSITION_FRAMES frames, 
 test('on a text model a prompt change blends the two prompts over STYLE_TRANSITION_FRAMES frames; an explicit blend applies as given', async () => {
   const restyler = new InvertingRestyler(0);
   (restyler.info as { conditioning: string }).conditioning = 'text';
-  const engine = new StreamEngine({ streamId: 's', restyler, params: { ...params, prompt: 'a cat' }, budgetMs: 1000, onOutput: () => undefined });
+  const engine = new RestyleEngine({ streamId: 's', restyler, params: { ...params, prompt: 'a cat' }, budgetMs: 1000, onOutput: () => undefined });
   const settle = () => new Promise((r) => setTimeout(r, 5));
   engine.push(frame(0));
   await settle();
@@ -216,7 +216,7 @@ test('on a text model a prompt change blends the two prompts over STYLE_TRANSITI
 
 test('under deadline pressure a still input is not served the same output forever: reuse is bounded and skipped during a fade', async () => {
   const restyler = new InvertingRestyler(30); // every run costs 30 ms against a 20 ms budget
-  const engine = new StreamEngine({ streamId: 's', restyler, params, budgetMs: 20, onOutput: () => undefined });
+  const engine = new RestyleEngine({ streamId: 's', restyler, params, budgetMs: 20, onOutput: () => undefined });
   const still = async (n: number, gapMs = 5): Promise<void> => {
     for (let i = 0; i < n; i++) {
       engine.push(frame(0));

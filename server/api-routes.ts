@@ -6,7 +6,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Restyler } from '../models/restyle-types.js';
 import type { ServerConfig } from './config.js';
-import { checkBearer, createHttpApp, registerWebApp } from './http-base.js';
+import { checkBearer, createHttpApp, registerWebApp } from './http-server.js';
 import { hasContentType, httpError, sendError, withIceLinks } from './http-responses.js';
 import type { ServerMetrics } from './metrics.js';
 import type { SessionManager } from './sessions.js';
@@ -14,7 +14,7 @@ import { whepRoutes } from './whep-routes.js';
 import { TICKET_PARAM } from './cluster/redirect-ticket.js';
 
 // Shared with the cluster's front door; re-exported for the modules and tests that import them from here.
-export { checkBearer, CLIENT_DIR, tokenMatches } from './http-base.js';
+export { checkBearer, CLIENT_DIR, tokenMatches } from './http-server.js';
 
 export interface HttpAppDeps {
   config: ServerConfig;

@@ -21,7 +21,7 @@ const FILTER_MAX_REUSE = 10;
  */
 export const STYLE_TRANSITION_FRAMES = 8;
 
-export interface StreamEngineOptions {
+export interface RestyleEngineOptions {
   streamId: string;
   restyler: Restyler;
   params: SessionParams;
@@ -34,7 +34,7 @@ export interface StreamEngineOptions {
   onDropped?(frame: VideoFrame): void;
 }
 
-export interface StreamEngineStats {
+export interface RestyleEngineStats {
   framesIn: number;
   framesOut: number;
   droppedFrames: number;
@@ -53,7 +53,7 @@ export interface StreamEngineStats {
   deadlineDrops: number;
 }
 
-export class StreamEngine {
+export class RestyleEngine {
   private params: SessionParams;
   private readonly mailbox: LatestWinsMailbox<VideoFrame>;
   private readonly latency = new MovingPercentiles(300);
@@ -76,7 +76,7 @@ export class StreamEngine {
   /** The last computed output and the thumbnail of the input it was made from. */
   private last: { inputThumb: Float32Array; image: VideoFrame['image'] } | undefined;
 
-  constructor(private readonly options: StreamEngineOptions) {
+  constructor(private readonly options: RestyleEngineOptions) {
     this.params = { ...options.params };
     this.scheduler = new DeadlineScheduler({ budgetMs: options.budgetMs });
     this.mailbox = new LatestWinsMailbox(
@@ -126,7 +126,7 @@ export class StreamEngine {
     this.scheduler.recordEgress(egress);
   }
 
-  stats(): StreamEngineStats {
+  stats(): RestyleEngineStats {
     const now = nowMs();
     return {
       framesIn: this.framesIn,
