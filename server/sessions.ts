@@ -322,7 +322,6 @@ export class SessionManager {
           mediaTimeoutMs: this.config.mediaTimeoutMs,
           playoutDelayMaxMs: this.config.playoutDelayMaxMs,
           logger,
-          ownEgress: false,
           onFrame: (frame) => pipeline.push(frame),
           onAudioRtp: (rtp) => {
             for (const viewer of link.session()?.viewers.values() ?? []) if (viewer.receivesAudio) viewer.sendAudio(rtp);

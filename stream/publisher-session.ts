@@ -1,8 +1,8 @@
 // One publisher's WebRTC peer: answers its offer, hands its video RTP to its ingress (stream/ingress.ts:
 // depacketize → decode → scale), answers it with RTCP (PLI when the ingress needs a keyframe, REMB for its
 // bitrate), and — for a browser's sendrecv offer — offers its transceiver as a return path that a
-// VideoEgress sends restyled packets on. Owns its peer connection, ingress and timers (and, when used
-// alone, its own egress); close() frees all of them (the lifecycle is PeerLifecycle's, shared with viewers).
+// VideoEgress sends restyled packets on. Owns its peer connection, ingress and timers; close() frees all
+// of them (the lifecycle is PeerLifecycle's, shared with viewers).
 import {
   RTCPeerConnection,
   useSdesMid,
@@ -16,7 +16,7 @@ import {
 import { nowMs } from '../frame/clock.js';
 import type { Log } from '../frame/log.js';
 import type { VideoFrame } from '../frame/video-frame.js';
-import { VideoEgress, type RtpConsumer } from './egress.js';
+import type { RtpConsumer } from './egress.js';
 import { NegotiationError } from './errors.js';
 import { VideoIngress } from './ingress.js';
 import { PeerLifecycle } from './peer-lifecycle.js';
@@ -43,18 +43,11 @@ export interface PublisherOptions {
   announcedBitrateKbps?: number;
   /** Ask the browser to buffer the returned video at most this long (playout-delay extension); undefined: off. */
   playoutDelayMaxMs?: number;
-  /**
-   * true (default): the session owns an egress and `sendFrame()` encodes for its return path. false: the
-   * owner sends through a shared VideoEgress and adds `returnPath` to it (encode once for all viewers).
-   */
-  ownEgress?: boolean;
   onFrame(frame: VideoFrame): void;
   /** Audio RTP from the publisher (Opus), for forwarding to viewers; dropped when absent. */
   onAudioRtp?(rtp: RtpPacket): void;
   onData(text: string): void;
   onClosed(reason: string): void;
-  /** A restyled frame's first RTP packet went out (after its 'encode' and 'packetize' stages). */
-  onSent?(frame: VideoFrame, firstPacketSentMs: number): void;
   logger?: Log;
 }
 
@@ -83,8 +76,6 @@ export interface PublisherSession {
   readonly codec: VideoCodecName;
   /** The sendrecv transceiver's sending side, for a VideoEgress; undefined for a sendonly (OBS) publisher. */
   readonly returnPath: RtpConsumer | undefined;
-  /** Encode and send a restyled frame on the return path (only with `ownEgress`, the default). */
-  sendFrame(frame: VideoFrame): void;
   sendData(text: string): void;
   requestKeyframe(): void;
   stats(): PublisherStats;
@@ -117,7 +108,6 @@ class Publisher extends PeerLifecycle implements PublisherSession {
   private videoTrack: MediaStreamTrack | undefined;
   private dataChannel: RTCDataChannel | undefined;
   private ingress: VideoIngress | undefined;
-  private ownEgress: VideoEgress | undefined;
   returnPath: RtpConsumer | undefined;
   private lastRtpMs = nowMs();
   private lastPliMs = 0;
@@ -180,21 +170,7 @@ class Publisher extends PeerLifecycle implements PublisherSession {
     if (!sdp) throw new NegotiationError('no local description after ICE gathering');
     this.answerSdp = sdp;
     if (!this.videoTrack) this.videoTrack = this.transceiver.receiver.tracks[0];
-    if (this.sendsBack) {
-      this.returnPath = this.makeReturnPath(this.transceiver);
-      if (this.options.ownEgress ?? true) {
-        const { width, height } = this.options.target;
-        this.ownEgress = new VideoEgress({
-          width,
-          height,
-          maxBitrateKbps: this.options.maxBitrateKbps,
-          onSent: (frame, sentMs) => this.options.onSent?.(frame, sentMs),
-          onFailed: (reason) => this.vanish(`encoder failed: ${reason}`),
-          ...(this.log ? { logger: this.log } : {}),
-        });
-        this.ownEgress.add(this.returnPath);
-      }
-    }
+    if (this.sendsBack) this.returnPath = this.makeReturnPath(this.transceiver);
 
     this.every(1000, () => this.checkLiveness());
     this.every(1000, () => this.sendRemb());
@@ -225,10 +201,6 @@ class Publisher extends PeerLifecycle implements PublisherSession {
   }
 
   // ---- egress --------------------------------------------------------------------------------------------
-
-  sendFrame(frame: VideoFrame): void {
-    if (!this.closed) this.ownEgress?.send(frame);
-  }
 
   /** Sends shared packets on the sendrecv transceiver; werift clones each before rewriting SSRC/PT/seq. */
   private makeReturnPath(transceiver: RTCRtpTransceiver): RtpConsumer {
@@ -317,7 +289,7 @@ class Publisher extends PeerLifecycle implements PublisherSession {
   }
 
   protected async releaseOwn(): Promise<void> {
-    await Promise.all([this.ingress?.close(), this.ownEgress?.close()]);
+    await this.ingress?.close();
     release('sessions');
   }
 }

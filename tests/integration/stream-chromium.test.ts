@@ -11,7 +11,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
-import { createPublisherSession, type PublisherSession, type PublisherStats } from '../../stream/publisher-session.js';
+import type { PublisherSession, PublisherStats } from '../../stream/publisher-session.js';
+import { createEchoPublisher } from '../support/echo-publisher.js';
 import type { VideoCodecName } from '../../stream/video-codec.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -42,12 +43,11 @@ function startEchoServer(): Promise<EchoServer> {
     if (req.method !== 'POST') return void res.writeHead(404).end();
     try {
       let session: PublisherSession | undefined;
-      session = await createPublisherSession(Buffer.concat(chunks).toString('utf8'), {
+      session = await createEchoPublisher(Buffer.concat(chunks).toString('utf8'), {
         target: { width: 320, height: 256 },
         codecs: ['VP8', 'H264'],
         maxBitrateKbps: 1500,
         iceAdditionalHostAddresses: ['127.0.0.1'],
-        onFrame: (frame) => session?.sendFrame(frame),
         onData: (text) => session?.sendData(`echo:${text}`),
         onClosed: () => {},
       });

@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import sharp from 'sharp';
 import type { RgbImage } from '../../frame/video-frame.js';
 import { createPublisherSession, type PublisherSession, type PublisherStats } from '../../stream/publisher-session.js';
+import { createEchoPublisher } from '../support/echo-publisher.js';
 import { SdpError, UnsupportedCodecError } from '../../stream/errors.js';
 import { liveResources } from '../../stream/resource-counters.js';
 import type { VideoCodecName } from '../../stream/video-codec.js';
@@ -38,13 +39,12 @@ function startEchoServer(): Promise<EchoServer> {
       const id = String(next++);
       try {
         let session: PublisherSession | undefined;
-        session = await createPublisherSession(Buffer.concat(chunks).toString('utf8'), {
+        session = await createEchoPublisher(Buffer.concat(chunks).toString('utf8'), {
           target: TARGET,
           codecs: ['VP8', 'H264'],
           maxBitrateKbps: 1500,
           iceAdditionalHostAddresses: ['127.0.0.1'],
           mediaTimeoutMs: 2000,
-          onFrame: (frame) => session?.sendFrame(frame),
           onData: (text) => session?.sendData(`echo:${text}`),
           onClosed: (reason) => closed.push(reason),
           onSent: (frame, firstPacketMs) => {
