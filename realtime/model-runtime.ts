@@ -20,6 +20,11 @@ export interface ModelRuntimeOptions {
   intraOpThreads?: number;
   logger?: LineLog;
   /**
+   * The size frames will come at (the server's --resolution): the workers warm up there and at its half, so the
+   * first frames and the first switch to half resolution do not pay onnxruntime's first-run cost at a new shape.
+   */
+  servedResolution?: { width: number; height: number };
+  /**
    * The module each worker thread runs (default: worker/inference-worker.js). Another entry calls
    * serveInference (worker/serve-inference.ts) with its own restylers: how tests inject a failing worker.
    */
@@ -198,6 +203,7 @@ export class ModelRuntime implements Restyler {
       provider: options.provider ?? 'cpu',
       fallbackToCpu: options.fallbackToCpu ?? true,
       intraOpThreads: Math.max(1, Math.floor(options.intraOpThreads ?? availableParallelism() / workers)),
+      ...(options.servedResolution ? { servedResolution: options.servedResolution } : {}),
     };
     const slots = Array.from({ length: workers }, (_, i) => new WorkerSlot(i, options.workerEntry ?? WORKER_ENTRY, init, options.logger));
     try {

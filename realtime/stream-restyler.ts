@@ -8,7 +8,7 @@ import type { StyleBlend } from '../models/conditioning.js';
 import { FixedNoise, img2img } from '../models/img2img.js';
 import type { LoadedModel } from '../models/loaded-model.js';
 import type { PromptPart, SeedPart } from '../models/restyle-types.js';
-import { double, halve } from '../models/resample.js';
+import { Doubler, halve } from '../models/resample.js';
 import { LatentCache, type TemporalGuidance } from './latent-cache.js';
 
 /** One frame and the stream's parameters for it, as the worker receives them. */
@@ -37,6 +37,8 @@ export class StreamRestyler {
   private cache: LatentCache;
   /** Flow runs at twice the latent grid: image pixels per flow pixel = the VAE's reduction / 2. */
   private readonly flowFactor: number;
+  /** The half-resolution path's upscale back to the stream's size, with its buffer kept between frames. */
+  private readonly doubler = new Doubler();
 
   constructor(private readonly model: LoadedModel) {
     this.flowFactor = Math.max(1, model.manifest.latent.downscale / 2);
@@ -84,7 +86,7 @@ export class StreamRestyler {
     let out = result.image;
     if (req.scale === 0.5) {
       const start = nowMs();
-      out = double(out);
+      out = this.doubler.double(out);
       stages.push({ name: 'postprocess', startMs: start, endMs: nowMs() });
     }
     return { image: out, stages };

@@ -48,6 +48,7 @@ export async function startServer(given: ServerConfig, logger = createLogger(giv
     fallbackToCpu: config.fallbackToCpu,
     workers: config.workers,
     intraOpThreads: config.intraOpThreads,
+    ...(config.resolution ? { servedResolution: config.resolution } : {}),
     logger,
     ...(deps.inferenceWorker ? { workerEntry: deps.inferenceWorker } : {}),
   }).catch(async (err: unknown) => {

@@ -10,6 +10,8 @@ export interface WorkerInit {
   provider: ExecutionProvider;
   fallbackToCpu: boolean;
   intraOpThreads: number;
+  /** The size streams are served at (warm-up runs there and at its half); default: the model's native size. */
+  servedResolution?: { width: number; height: number };
 }
 
 export interface RunRequest {
