@@ -15,6 +15,8 @@ export interface LoadModelOptions {
   provider: ExecutionProvider;
   fallbackToCpu: boolean;
   intraOpThreads: number;
+  /** Wrap the VAE in pixel graphs (default true). */
+  pixelGraphs?: boolean;
   logger: LineLog;
 }
 

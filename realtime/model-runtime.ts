@@ -24,6 +24,8 @@ export interface ModelRuntimeOptions {
    * first frames and the first switch to half resolution do not pay onnxruntime's first-run cost at a new shape.
    */
   servedResolution?: { width: number; height: number };
+  /** Run the VAE in pixel graphs where the model allows (default true; models/pixel-graphs.ts). */
+  pixelGraphs?: boolean;
   /**
    * The module each worker thread runs (default: worker/inference-worker.js). Another entry calls
    * serveInference (worker/serve-inference.ts) with its own restylers: how tests inject a failing worker.
@@ -204,6 +206,7 @@ export class ModelRuntime implements Restyler {
       fallbackToCpu: options.fallbackToCpu ?? true,
       intraOpThreads: Math.max(1, Math.floor(options.intraOpThreads ?? availableParallelism() / workers)),
       ...(options.servedResolution ? { servedResolution: options.servedResolution } : {}),
+      ...(options.pixelGraphs === false ? { pixelGraphs: false } : {}),
     };
     const slots = Array.from({ length: workers }, (_, i) => new WorkerSlot(i, options.workerEntry ?? WORKER_ENTRY, init, options.logger));
     try {

@@ -12,6 +12,8 @@ export interface WorkerInit {
   intraOpThreads: number;
   /** The size streams are served at (warm-up runs there and at its half); default: the model's native size. */
   servedResolution?: { width: number; height: number };
+  /** false: convert pixels on the host instead of in graphs around the VAE (for before/after measurements). */
+  pixelGraphs?: boolean;
 }
 
 export interface RunRequest {
