@@ -30,7 +30,7 @@ const HELP = `sds bench — measure latency
   sds bench flow  [--frames N]
       optical-flow accuracy (end-point error on clips with known motion) and cost, next to OpenCV.
 
-  sds bench consistency [--clip occluder|static-noise|pan|zoom|rotate ...] [--frames N] [--consistency C]
+  sds bench consistency [--clip occluder|static-noise|pan|zoom|rotate ...] [--frames N] [--consistency C] [--size WxH]
       the temporal-consistency path alone (flow, masks, warps, image blend), without the model: added ms p50/p95.
 
   sds bench soak  [--minutes M] [--sessions N] [--viewers V] [--interval S] [--out DIR] ...
@@ -121,12 +121,17 @@ export async function runBenchCli(argv: string[]): Promise<number> {
     return 0;
   }
   if (kind === 'consistency') {
-    const { values } = parseArgs({ args: rest, options: { clip: { type: 'string', multiple: true }, frames: { type: 'string' }, consistency: { type: 'string' } } });
+    const { values } = parseArgs({
+      args: rest,
+      options: { clip: { type: 'string', multiple: true }, frames: { type: 'string' }, consistency: { type: 'string' }, size: { type: 'string' } },
+    });
     const { runConsistencyBench, formatConsistencyTable } = await import('./consistency-bench.js');
+    // The default model's native size, or a GPU model's (--size 512x512) to see what the path costs there.
+    const [width, height] = values.size ? parseResolution(values.size) : [320, 256];
     const rows = await runConsistencyBench({
       photo: path.join(DEFAULT_MODEL_DIR, 'testdata', 'heldout.png'),
-      width: 320,
-      height: 256,
+      width,
+      height,
       latentFactor: 8,
       latentChannels: 4,
       kinds: (values.clip ?? ['occluder', 'static-noise', 'pan']) as MotionKind[],
