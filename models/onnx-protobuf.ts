@@ -140,7 +140,7 @@ export class ProtoWriter {
 /** onnx.proto TensorProto.DataType values this project writes or reads. */
 export const OnnxType = { float: 1, uint8: 2, int64: 7, float16: 10 } as const;
 
-export type AttributeValue = { int: number } | { ints: readonly number[] };
+export type AttributeValue = { int: number } | { ints: readonly number[] } | { string: string };
 
 /** NodeProto: input 1, output 2, name 3, op_type 4, attribute 5. */
 export function node(op: string, inputs: readonly string[], outputs: readonly string[], name: string, attributes: Record<string, AttributeValue> = {}): ProtoWriter {
@@ -149,9 +149,10 @@ export function node(op: string, inputs: readonly string[], outputs: readonly st
   for (const o of outputs) w.string(2, o);
   w.string(3, name).string(4, op);
   for (const [attr, value] of Object.entries(attributes)) {
-    // AttributeProto: name 1, i 3, ints 8, type 20 (INT 2, INTS 7).
+    // AttributeProto: name 1, i 3, s 4, ints 8, type 20 (INT 2, STRING 3, INTS 7).
     const a = new ProtoWriter().string(1, attr);
     if ('int' in value) a.varint(3, value.int).varint(20, 2);
+    else if ('string' in value) a.string(4, value.string).varint(20, 3);
     else {
       for (const v of value.ints) a.varint(8, v);
       a.varint(20, 7);

@@ -79,11 +79,13 @@ export class StreamRestyler {
       },
       stages,
     );
-    if (gray) {
-      cache.blendImage(result.image, guidance, stages);
-      cache.commit(gray, result.outputLatent, result.dims, result.image); // the cache keeps a copy
-    }
     let out = result.image;
+    if (gray) {
+      const graph = this.model.imageBlend;
+      if (graph) out = await cache.blendImageWith(graph, out, guidance, stages);
+      else cache.blendImage(out, guidance, stages);
+      cache.commit(gray, result.outputLatent, result.dims, out); // the cache keeps a copy
+    }
     if (req.scale === 0.5) {
       const start = nowMs();
       out = this.doubler.double(out);

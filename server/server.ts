@@ -49,6 +49,7 @@ export async function startServer(given: ServerConfig, logger = createLogger(giv
     workers: config.workers,
     intraOpThreads: config.intraOpThreads,
     ...(config.resolution ? { servedResolution: config.resolution } : {}),
+    imageBlend: config.imageBlend,
     logger,
     ...(deps.inferenceWorker ? { workerEntry: deps.inferenceWorker } : {}),
   }).catch(async (err: unknown) => {

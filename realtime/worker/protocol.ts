@@ -1,7 +1,7 @@
 // Messages between ModelRuntime (main thread) and an inference worker. Pixels travel as ArrayBuffers,
 // never as JSON arrays: transferred to the worker, copied back (see serve-inference.ts for why).
 import type { StageTiming } from '../../frame/video-frame.js';
-import type { ExecutionProvider } from '../../models/restyle-types.js';
+import type { ExecutionProvider, ImageBlendPlacement } from '../../models/restyle-types.js';
 import type { StyleBlend } from '../../models/conditioning.js';
 import type { PromptPart, SeedPart } from '../params.js';
 
@@ -14,6 +14,7 @@ export interface WorkerInit {
   servedResolution?: { width: number; height: number };
   /** false: convert pixels on the host instead of in graphs around the VAE (for before/after measurements). */
   pixelGraphs?: boolean;
+  imageBlend?: ImageBlendPlacement;
 }
 
 export interface RunRequest {

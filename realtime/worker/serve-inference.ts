@@ -38,7 +38,7 @@ async function main(
     info: (message: string) => post({ type: 'log', level: 'info', message }),
     warn: (message: string) => post({ type: 'log', level: 'warn', message }),
   };
-  const model = await LoadedModel.load(init.modelDir, { provider: init.provider, fallbackToCpu: init.fallbackToCpu, intraOpThreads: init.intraOpThreads, logger, pixelGraphs: init.pixelGraphs ?? true });
+  const model = await LoadedModel.load(init.modelDir, { provider: init.provider, fallbackToCpu: init.fallbackToCpu, intraOpThreads: init.intraOpThreads, logger, pixelGraphs: init.pixelGraphs ?? true, imageBlend: init.imageBlend ?? 'auto' });
   const manifest = model.manifest;
   const streams = new Map<string, FrameRestyler>();
   const restyle = (req: RunRequest) => {
