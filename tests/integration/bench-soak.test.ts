@@ -1,14 +1,15 @@
 // `sds bench soak` kept from rotting: a 10-second run of the real module (server, loopback publisher, WHEP
 // viewer, sampling, close-and-check), and its verdict rules on made-up summaries.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { DEFAULT_SOAK_BOUNDS, judgeSoak, runSoak, type SoakReport } from '../../bench/soak.js';
 import { DEFAULT_MODEL } from '../support/server-harness.js';
+import { requireDefaultModel } from '../support/test-dependency.js';
 
-const skip = existsSync(path.join(DEFAULT_MODEL, 'manifest.json')) ? false : 'models/default is missing';
+const skip = requireDefaultModel();
 
 test('a 10 s soak with one session and one viewer samples the process, frees everything and passes', { skip, timeout: 90_000 }, async () => {
   const outDir = mkdtempSync(path.join(os.tmpdir(), 'sds-soak-'));

@@ -19,6 +19,7 @@ import type { WorkerRecord } from '../../server/cluster/registry.js';
 import { parseServeConfig } from '../../server/config.js';
 import { startWhepViewer, type WhepViewer } from '../../bench/whep-viewer.js';
 import { until } from '../support/until.js';
+import { requireOrSkip } from '../support/test-dependency.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const SDS = path.join(ROOT, 'dist', 'bin', 'sds.js');
@@ -27,7 +28,7 @@ const HEARTBEAT_MS = 300;
 const TOKEN = 'cluster-test-token';
 const AUTH = { Authorization: `Bearer ${TOKEN}` };
 const hasRedis = spawnSync('redis-server', ['--version']).status === 0;
-const skip = hasRedis ? false : 'redis-server is not installed (apt-get install redis-server; .ci/run does)';
+const skip = requireOrSkip('Redis', hasRedis ? false : 'redis-server is not installed (apt-get install redis-server; .ci/run does)');
 
 let redis: ChildProcess | undefined;
 const workers: ChildProcess[] = [];

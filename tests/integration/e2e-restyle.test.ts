@@ -2,7 +2,6 @@
 // real photo over DTLS-SRTP to the real server, which restyles it with the embedded default model and
 // sends it back on the same peer connection.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { RtpHeader, RtpPacket } from 'werift';
@@ -13,10 +12,11 @@ import type { RunningServer } from '../../server/server.js';
 import { liveResources } from '../../stream/resource-counters.js';
 import { correlation, coverResize, downscale, edges, meanAbsDiff } from '../support/image-metrics.js';
 import { DEFAULT_MODEL, startTestServer } from '../support/server-harness.js';
+import { requireDefaultModel } from '../support/test-dependency.js';
 import { makeOffer } from '../support/werift-offer.js';
 import { until } from '../support/until.js';
 
-const skip = existsSync(path.join(DEFAULT_MODEL, 'manifest.json')) ? false : 'models/default is missing (train/export it first)';
+const skip = requireDefaultModel();
 let server: RunningServer;
 let pan: RgbImage[];
 

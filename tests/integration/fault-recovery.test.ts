@@ -3,7 +3,6 @@
 // vanishing. Each test asserts recovery (frames resume) or a clear, clean end (session closed with a reason,
 // nothing left live).
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { createLoopbackClient, loadTestPhoto, makePanClip } from '../../bench/loopback-client.js';
@@ -14,12 +13,13 @@ import { liveResources } from '../../stream/resource-counters.js';
 import type { EncodedPicture } from '../../stream/video-codec.js';
 import { encodePictures, startRawPublisher } from '../support/raw-publisher.js';
 import { DEFAULT_MODEL, startTestServer } from '../support/server-harness.js';
+import { requireDefaultModel } from '../support/test-dependency.js';
 import { makeOffer } from '../support/werift-offer.js';
 import { startWhepViewer } from '../../bench/whep-viewer.js';
 import { until } from '../support/until.js';
 import { CRASH_ON_CUE_WORKER, crashWorkers, encodersFailingOnCue } from '../support/worker-faults.js';
 
-const skip = existsSync(path.join(DEFAULT_MODEL, 'manifest.json')) ? false : 'models/default is missing';
+const skip = requireDefaultModel();
 const MEDIA_TIMEOUT_MS = 2000;
 let server: RunningServer;
 let clip: RgbImage[];

@@ -4,7 +4,6 @@
 // session on the same server must keep getting restyled frames; afterwards every stream resource is free.
 // Seeded by SDS_FUZZ_SEED (replay a failure); SDS_FUZZ_SCALE multiplies the input counts for a longer run.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import sharp from 'sharp';
@@ -17,9 +16,10 @@ import { liveResources } from '../../stream/resource-counters.js';
 import type { EncodedPicture, VideoCodecName } from '../../stream/video-codec.js';
 import { encodePictures, samplePackets, startRawPublisher, type RawPublisher } from '../support/raw-publisher.js';
 import { DEFAULT_MODEL, startTestServer } from '../support/server-harness.js';
+import { requireDefaultModel } from '../support/test-dependency.js';
 import { until } from '../support/until.js';
 
-const skip = existsSync(path.join(DEFAULT_MODEL, 'manifest.json')) ? false : 'models/default is missing';
+const skip = requireDefaultModel();
 const SEED = Number(process.env.SDS_FUZZ_SEED ?? 0x11fe5eed);
 const SCALE = Math.max(0.1, Number(process.env.SDS_FUZZ_SCALE ?? 1));
 const n = (base: number): number => Math.max(1, Math.round(base * SCALE));

@@ -4,7 +4,6 @@
 // Skipped where Chromium is absent.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -13,10 +12,10 @@ import path from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
 import type { PublisherSession, PublisherStats } from '../../stream/publisher-session.js';
 import { createEchoPublisher } from '../support/echo-publisher.js';
+import { requireChromium } from '../support/test-dependency.js';
 import type { VideoCodecName } from '../../stream/video-codec.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const skip = existsSync(CHROMIUM) ? false : `Chromium not found at ${CHROMIUM}`;
+const { executablePath: CHROMIUM, skip } = requireChromium();
 
 // page.evaluate callbacks run in the page; this file compiles without the DOM lib.
 declare const navigator: any;
