@@ -5,6 +5,9 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { ExecutionProvider } from '../models/restyle-types.js';
+import type { IceNetwork } from '../stream/ice-network.js';
+import { ConfigError } from './config-error.js';
+import { checkPortRangeCapacity, parseIceNetwork, type Interfaces } from './network-config.js';
 
 export type VideoCodec = 'VP8' | 'H264';
 
@@ -43,6 +46,11 @@ export interface ServerConfig {
    * Credentials are secrets: sent only to authorized requests, never logged.
    */
   iceServers: IceServerConfig[];
+  /**
+   * The addresses and UDP ports of the server's own peer connections (publishers and viewers alike):
+   * announced addresses, chosen interfaces, port range (README "Behind NAT and in containers").
+   */
+  network: IceNetwork;
   /** Live WHEP viewers over all streams before 503. */
   maxViewers: number;
   /**
@@ -77,9 +85,10 @@ export interface IceServerConfig {
 export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const DEFAULT_MODEL_DIR = path.join(PACKAGE_ROOT, 'models', 'default');
 
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
+export { ConfigError };
+
+/** Flags that may be given more than once (their values join a comma-separated list). */
+const REPEATABLE = new Set(['announce-address']);
 
 /** Flag name → [environment variable, description]. Drives both parsing and `--help`. */
 export const SERVE_OPTIONS = {
@@ -102,6 +111,9 @@ export const SERVE_OPTIONS = {
   'media-timeout-ms': ['MEDIA_TIMEOUT_MS', 'end a session after this long without media (default 10000)'],
   'cors-origin': ['CORS_ORIGIN', 'comma-separated origins allowed cross-origin, or * (default: none)'],
   'ice-server': ['ICE_SERVERS', 'comma-separated STUN/TURN URIs advertised to WHIP/WHEP clients, e.g. stun:stun.example.net:3478,turn:user:pass@turn.example.net:3478?transport=udp (default: none)'],
+  'announce-address': ['ANNOUNCE_ADDRESSES', 'IP address announced as an ICE host candidate besides the local ones, for 1:1 NAT or published container ports; repeat the flag or comma-separate (default: none)'],
+  'ice-interfaces': ['ICE_INTERFACES', 'comma-separated interface names (eth0, lo) or local addresses to gather ICE candidates on (default: every non-loopback interface)'],
+  'udp-port-range': ['UDP_PORT_RANGE', 'MIN-MAX: the UDP ports every peer connection binds, e.g. 40000-40100 (default: any free port)'],
   'max-viewers': ['MAX_VIEWERS', 'live WHEP viewers over all streams before 503 (default 32)'],
   'playout-delay-ms': ['PLAYOUT_DELAY_MS', 'ask receivers to buffer at most this many ms before showing a frame (RTP playout-delay), or off (default 0: show at once)'],
   'log-level': ['LOG_LEVEL', 'trace | debug | info | warn | error (default info)'],
@@ -116,10 +128,14 @@ export const SERVE_OPTIONS = {
  * that a serve flag's value (`--model DIR`) is read as its value and passed on, not as a stray positional.
  */
 export const SERVE_PARSE_OPTIONS = Object.fromEntries(
-  Object.keys(SERVE_OPTIONS).map((k) => [k, { type: k === 'no-cpu-fallback' ? 'boolean' : 'string' }]),
-) as Record<keyof typeof SERVE_OPTIONS, { type: 'string' | 'boolean' }>;
+  Object.keys(SERVE_OPTIONS).map((k) => [k, { type: k === 'no-cpu-fallback' ? 'boolean' : 'string', ...(REPEATABLE.has(k) ? { multiple: true } : {}) }]),
+) as Record<keyof typeof SERVE_OPTIONS, { type: 'string' | 'boolean'; multiple?: boolean }>;
 
-export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): ServerConfig {
+/**
+ * `interfaces` is this machine's network interfaces (os.networkInterfaces()), against which --ice-interfaces is
+ * resolved and --udp-port-range's size checked.
+ */
+export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = process.env, interfaces?: Interfaces): ServerConfig {
   const { values } = parseArgs({
     args: argv,
     strict: true,
@@ -129,11 +145,12 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
   const get = (flag: keyof typeof SERVE_OPTIONS): string | undefined => {
     const v = values[flag];
     if (typeof v === 'string') return v;
+    if (Array.isArray(v)) return v.join(',');
     if (v === true) return 'true';
     return env[SERVE_OPTIONS[flag][0]];
   };
   const cpus = availableParallelism();
-  return {
+  const config: ServerConfig = {
     host: get('host') ?? '0.0.0.0',
     port: int('port', get('port'), 8080, 0, 65535),
     modelDir: path.resolve(get('model') ?? DEFAULT_MODEL_DIR),
@@ -153,11 +170,15 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     corsOrigins: (get('cors-origin') ?? '').split(',').map((o) => o.trim()).filter(Boolean),
     mediaTimeoutMs: int('media-timeout-ms', get('media-timeout-ms'), 10_000, 500, 600_000),
     iceServers: iceServers(get('ice-server')),
+    network: parseIceNetwork({ announce: get('announce-address'), interfaces: get('ice-interfaces'), portRange: get('udp-port-range') }, interfaces),
     maxViewers: int('max-viewers', get('max-viewers'), 32, 0, 10_000),
     playoutDelayMaxMs: get('playout-delay-ms') === 'off' ? undefined : int('playout-delay-ms', get('playout-delay-ms'), 0, 0, 40_950),
     logLevel: oneOf('log-level', get('log-level') ?? 'info', ['trace', 'debug', 'info', 'warn', 'error', 'silent'] as const),
     ...cluster(get('role'), get('redis'), get('public-url'), get('heartbeat-ms')),
   };
+  // The front door holds no peer connections; everyone else needs a port for each.
+  if (config.role !== 'front') checkPortRangeCapacity(config.network, config, interfaces);
+  return config;
 }
 
 function cluster(role: string | undefined, redis: string | undefined, publicUrl: string | undefined, heartbeat: string | undefined): Pick<ServerConfig, 'role' | 'redisUrl' | 'publicUrl' | 'heartbeatMs'> {

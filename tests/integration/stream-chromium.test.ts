@@ -47,7 +47,7 @@ function startEchoServer(): Promise<EchoServer> {
         target: { width: 320, height: 256 },
         codecs: ['VP8', 'H264'],
         maxBitrateKbps: 1500,
-        iceAdditionalHostAddresses: ['127.0.0.1'],
+        network: { announcedAddresses: ['127.0.0.1'] },
         onData: (text) => session?.sendData(`echo:${text}`),
         onClosed: () => {},
       });
