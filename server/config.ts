@@ -1,6 +1,8 @@
 // Server configuration from command-line flags and environment variables (flags win). Parsed and
 // validated once at start-up; a bad value stops the server with a message naming the flag.
+import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { createSecureContext } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -60,6 +62,11 @@ export interface ServerConfig {
   playoutDelayMaxMs?: number;
   logLevel: string;
   /**
+   * Serve HTTPS (app, API, WHIP/WHEP and the WebSocket) with this PEM certificate (chain) and key;
+   * undefined = plain HTTP. The key is a secret: never log it.
+   */
+  tls?: TlsFiles;
+  /**
    * standalone: one machine, no Redis (the default). worker: serve sessions and register in Redis.
    * front: the stateless front door that redirects WHIP/WHEP to workers (README "Scaling out").
    */
@@ -70,6 +77,11 @@ export interface ServerConfig {
   publicUrl?: string;
   /** How often a worker refreshes its registry entry; the entry expires after 3 missed beats. */
   heartbeatMs: number;
+}
+
+export interface TlsFiles {
+  cert: string;
+  key: string;
 }
 
 export type ServerRole = 'standalone' | 'worker' | 'front';
@@ -116,6 +128,8 @@ export const SERVE_OPTIONS = {
   'udp-port-range': ['UDP_PORT_RANGE', 'MIN-MAX: the UDP ports every peer connection binds, e.g. 40000-40100 (default: any free port)'],
   'max-viewers': ['MAX_VIEWERS', 'live WHEP viewers over all streams before 503 (default 32)'],
   'playout-delay-ms': ['PLAYOUT_DELAY_MS', 'ask receivers to buffer at most this many ms before showing a frame (RTP playout-delay), or off (default 0: show at once)'],
+  'tls-cert': ['TLS_CERT', 'PEM certificate (chain) file: serve HTTPS with it and --tls-key; `sds cert` makes a self-signed one (default: plain HTTP)'],
+  'tls-key': ['TLS_KEY', 'PEM private key file for --tls-cert'],
   'log-level': ['LOG_LEVEL', 'trace | debug | info | warn | error (default info)'],
   role: ['ROLE', 'standalone | worker | front: scale out over several machines through Redis (default standalone)'],
   redis: ['REDIS_URL', 'Redis URL for --role worker and front, e.g. redis://127.0.0.1:6379'],
@@ -173,6 +187,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     network: parseIceNetwork({ announce: get('announce-address'), interfaces: get('ice-interfaces'), portRange: get('udp-port-range') }, interfaces),
     maxViewers: int('max-viewers', get('max-viewers'), 32, 0, 10_000),
     playoutDelayMaxMs: get('playout-delay-ms') === 'off' ? undefined : int('playout-delay-ms', get('playout-delay-ms'), 0, 0, 40_950),
+    ...tlsFiles(get('tls-cert'), get('tls-key')),
     logLevel: oneOf('log-level', get('log-level') ?? 'info', ['trace', 'debug', 'info', 'warn', 'error', 'silent'] as const),
     ...cluster(get('role'), get('redis'), get('public-url'), get('heartbeat-ms')),
   };
@@ -196,6 +211,26 @@ function cluster(role: string | undefined, redis: string | undefined, publicUrl:
     }
   }
   return { role: r, redisUrl: redis, publicUrl: url, heartbeatMs: int('heartbeat-ms', heartbeat, 1000, 100, 60_000) };
+}
+
+function tlsFiles(certFile: string | undefined, keyFile: string | undefined): Pick<ServerConfig, 'tls'> {
+  if (!certFile && !keyFile) return {};
+  if (!certFile || !keyFile) throw new ConfigError(`--tls-cert and --tls-key go together (got only ${certFile ? '--tls-cert' : '--tls-key'})`);
+  const read = (flag: string, file: string): string => {
+    try {
+      return readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`--${flag}: cannot read "${file}" (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+  };
+  const tls = { cert: read('tls-cert', certFile), key: read('tls-key', keyFile) };
+  // Checked here, so a wrong file or a key of another certificate stops the start with the flags' names.
+  try {
+    createSecureContext(tls);
+  } catch (err) {
+    throw new ConfigError(`--tls-cert/--tls-key: "${certFile}" and "${keyFile}" are not a PEM certificate and its private key (${(err as Error).message})`);
+  }
+  return { tls };
 }
 
 function truthy(v: string | undefined): boolean {
