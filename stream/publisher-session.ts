@@ -27,6 +27,7 @@ import { buildRemb, isKeyframeRequest } from './rtcp-feedback.js';
 import { acceptBundleOnly, chooseCodec, parseOffer } from './sdp-offer.js';
 import type { VideoCodecName } from './video-codec.js';
 import { iceGatheringComplete } from './ice-gathering.js';
+import { peerNetworkConfig, type IceNetwork } from './ice-network.js';
 
 export interface PublisherOptions {
   /** Model resolution: input is cover-cropped and scaled to it; output frames must have it. */
@@ -35,8 +36,8 @@ export interface PublisherOptions {
   codecs: VideoCodecName[];
   maxBitrateKbps: number;
   iceServers?: RTCIceServer[];
-  /** Extra host addresses to gather (e.g. 127.0.0.1 for same-machine tests). */
-  iceAdditionalHostAddresses?: string[];
+  /** Which addresses and ports ICE uses (--announce-address, --ice-interfaces, --udp-port-range); default: werift's. */
+  network?: IceNetwork;
   /** No RTP for this long ends the session (default 10000). */
   mediaTimeoutMs?: number;
   /** Bitrate to announce with REMB so the publisher ramps up quickly (default 2500). */
@@ -130,8 +131,7 @@ class Publisher extends PeerLifecycle implements PublisherSession {
         },
         // No transport-cc: with werift's TWCC feedback Chromium's estimate stays low (NOTES-webrtc.md); REMB instead.
         headerExtensions: { video: [useSdesMid(), usePlayoutDelay()], audio: [useSdesMid()] },
-        iceServers: options.iceServers ?? [],
-        ...(options.iceAdditionalHostAddresses ? { iceAdditionalHostAddresses: options.iceAdditionalHostAddresses } : {}),
+        ...peerNetworkConfig(options.network, options.iceServers),
       }),
       'publisher',
       (reason) => options.onClosed(reason),
