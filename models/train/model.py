@@ -120,8 +120,10 @@ class FiLMRes(nn.Module):
 
 
 class Denoiser(nn.Module):
-    def __init__(self, ch=DEN_CH, zc=LATENT_CH, style_dim=STYLE_DIM, n_styles=5, n_low=DEN_LOW, n_high=DEN_HIGH):
+    def __init__(self, ch=DEN_CH, zc=LATENT_CH, style_dim=STYLE_DIM, n_styles=5, n_low=DEN_LOW, n_high=DEN_HIGH,
+                 skip=True):
         super().__init__()
+        self.use_skip = skip  # False only to rebuild the pre-issue-18 model from its ONNX files
         c0, c1 = ch
         cdim = 128
         self.style_table = nn.Embedding(n_styles, style_dim)  # exported to manifest, not to ONNX
@@ -139,9 +141,10 @@ class Denoiser(nn.Module):
         # per-channel gain on the input latent added to the output, from the conditioning: starts as
         # the identity (at the low t of img2img the noised input is almost the answer's structure)
         # and learns to fade out where the input is mostly noise
-        self.skip = nn.Linear(cdim, zc)
-        nn.init.zeros_(self.skip.weight)
-        nn.init.ones_(self.skip.bias)
+        if skip:
+            self.skip = nn.Linear(cdim, zc)
+            nn.init.zeros_(self.skip.weight)
+            nn.init.ones_(self.skip.bias)
 
     def forward(self, sample, timestep, encoder_hidden_states):
         style = encoder_hidden_states[:, 0, :]
@@ -154,7 +157,8 @@ class Denoiser(nn.Module):
         h = self.b3(h, c)
         for b in self.high:
             h = b(h, c)
-        return self.out(F.relu(h)) + self.skip(c)[:, :, None, None] * sample
+        out = self.out(F.relu(h))
+        return out + self.skip(c)[:, :, None, None] * sample if self.use_skip else out
 
 
 class EncoderExport(nn.Module):
