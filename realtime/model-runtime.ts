@@ -71,8 +71,11 @@ class WorkerSlot {
   }
 
   private spawn(): Promise<ExecutionProvider> {
-    // Workers inherit the parent's node flags; --input-type (from `node -e`) would stop a file worker.
-    const execArgv = process.execArgv.filter((a) => !a.startsWith('--input-type'));
+    // Workers inherit the parent's node flags, and --input-type (from `node -e`) would stop a file worker: drop it
+    // only then. An explicit execArgv is validated, and Node 24's test runner hands its children process-wide flags
+    // (--stack-trace-limit, --secure-heap, ...) that a worker refuses, so otherwise the inherited flags stand.
+    const inputType = (a: string): boolean => a.startsWith('--input-type');
+    const execArgv = process.execArgv.some(inputType) ? process.execArgv.filter((a) => !inputType(a)) : undefined;
     const worker = new Worker(this.entry, { workerData: this.init, name: `inference-${this.index}`, execArgv });
     this.worker = worker;
     let wasReady = false;
