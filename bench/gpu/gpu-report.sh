@@ -6,7 +6,7 @@
 #   1. the end-to-end bench at 512², 1 step, consistency 0 and 0.5 (WebRTC on loopback, per-frame records),
 #      with nvidia-smi sampling utilisation every 200 ms;
 #   2. the model bench (pixels in graphs, then converted on the host: `--host-pixels`), for host ms per frame;
-#   3. the sessions sweep (2 and 4 streams on one GPU);
+#   3. the codecs at 512² (libvpx, libx264 on the host; NVENC, NVDEC) and the sessions sweep (2 and 4 streams);
 #   4. the fused UNet: model bench and the e2e bench at consistency 0.5 on it;
 # and writes versions, `ldconfig -p | grep nvinfer` (TensorRT present?), status.txt and summary.md into
 # $OUT/<date>-gpu-e2e/ (copy it into bench/reports/).
@@ -150,6 +150,10 @@ e2e e2e-c0.5 "$seconds" --consistency 0.5
 mbench model "$model"
 mbench model-host-pixels "$model" --host-pixels
 e2e e2e-c0.5-host-blend "$seconds" --consistency 0.5 --image-blend host
+# Codecs at 512²: libvpx/libx264 on the host cores against NVENC/NVDEC (unavailable ones say why).
+t=$(bound 60 30)
+[ "$t" -ge 20 ] && { timeout --kill-after=5 "$t" "$node" "$app/dist/bin/sds.js" bench codec --size 512x512 --frames 150 --out "$out/codecs.json" > "$out/codecs.md" 2>&1 \
+  && note "codecs ok" || note "codecs failed: $(tail -1 "$out/codecs.md")"; cat "$out/codecs.md"; }
 e2e sessions-2 $((seconds / 2)) --consistency 0.5 --sessions 2 --max-sessions 4 --admission-ceiling 1
 e2e sessions-4 $((seconds / 2)) --consistency 0.5 --sessions 4 --max-sessions 4 --admission-ceiling 1
 
@@ -206,6 +210,9 @@ for f in sorted(glob.glob(os.path.join(out, "model*.json"))):
     for row in r["rows"]:
         print(f"| {os.path.basename(f)[:-5]} | " + " | ".join(f"{row['stages'][c]['median']:.2f} / {row['stages'][c]['p95']:.2f}" for c in cols if c in row["stages"]) + " |")
 print()
+codecs = os.path.join(out, "codecs.md")
+if os.path.exists(codecs):
+    print("## Codecs\n\n" + open(codecs).read())
 for line in open(os.path.join(out, "status.txt")):
     print("- " + line.rstrip())
 EOF
