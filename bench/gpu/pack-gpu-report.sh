@@ -46,8 +46,8 @@ mkdir -p "$tmp/cuda" && tar xzf "$tgz" -C "$tmp/cuda" package/Plugins/Linux/x64/
 python3 bench/gpu/slim_cuda_provider.py "$tmp/cuda/package/Plugins/Linux/x64/libonnxruntime_providers_cuda.so" "$stage/cuda-provider/libonnxruntime_providers_cuda.so"
 cp "$tmp/cuda/package/Plugins/Linux/x64/libonnxruntime_providers_shared.so" "$stage/cuda-provider/"
 
-echo "pack: compressing $(du -sh "$stage" | cut -f1) (xz -9, a few minutes on 2 cores)…"
-tar cf - -C "$stage" . | xz -T2 -9 > "$tmp/bundle.tar.xz"
+echo "pack: compressing $(du -sh "$stage" | cut -f1) (xz -6: several minutes on 2 cores)…"
+tar cf - -C "$stage" . | xz -T2 -6 > "$tmp/bundle.tar.xz"
 (cd .gpu-parts && split -b 56M -d -a 2 "$tmp/bundle.tar.xz" part-)
 for p in .gpu-parts/part-*; do n=${p##*-}; mkdir -p ".gpu-parts/$n" && mv "$p" ".gpu-parts/$n/bundle.part"; done
 sha256sum "$tmp/bundle.tar.xz" | cut -d' ' -f1 > .gpu-parts/bundle.sha256
