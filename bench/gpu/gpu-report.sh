@@ -17,7 +17,7 @@
 #                                                       # the CPU provider and short runs (README "Real-size models")
 # Environment: OUT (results root; default bench/out), SDS_GPU_HOME (default /tmp/sds-gpu), SDS_PYTHON (python3),
 # SDS_TIME_BUDGET_S (default 540: a call may run 600 s), SDS_E2E_SECONDS (default 20), SDS_GPU_MODEL (a built model
-# folder to use instead of building one).
+# folder to use instead of building one), SDS_PROVIDER (default cuda; cpu checks the stage/run path on a CPU machine).
 set -uo pipefail
 mode=${1:-}
 part=${2:-}
@@ -74,7 +74,7 @@ if [ "$mode" = dry ]; then
   app=$root; node=node; provider=cpu; seconds=${SDS_E2E_SECONDS:-5}; iterations=5
   model=${SDS_GPU_MODEL:-$root/tests/fixtures/sd-tiny}
 else
-  app="$home/app"; node="$app/node"; provider=cuda; seconds=${SDS_E2E_SECONDS:-20}; iterations=40
+  app="$home/app"; node="$app/node"; provider=${SDS_PROVIDER:-cuda}; seconds=${SDS_E2E_SECONDS:-20}; iterations=40
   if [ ! -x "$node" ]; then
     [ -f .gpu-parts/bundle.sha256 ] && { echo "$(cat .gpu-parts/bundle.sha256)  $home/bundle.tar.xz" | sha256sum -c - > /dev/null ||
       { note "setup failed the bundle's checksum does not match: a part is missing or was appended twice ($home/parts.done)"; exit 1; }; }
@@ -174,7 +174,7 @@ if "$python" -c 'import onnxruntime.transformers, onnx' 2> /dev/null; then
       "${opts[@]}" --provider "$provider" > "$out/fuse.log" 2>&1 && note "fuse ok from $src ${opts[*]}" || note "fuse failed: $(grep -v Deprecat "$out/fuse.log" | tail -1 | cut -c1-300)"
   else note "fuse skipped out of time"; fi
   if [ -f "$fused/unet/model.onnx" ]; then
-    # TAESD is not what the optimizer is for: the fused folder runs the same VAE files as the unfused one.
+    # The optimizer rewrites the VAE files too (NhwcConv etc.): the fused folder is benched whole.
     mbench model-fused "$fused"
     model=$fused e2e e2e-c0.5-fused "$seconds" --consistency 0.5
   fi
