@@ -15,6 +15,9 @@ ${Object.entries(SERVE_OPTIONS)
   .join('\n')}
 `;
 
+/** How long a shutdown may take (sessions, peers, model workers) before the process exits anyway. */
+const SHUTDOWN_TIMEOUT_MS = 10_000;
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
@@ -34,11 +37,29 @@ async function main(argv: string[]): Promise<number> {
       config.role === 'front'
         ? await (await import('../server/cluster/front-door.js')).startFrontDoor(config, logger)
         : await startServer(config, logger);
+    // SIGTERM/SIGINT: end every session (its client is told why), free everything, exit 0. Exit 1 if the close
+    // fails, leaves native resources live (a leak the next start would not show), or outlasts SHUTDOWN_TIMEOUT_MS.
     const stop = (signal: string): void => {
       logger.info({ signal }, 'shutting down');
+      setTimeout(() => {
+        logger.error({ timeoutMs: SHUTDOWN_TIMEOUT_MS }, 'shutdown did not finish in time; exiting');
+        process.exit(1);
+      }, SHUTDOWN_TIMEOUT_MS).unref();
       server.close().then(
-        () => process.exit(0),
-        () => process.exit(1),
+        async () => {
+          const { liveResources } = await import('../stream/resource-counters.js');
+          const left = Object.fromEntries(Object.entries(liveResources()).filter(([, n]) => n !== 0));
+          if (Object.keys(left).length > 0) {
+            logger.error({ left }, 'resources still live after shutdown');
+            process.exit(1);
+          }
+          logger.info({ signal }, 'shut down');
+          process.exit(0);
+        },
+        (error: Error) => {
+          logger.error({ err: error.message }, 'shutdown failed');
+          process.exit(1);
+        },
       );
     };
     process.once('SIGINT', () => stop('SIGINT'));
