@@ -51,7 +51,9 @@ export class OnnxComponent {
     this.outputs = specsOf(session.outputMetadata, session.outputNames);
   }
 
-  static async load(path: string, config: SessionConfig): Promise<OnnxComponent> {
+  /** `bytes`: a model built from the file at `path` (a pixel graph around it) to load instead; `path` names it in messages. */
+  static async load(path: string, config: SessionConfig, bytes?: Uint8Array): Promise<OnnxComponent> {
+    const create = (o: ort.InferenceSession.SessionOptions) => (bytes ? ort.InferenceSession.create(bytes, o) : ort.InferenceSession.create(path, o));
     const options = (provider: ExecutionProvider): ort.InferenceSession.SessionOptions => ({
       executionProviders: [provider],
       graphOptimizationLevel: 'all',
@@ -63,7 +65,7 @@ export class OnnxComponent {
       extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
     });
     try {
-      return new OnnxComponent(path, await ort.InferenceSession.create(path, options(config.provider)), config.provider);
+      return new OnnxComponent(path, await create(options(config.provider)), config.provider);
     } catch (err) {
       const why = (err as Error).message.split('\n')[0];
       if (config.provider === 'cpu') throw new ModelComponentError(`cannot load ${path}: ${why}`);
@@ -71,7 +73,7 @@ export class OnnxComponent {
         throw new ModelComponentError(`execution provider "${config.provider}" failed for ${path}: ${why} (CPU fallback is disabled)`);
       config.logger?.warn(`execution provider "${config.provider}" unavailable for ${path} (${why}); falling back to CPU`);
       try {
-        return new OnnxComponent(path, await ort.InferenceSession.create(path, options('cpu')), 'cpu');
+        return new OnnxComponent(path, await create(options('cpu')), 'cpu');
       } catch (err2) {
         throw new ModelComponentError(`cannot load ${path}: ${(err2 as Error).message.split('\n')[0]}`);
       }

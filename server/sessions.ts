@@ -322,6 +322,7 @@ export class SessionManager {
           codecs: this.config.codecs,
           maxBitrateKbps: this.config.maxBitrateKbps,
           mediaTimeoutMs: this.config.mediaTimeoutMs,
+          network: this.config.network,
           playoutDelayMaxMs: this.config.playoutDelayMaxMs,
           logger,
           onFrame: (frame) => pipeline.push(frame),
@@ -466,6 +467,7 @@ export class SessionManager {
       const viewer = await createViewerSession(offerSdp, {
         codecs: this.config.codecs,
         mediaTimeoutMs: this.config.mediaTimeoutMs,
+        network: this.config.network,
         playoutDelayMaxMs: this.config.playoutDelayMaxMs,
         logger: log,
         onClosed: (reason) => void this.closeViewer(id, reason),
