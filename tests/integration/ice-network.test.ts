@@ -2,7 +2,6 @@
 // chosen and announced addresses, on ports inside --udp-port-range, and a client on this machine connects
 // through the loopback interface it was told to gather on (tests/integration/nat.test.ts crosses a real NAT).
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { createLoopbackClient, loadTestPhoto, makePanClip } from '../../bench/loopback-client.js';
@@ -11,9 +10,10 @@ import type { RgbImage } from '../../frame/video-frame.js';
 import { parseServeConfig } from '../../server/config.js';
 import type { RunningServer } from '../../server/server.js';
 import { DEFAULT_MODEL, startTestServer } from '../support/server-harness.js';
+import { requireDefaultModel } from '../support/test-dependency.js';
 import { until } from '../support/until.js';
 
-const skip = existsSync(path.join(DEFAULT_MODEL, 'manifest.json')) ? false : 'models/default is missing (train/export it first)';
+const skip = requireDefaultModel();
 const ANNOUNCED = '203.0.113.7';
 const RANGE = [41000, 41020] as const;
 let server: RunningServer;

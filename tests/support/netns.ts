@@ -2,6 +2,7 @@
 // real routing, NAT and non-loopback addresses. Every namespace, link and process a TestNetwork makes is gone
 // after close(). Interfaces are named ethN/lanN/wanN, never veth*: werift skips veth-named interfaces.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { requireOrSkip } from './test-dependency.js';
 
 /** Why namespaces cannot be made here (not root, no iproute2, no permission), or undefined when they can. */
 export function namespaceUnavailable(tools: string[] = []): string | undefined {
@@ -17,15 +18,12 @@ export function namespaceUnavailable(tools: string[] = []): string | undefined {
 }
 
 /**
- * The node:test `skip` value for a namespace test: a message where namespaces cannot be made; but under CI
- * (CI=true), where .ci/run installed the tools, a missing tool is a failure (undefined here; the test then fails
- * on the first command).
+ * The node:test `skip` value for a namespace test: a message where namespaces cannot be made, and under CI
+ * (CI=true; .ci/run installs the tools and runs as root) a failed test saying why (tests/support/test-dependency.ts).
  */
 export function namespaceSkip(tools: string[] = []): string | false {
   const reason = namespaceUnavailable(tools);
-  if (!reason) return false;
-  if (process.env.CI === 'true' && reason.endsWith('is not installed')) return false;
-  return `skipped: ${reason}`;
+  return requireOrSkip('network namespaces', reason === undefined ? false : `${reason} (the namespace tests need root, ${['iproute2', ...tools].join(', ')})`);
 }
 
 export class TestNetwork {
