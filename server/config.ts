@@ -6,7 +6,7 @@ import { createSecureContext } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { ExecutionProvider } from '../models/restyle-types.js';
+import type { ExecutionProvider, ImageBlendPlacement } from '../models/restyle-types.js';
 import { cachedSnapshot, DEFAULT_REVISION, hubCacheDir, parseHubModelRef } from '../models/hub-cache.js';
 import type { IceNetwork } from '../stream/ice-network.js';
 import { ConfigError } from './config-error.js';
@@ -26,6 +26,8 @@ export interface ServerConfig {
   budgetMs: number;
   /** Model input resolution; undefined = the model's native resolution. */
   resolution?: { width: number; height: number };
+  /** Where temporal consistency warps and blends the previous output image (models/image-blend-graph.ts). */
+  imageBlend: ImageBlendPlacement;
   codecs: VideoCodec[];
   maxBitrateKbps: number;
   maxSessions: number;
@@ -114,6 +116,7 @@ export const SERVE_OPTIONS = {
   'intra-op-threads': ['INTRA_OP_THREADS', 'ONNX Runtime threads per worker (default: CPU count)'],
   'budget-ms': ['BUDGET_MS', 'per-frame latency budget in ms (default 40)'],
   resolution: ['RESOLUTION', 'model input WxH, e.g. 320x256 (default: the model\'s native resolution)'],
+  'image-blend': ['IMAGE_BLEND', 'where consistency warps and blends the previous output: auto | host | graph (default auto: a GridSample graph on cuda/webgpu, the host on cpu)'],
   codecs: ['CODECS', 'video codecs offered, in preference order (default VP8,H264)'],
   'max-bitrate-kbps': ['MAX_BITRATE_KBPS', 'cap on the encoder bitrate (default 2000)'],
   'max-sessions': ['MAX_SESSIONS', 'concurrent publisher sessions before 503 (default 4)'],
@@ -175,6 +178,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     intraOpThreads: int('intra-op-threads', get('intra-op-threads'), cpus, 1, 256),
     budgetMs: int('budget-ms', get('budget-ms'), 40, 1, 10_000),
     resolution: resolution(get('resolution')),
+    imageBlend: oneOf('image-blend', get('image-blend') ?? 'auto', ['auto', 'host', 'graph'] as const),
     codecs: codecs(get('codecs') ?? 'VP8,H264'),
     maxBitrateKbps: int('max-bitrate-kbps', get('max-bitrate-kbps'), 2000, 100, 50_000),
     maxSessions: int('max-sessions', get('max-sessions'), 4, 1, 1000),

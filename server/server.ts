@@ -49,6 +49,8 @@ export async function startServer(given: ServerConfig, logger = createLogger(giv
     fallbackToCpu: config.fallbackToCpu,
     workers: config.workers,
     intraOpThreads: config.intraOpThreads,
+    ...(config.resolution ? { servedResolution: config.resolution } : {}),
+    imageBlend: config.imageBlend,
     logger,
     ...(deps.inferenceWorker ? { workerEntry: deps.inferenceWorker } : {}),
   }).catch(async (err: unknown) => {

@@ -18,7 +18,7 @@ import type { Log } from '../frame/log.js';
 import type { VideoFrame } from '../frame/video-frame.js';
 import type { RtpConsumer } from './egress.js';
 import { NegotiationError } from './errors.js';
-import { VideoIngress } from './ingress.js';
+import { VideoIngress, type VideoIngressStats } from './ingress.js';
 import { PeerLifecycle } from './peer-lifecycle.js';
 import { playoutDelayStamper, usePlayoutDelay } from './playout-delay.js';
 import { opusParameters, videoCodecParameters } from './rtp-codecs.js';
@@ -52,25 +52,29 @@ export interface PublisherOptions {
   logger?: Log;
 }
 
-export interface PublisherStats {
+/** What the ingress counts, plus the publisher's own RTP out and RTCP feedback. */
+export interface PublisherStats extends VideoIngressStats {
   codec: VideoCodecName;
-  packetsIn: number;
-  bytesIn: number;
   packetsOut: number;
   bytesOut: number;
-  framesAssembled: number;
-  framesLost: number;
-  framesDecoded: number;
-  decodeErrors: number;
-  malformedPackets: number;
-  paddingPackets: number;
   keyframeRequestsSent: number;
   keyframeRequestsReceived: number;
   /** REMB packets sent to the publisher (bandwidth announcements). */
   rembSent: number;
-  /** Decoded input frames per second over the last ~2 s. */
-  inputFps: number;
 }
+
+/** Before the first track arrives there is no ingress: every count is zero. */
+const NO_INGRESS_YET: VideoIngressStats = {
+  packetsIn: 0,
+  bytesIn: 0,
+  framesAssembled: 0,
+  framesLost: 0,
+  framesDecoded: 0,
+  decodeErrors: 0,
+  malformedPackets: 0,
+  paddingPackets: 0,
+  inputFps: 0,
+};
 
 export interface PublisherSession {
   readonly answerSdp: string;
@@ -263,21 +267,7 @@ class Publisher extends PeerLifecycle implements PublisherSession {
   }
 
   stats(): PublisherStats {
-    const { packetsIn = 0, bytesIn = 0, framesDecoded = 0, decodeErrors = 0, framesAssembled = 0, framesLost = 0, malformedPackets = 0, paddingPackets = 0, inputFps = 0 } =
-      this.ingress?.stats() ?? {};
-    return {
-      codec: this.codec,
-      packetsIn,
-      bytesIn,
-      ...this.counters,
-      framesDecoded,
-      decodeErrors,
-      framesAssembled,
-      framesLost,
-      malformedPackets,
-      paddingPackets,
-      inputFps,
-    };
+    return { codec: this.codec, ...(this.ingress?.stats() ?? NO_INGRESS_YET), ...this.counters };
   }
 
   // ---- lifecycle -----------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash, X509Certificate } from 'node:crypto';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -15,17 +15,18 @@ import { chromiumArgs } from '../../bench/browser-bench.js';
 import { findSourceImage, writePanningClip } from '../../bench/y4m-clip.js';
 import { PACKAGE_ROOT } from '../../server/config.js';
 import { namespaceSkip, TestNetwork } from '../support/netns.js';
+import { requireChromium } from '../support/test-dependency.js';
 
 // Callbacks passed to page.evaluate run in the page; this file compiles without the DOM lib.
 declare const document: any;
 declare const window: any;
 
-const CHROMIUM = '/usr/bin/chromium';
+const { executablePath: CHROMIUM, skip: noChromium } = requireChromium();
 const SDS_BIN = path.join(PACKAGE_ROOT, 'dist', 'bin', 'sds.js');
 const LAN_IP = '10.77.0.1';
 const PORT = 8443;
 
-const skip = existsSync(CHROMIUM) ? namespaceSkip() : `Chromium not found at ${CHROMIUM}: install Debian's chromium package to run the browser test`;
+const skip = noChromium || namespaceSkip();
 
 describe('the web app over HTTPS at a LAN address', { skip, timeout: 120_000 }, () => {
   const net = new TestNetwork();

@@ -10,7 +10,7 @@
 // relay, a client restricted to relayed candidates reaches the same server without any announced address.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -18,6 +18,7 @@ import { PACKAGE_ROOT } from '../../server/config.js';
 import type { NatClientRequest, NatClientResult } from '../support/nat-client.js';
 import { namespaceSkip, TestNetwork } from '../support/netns.js';
 import { DEFAULT_MODEL } from '../support/server-harness.js';
+import { requireDefaultModel } from '../support/test-dependency.js';
 
 const SDS_BIN = path.join(PACKAGE_ROOT, 'dist', 'bin', 'sds.js');
 const CLIENT = path.join(PACKAGE_ROOT, 'dist', 'tests', 'support', 'nat-client.js');
@@ -26,7 +27,7 @@ const PUBLIC_IP = '198.51.100.10';
 const TURN_IP = '198.51.100.1';
 const TURN_USER = { username: 'sds', credential: 'nat-test' };
 
-const skip = existsSync(PHOTO) ? namespaceSkip(['nft', 'turnserver']) : 'models/default is missing (train/export it first)';
+const skip = requireDefaultModel() || namespaceSkip({ nft: 'nftables', turnserver: 'coturn' });
 
 describe('behind a 1:1 NAT', { skip, timeout: 120_000 }, () => {
   const net = new TestNetwork();
