@@ -46,26 +46,38 @@ export interface PullResult {
 
 /** Which files of a repository's listing the ONNX layout needs. */
 export function layoutFiles(files: readonly string[]): string[] {
-  return files.filter((f) => f === 'model_index.json' || (COMPONENT_FOLDERS.includes(f.split('/')[0]!) && f.includes('/') && !OTHER_WEIGHTS.test(f)));
+  return files.filter(
+    (f) => f === 'model_index.json' || (COMPONENT_FOLDERS.includes(f.split('/')[0]!) && f.includes('/') && !OTHER_WEIGHTS.test(f)),
+  );
 }
 
 export async function pullModel(ref: HubModelRef, options: PullOptions = {}): Promise<PullResult> {
   const env = options.env ?? process.env;
   const hubUrl = hubEndpoint(env);
   const accessToken = env.HF_TOKEN || undefined;
-  if (accessToken && !accessToken.startsWith('hf_')) throw new PullError('HF_TOKEN must be a Hugging Face access token (they start with hf_)');
+  if (accessToken && !accessToken.startsWith('hf_'))
+    throw new PullError('HF_TOKEN must be a Hugging Face access token (they start with hf_)');
   const credentials = accessToken ? { accessToken } : {};
 
-  const info = await modelInfo({ name: ref.repo, revision: ref.revision, hubUrl, ...credentials, additionalFields: ['sha', 'filePaths'] }).catch((err: unknown) => {
+  const info = await modelInfo({
+    name: ref.repo,
+    revision: ref.revision,
+    hubUrl,
+    ...credentials,
+    additionalFields: ['sha', 'filePaths'],
+  }).catch((err: unknown) => {
     throw explainHubError(err, ref, hubUrl);
   });
   const commit = (info as { sha?: string }).sha;
   if (!commit || !/^[0-9a-f]{40}$/.test(commit)) throw new PullError(`${hubUrl} did not say which commit ${ref.repo}@${ref.revision} is`);
   const wanted = layoutFiles((info as { filePaths?: string[] }).filePaths ?? []);
   if (!wanted.includes('model_index.json')) {
-    throw new PullError(`${ref.repo} is not a diffusers/optimum ONNX export: it has no model_index.json (README "Models" names repositories that are)`);
+    throw new PullError(
+      `${ref.repo} is not a diffusers/optimum ONNX export: it has no model_index.json (README "Models" names repositories that are)`,
+    );
   }
-  if (!wanted.some((f) => f.endsWith('.onnx'))) throw new PullError(`${ref.repo} has a model_index.json but no .onnx files: it is not an ONNX export`);
+  if (!wanted.some((f) => f.endsWith('.onnx')))
+    throw new PullError(`${ref.repo} has a model_index.json but no .onnx files: it is not an ONNX export`);
   // model_index.json last: a snapshot is only usable once it is there (models/hub-cache.ts cachedSnapshot).
   const order = [...wanted.filter((f) => f !== 'model_index.json'), 'model_index.json'];
 
@@ -73,9 +85,11 @@ export async function pullModel(ref: HubModelRef, options: PullOptions = {}): Pr
   const snapshot = path.join(root, 'snapshots', commit);
   const files: PullResult['files'] = [];
   for (const [index, file] of order.entries()) {
-    const download = await fileDownloadInfo({ repo: ref.repo, path: file, revision: commit, hubUrl, ...credentials }).catch((err: unknown) => {
-      throw explainHubError(err, ref, hubUrl, file);
-    });
+    const download = await fileDownloadInfo({ repo: ref.repo, path: file, revision: commit, hubUrl, ...credentials }).catch(
+      (err: unknown) => {
+        throw explainHubError(err, ref, hubUrl, file);
+      },
+    );
     if (!download) throw new PullError(`${ref.repo}@${commit.slice(0, 12)} lists ${file} but the Hub has no such file`);
     const check = integrityCheck(download);
     const blob = path.join(root, 'blobs', check.name);
@@ -84,7 +98,19 @@ export async function pullModel(ref: HubModelRef, options: PullOptions = {}): Pr
     if (existsSync(blob) && (await stat(blob)).size === download.size) {
       options.onCached?.(file, download.size);
     } else {
-      await fetchBlob({ ref, commit, file, download, check, blob, hubUrl, credentials, index, count: order.length, ...(options.onProgress ? { onProgress: options.onProgress } : {}) });
+      await fetchBlob({
+        ref,
+        commit,
+        file,
+        download,
+        check,
+        blob,
+        hubUrl,
+        credentials,
+        index,
+        count: order.length,
+        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+      });
       fetched = true;
     }
     await linkInto(blob, link);
@@ -150,7 +176,14 @@ async function fetchBlob(job: {
     job.onProgress?.({ file, bytes, size: download.size, index: job.index, count: job.count, resumedFrom: have });
   report(have);
   if (have < download.size) {
-    const whole = await downloadFile({ repo: job.ref.repo, path: file, revision: job.commit, hubUrl: job.hubUrl, downloadInfo: download, ...job.credentials });
+    const whole = await downloadFile({
+      repo: job.ref.repo,
+      path: file,
+      revision: job.commit,
+      hubUrl: job.hubUrl,
+      downloadInfo: download,
+      ...job.credentials,
+    });
     if (!whole) throw new PullError(`${file}: the Hub has no such file`);
     // The client's blob slice asks for the missing bytes only (an HTTP Range request).
     const rest = have > 0 ? whole.slice(have, download.size) : whole;
@@ -210,7 +243,9 @@ function explainHubError(err: unknown, ref: HubModelRef, hubUrl: string, file?: 
       );
     }
     if (err.statusCode === 401 || err.statusCode === 403) {
-      return new PullError(`${hubUrl} refused ${file ?? ref.repo} (HTTP ${err.statusCode}): set HF_TOKEN to a token that may read ${ref.repo} (accept its licence on the Hub first if it is gated)`);
+      return new PullError(
+        `${hubUrl} refused ${file ?? ref.repo} (HTTP ${err.statusCode}): set HF_TOKEN to a token that may read ${ref.repo} (accept its licence on the Hub first if it is gated)`,
+      );
     }
     return new PullError(`${hubUrl}: ${file ? `${file}: ` : ''}HTTP ${err.statusCode}: ${err.message}`);
   }

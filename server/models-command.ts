@@ -14,7 +14,11 @@ export const MODELS_HELP = `sds models pull <org>/<name> [--revision R]
   Known-good: see README "Models".
 `;
 
-export async function runModelsCommand(argv: string[], env: NodeJS.ProcessEnv = process.env, out: NodeJS.WriteStream = process.stderr): Promise<number> {
+export async function runModelsCommand(
+  argv: string[],
+  env: NodeJS.ProcessEnv = process.env,
+  out: NodeJS.WriteStream = process.stderr,
+): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     strict: true,
@@ -29,7 +33,8 @@ export async function runModelsCommand(argv: string[], env: NodeJS.ProcessEnv = 
   if (verb !== 'pull') throw new ConfigError(`unknown command "models ${verb}" (sds models pull <org>/<name>)`);
   if (!repo || extra.length) throw new ConfigError('sds models pull takes one repository id, e.g. sds models pull onnxruntime/sd-turbo');
   const ref = parseHubModelRef(repo.replace(/^hf:/, ''));
-  if (!ref || ref.revision !== DEFAULT_REVISION) throw new ConfigError(`"${repo}" is not a Hub repository id like onnxruntime/sd-turbo (give a revision with --revision)`);
+  if (!ref || ref.revision !== DEFAULT_REVISION)
+    throw new ConfigError(`"${repo}" is not a Hub repository id like onnxruntime/sd-turbo (give a revision with --revision)`);
   if (values.revision) ref.revision = values.revision;
 
   out.write(`pulling ${ref.repo}@${ref.revision} from ${hubEndpoint(env)} into ${hubCacheDir(env)}\n`);
@@ -41,7 +46,9 @@ export async function runModelsCommand(argv: string[], env: NodeJS.ProcessEnv = 
   }).finally(() => bar.end());
   const fetched = result.files.filter((f) => f.fetched);
   const total = result.files.reduce((s, f) => s + f.size, 0);
-  out.write(`${result.files.length} files (${formatBytes(total)}; ${fetched.length} downloaded), commit ${result.commit.slice(0, 12)}: ${result.snapshot}\n`);
+  out.write(
+    `${result.files.length} files (${formatBytes(total)}; ${fetched.length} downloaded), commit ${result.commit.slice(0, 12)}: ${result.snapshot}\n`,
+  );
   const at = ref.revision === DEFAULT_REVISION ? '' : `@${ref.revision}`;
   process.stdout.write(`serve it with: sds serve --model hf:${ref.repo}${at}\n`);
   return 0;

@@ -22,9 +22,26 @@ let clip: RgbImage[];
 
 before(async () => {
   if (skip) return;
-  const flags = ['--announce-address', ANNOUNCED, '--ice-interfaces', 'lo', '--udp-port-range', `${RANGE[0]}-${RANGE[1]}`, '--max-sessions', '2', '--max-viewers', '2'];
+  const flags = [
+    '--announce-address',
+    ANNOUNCED,
+    '--ice-interfaces',
+    'lo',
+    '--udp-port-range',
+    `${RANGE[0]}-${RANGE[1]}`,
+    '--max-sessions',
+    '2',
+    '--max-viewers',
+    '2',
+  ];
   const config = parseServeConfig(flags, {});
-  server = await startTestServer({ modelDir: DEFAULT_MODEL, network: config.network, maxSessions: 2, maxViewers: 2, admissionCeiling: Number.POSITIVE_INFINITY });
+  server = await startTestServer({
+    modelDir: DEFAULT_MODEL,
+    network: config.network,
+    maxSessions: 2,
+    maxViewers: 2,
+    admissionCeiling: Number.POSITIVE_INFINITY,
+  });
   clip = await makePanClip(await loadTestPhoto(path.join(DEFAULT_MODEL, 'testdata', 'heldout.png')), 320, 240, 60);
 });
 after(async () => {
@@ -33,7 +50,11 @@ after(async () => {
 
 /** The host candidates of an SDP: address and port of each `a=candidate` line. */
 function candidates(sdp: string): Array<{ address: string; port: number; type: string }> {
-  return [...sdp.matchAll(/^a=candidate:\S+ \d+ (\S+) \d+ (\S+) (\d+) typ (\S+)/gm)].map((m) => ({ address: m[2]!, port: Number(m[3]), type: m[4]! }));
+  return [...sdp.matchAll(/^a=candidate:\S+ \d+ (\S+) \d+ (\S+) (\d+) typ (\S+)/gm)].map((m) => ({
+    address: m[2]!,
+    port: Number(m[3]),
+    type: m[4]!,
+  }));
 }
 
 function assertCandidates(sdp: string, who: string): void {

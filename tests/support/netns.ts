@@ -73,7 +73,8 @@ export class TestNetwork {
 
 function run(command: string, args: string[], input?: string): string {
   const result = spawnSync(command, args, { encoding: 'utf8', ...(input !== undefined ? { input } : {}) });
-  if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} failed (${result.status ?? result.signal}): ${result.stderr || result.error?.message}`);
+  if (result.status !== 0)
+    throw new Error(`${command} ${args.join(' ')} failed (${result.status ?? result.signal}): ${result.stderr || result.error?.message}`);
   return result.stdout;
 }
 

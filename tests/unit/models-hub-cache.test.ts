@@ -30,13 +30,30 @@ test('the cache folder: HF_HUB_CACHE, else HF_HOME/hub, else XDG_CACHE_HOME/hugg
 
 test('the layout needs model_index.json and the component folders, external weights included, nothing else', () => {
   const listing = [
-    'README.md', 'model_index.json', 'LICENSE', 'images/sample.png', 'unet/model.onnx', 'unet/model.onnx.data', 'unet/config.json',
-    'unet/diffusion_pytorch_model.safetensors', 'text_encoder_2/model.onnx', 'tokenizer_2/vocab.json', 'safety_checker/model.onnx',
-    'vae_decoder/model.onnx', 'scheduler/scheduler_config.json', 'unet',
+    'README.md',
+    'model_index.json',
+    'LICENSE',
+    'images/sample.png',
+    'unet/model.onnx',
+    'unet/model.onnx.data',
+    'unet/config.json',
+    'unet/diffusion_pytorch_model.safetensors',
+    'text_encoder_2/model.onnx',
+    'tokenizer_2/vocab.json',
+    'safety_checker/model.onnx',
+    'vae_decoder/model.onnx',
+    'scheduler/scheduler_config.json',
+    'unet',
   ];
   assert.deepEqual(layoutFiles(listing), [
-    'model_index.json', 'unet/model.onnx', 'unet/model.onnx.data', 'unet/config.json', 'text_encoder_2/model.onnx', 'tokenizer_2/vocab.json',
-    'vae_decoder/model.onnx', 'scheduler/scheduler_config.json',
+    'model_index.json',
+    'unet/model.onnx',
+    'unet/model.onnx.data',
+    'unet/config.json',
+    'text_encoder_2/model.onnx',
+    'tokenizer_2/vocab.json',
+    'vae_decoder/model.onnx',
+    'scheduler/scheduler_config.json',
   ]);
 });
 
@@ -51,6 +68,10 @@ test('a cached model counts once its ref and model_index.json are there (a pull 
   assert.equal(cachedSnapshot(ref, dir), undefined, 'no model_index.json yet');
   writeFileSync(path.join(root, 'snapshots', commit, 'model_index.json'), '{}');
   assert.equal(cachedSnapshot(ref, dir), path.join(root, 'snapshots', commit));
-  assert.equal(cachedSnapshot({ repo: 'org/model', revision: commit }, dir), path.join(root, 'snapshots', commit), 'a commit names its snapshot directly');
+  assert.equal(
+    cachedSnapshot({ repo: 'org/model', revision: commit }, dir),
+    path.join(root, 'snapshots', commit),
+    'a commit names its snapshot directly',
+  );
   assert.equal(cachedSnapshot({ repo: 'org/other', revision: 'main' }, dir), undefined);
 });
