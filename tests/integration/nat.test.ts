@@ -29,7 +29,7 @@ const TURN_USER = { username: 'sds', credential: 'nat-test' };
 
 const skip = requireDefaultModel() || namespaceSkip({ nft: 'nftables', turnserver: 'coturn' });
 
-describe('behind a 1:1 NAT', { skip, timeout: 120_000 }, () => {
+describe('behind a 1:1 NAT', { skip, timeout: 240_000 }, () => {
   const net = new TestNetwork();
   let client = '';
   let server = '';
