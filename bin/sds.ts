@@ -6,6 +6,8 @@ const HELP = `sds — real-time video restyling server (WebRTC in, restyled WebR
 
 Usage:
   sds serve [options]        serve the web app, WHIP ingest and the API (npm start)
+  sds models pull <org>/<name> [--revision R]
+                             download an ONNX export from the Hugging Face Hub (sds models --help)
   sds cert [--host IP]...    write a self-signed certificate for serving HTTPS on a LAN address (sds cert --help)
   sds bench <kind> [options] run a benchmark; kinds: model, e2e, browser, quality, flow, batch (sds bench --help)
   sds --help
@@ -67,6 +69,10 @@ async function main(argv: string[]): Promise<number> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     return -1; // keep running
   }
+  if (command === 'models' || command === 'pull') {
+    const { runModelsCommand } = await import('../server/models-command.js');
+    return runModelsCommand(command === 'pull' ? ['pull', ...rest] : rest);
+  }
   if (command === 'cert') {
     const { runCertCommand } = await import('../server/cert-command.js');
     return runCertCommand(rest);
@@ -84,7 +90,7 @@ main(process.argv.slice(2)).then(
     if (code >= 0) process.exitCode = code;
   },
   (error: unknown) => {
-    if (error instanceof ConfigError || (error instanceof Error && error.name === 'ModelLoadError')) {
+    if (error instanceof ConfigError || (error instanceof Error && (error.name === 'ModelLoadError' || error.name === 'PullError'))) {
       process.stderr.write(`sds: ${error.message}\n`);
       process.exit(2);
     }
