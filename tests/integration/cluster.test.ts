@@ -87,7 +87,7 @@ before(async () => {
   // The front door waits for Redis by retrying its first connection.
   front = await until(
     'the front door connects to Redis',
-    () => startFrontDoor(parseServeConfig(['--role', 'front', '--redis', redisUrl, '--host', '127.0.0.1', '--port', '0', '--heartbeat-ms', String(HEARTBEAT_MS), '--token', TOKEN]), pino({ level: 'silent' })).catch(() => undefined),
+    () => startFrontDoor(parseServeConfig(['--role', 'front', '--redis', redisUrl, '--host', '127.0.0.1', '--port', '0', '--heartbeat-ms', String(HEARTBEAT_MS), '--max-sessions-per-client', '8', '--token', TOKEN]), pino({ level: 'silent' })).catch(() => undefined),
     10_000,
   );
   startWorker(redisUrl);
