@@ -8,10 +8,12 @@ import type { MotionKind } from './motion-clips.js';
 const HELP = `sds bench — measure latency
 
   sds bench model [--model DIR] [--provider cpu|cuda|webgpu] [--resolution WxH ...] [--steps N]
-                  [--iterations N] [--warmup N] [--out FILE.json] [--no-cpu-fallback]
-      per-component model latency (vae_encode, denoise per step, vae_decode, total): median, p95
+                  [--iterations N] [--warmup N] [--out FILE.json] [--no-cpu-fallback] [--host-pixels]
+      per-component model latency (vae_encode, denoise per step, vae_decode, host, total): median, p95
       at the model's native resolution and 512x512 unless --resolution is given. --no-cpu-fallback:
       fail when the provider cannot load the model instead of measuring the CPU under its name.
+      host: the frame's time outside the model's runs. --host-pixels: convert pixels on the host instead of
+      in graphs around the VAE (the path before pixel graphs), to compare the two.
 
   sds bench e2e   [--seconds S] [--fps F] [--codec VP8|H264] [--sessions N] [--out DIR] ...
       end to end over real WebRTC on loopback (see README "Benchmark").
@@ -28,7 +30,7 @@ const HELP = `sds bench — measure latency
   sds bench flow  [--frames N]
       optical-flow accuracy (end-point error on clips with known motion) and cost, next to OpenCV.
 
-  sds bench consistency [--clip occluder|static-noise|pan|zoom|rotate ...] [--frames N] [--consistency C]
+  sds bench consistency [--clip occluder|static-noise|pan|zoom|rotate ...] [--frames N] [--consistency C] [--size WxH]
       the temporal-consistency path alone (flow, masks, warps, image blend), without the model: added ms p50/p95.
 
   sds bench soak  [--minutes M] [--sessions N] [--viewers V] [--interval S] [--out DIR] ...
@@ -53,6 +55,7 @@ export async function runBenchCli(argv: string[]): Promise<number> {
         warmup: { type: 'string' },
         out: { type: 'string' },
         'no-cpu-fallback': { type: 'boolean' },
+        'host-pixels': { type: 'boolean' },
         help: { type: 'boolean' },
       },
     });
@@ -70,6 +73,7 @@ export async function runBenchCli(argv: string[]): Promise<number> {
       warmup: values.warmup ? Number(values.warmup) : 10,
       out: values.out,
       fallbackToCpu: !values['no-cpu-fallback'],
+      pixelGraphs: !values['host-pixels'],
     });
     return 0;
   }
@@ -117,12 +121,17 @@ export async function runBenchCli(argv: string[]): Promise<number> {
     return 0;
   }
   if (kind === 'consistency') {
-    const { values } = parseArgs({ args: rest, options: { clip: { type: 'string', multiple: true }, frames: { type: 'string' }, consistency: { type: 'string' } } });
+    const { values } = parseArgs({
+      args: rest,
+      options: { clip: { type: 'string', multiple: true }, frames: { type: 'string' }, consistency: { type: 'string' }, size: { type: 'string' } },
+    });
     const { runConsistencyBench, formatConsistencyTable } = await import('./consistency-bench.js');
+    // The default model's native size, or a GPU model's (--size 512x512) to see what the path costs there.
+    const [width, height] = values.size ? parseResolution(values.size) : [320, 256];
     const rows = await runConsistencyBench({
       photo: path.join(DEFAULT_MODEL_DIR, 'testdata', 'heldout.png'),
-      width: 320,
-      height: 256,
+      width,
+      height,
       latentFactor: 8,
       latentChannels: 4,
       kinds: (values.clip ?? ['occluder', 'static-noise', 'pan']) as MotionKind[],

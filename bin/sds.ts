@@ -1,11 +1,12 @@
 #!/usr/bin/env node
-// The command-line entry point: `sds serve` (the default for `npm start`) and `sds bench`.
+// The command-line entry point: `sds serve` (the default for `npm start`), `sds cert` and `sds bench`.
 import { ConfigError, SERVE_OPTIONS, parseServeConfig } from '../server/config.js';
 
 const HELP = `sds — real-time video restyling server (WebRTC in, restyled WebRTC out)
 
 Usage:
   sds serve [options]        serve the web app, WHIP ingest and the API (npm start)
+  sds cert [--host IP]...    write a self-signed certificate for serving HTTPS on a LAN address (sds cert --help)
   sds bench <kind> [options] run a benchmark; kinds: model, e2e, browser, quality, flow, batch (sds bench --help)
   sds --help
 
@@ -55,6 +56,10 @@ async function main(argv: string[]): Promise<number> {
       process.once('SIGTERM', () => stop('SIGTERM'));
     }
     return -1; // keep running
+  }
+  if (command === 'cert') {
+    const { runCertCommand } = await import('../server/cert-command.js');
+    return runCertCommand(rest);
   }
   if (command === 'bench') {
     const { runBenchCli } = await import('../bench/cli.js');

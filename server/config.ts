@@ -1,10 +1,15 @@
 // Server configuration from command-line flags and environment variables (flags win). Parsed and
 // validated once at start-up; a bad value stops the server with a message naming the flag.
+import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { createSecureContext } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { ExecutionProvider } from '../models/restyle-types.js';
+import type { ExecutionProvider, ImageBlendPlacement } from '../models/restyle-types.js';
+import type { IceNetwork } from '../stream/ice-network.js';
+import { ConfigError } from './config-error.js';
+import { checkPortRangeCapacity, parseIceNetwork, type Interfaces } from './network-config.js';
 
 export type VideoCodec = 'VP8' | 'H264';
 
@@ -20,6 +25,8 @@ export interface ServerConfig {
   budgetMs: number;
   /** Model input resolution; undefined = the model's native resolution. */
   resolution?: { width: number; height: number };
+  /** Where temporal consistency warps and blends the previous output image (models/image-blend-graph.ts). */
+  imageBlend: ImageBlendPlacement;
   codecs: VideoCodec[];
   maxBitrateKbps: number;
   maxSessions: number;
@@ -43,6 +50,11 @@ export interface ServerConfig {
    * Credentials are secrets: sent only to authorized requests, never logged.
    */
   iceServers: IceServerConfig[];
+  /**
+   * The addresses and UDP ports of the server's own peer connections (publishers and viewers alike):
+   * announced addresses, chosen interfaces, port range (README "Behind NAT and in containers").
+   */
+  network: IceNetwork;
   /** Live WHEP viewers over all streams before 503. */
   maxViewers: number;
   /**
@@ -51,6 +63,11 @@ export interface ServerConfig {
    */
   playoutDelayMaxMs?: number;
   logLevel: string;
+  /**
+   * Serve HTTPS (app, API, WHIP/WHEP and the WebSocket) with this PEM certificate (chain) and key;
+   * undefined = plain HTTP. The key is a secret: never log it.
+   */
+  tls?: TlsFiles;
   /**
    * standalone: one machine, no Redis (the default). worker: serve sessions and register in Redis.
    * front: the stateless front door that redirects WHIP/WHEP to workers (README "Scaling out").
@@ -73,6 +90,11 @@ export interface ServerConfig {
   registryGraceMs: number;
 }
 
+export interface TlsFiles {
+  cert: string;
+  key: string;
+}
+
 export type ServerRole = 'standalone' | 'worker' | 'front';
 
 export interface IceServerConfig {
@@ -86,9 +108,10 @@ export interface IceServerConfig {
 export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const DEFAULT_MODEL_DIR = path.join(PACKAGE_ROOT, 'models', 'default');
 
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
+export { ConfigError };
+
+/** Flags that may be given more than once (their values join a comma-separated list). */
+const REPEATABLE = new Set(['announce-address']);
 
 /** Flag name → [environment variable, description]. Drives both parsing and `--help`. */
 export const SERVE_OPTIONS = {
@@ -101,6 +124,7 @@ export const SERVE_OPTIONS = {
   'intra-op-threads': ['INTRA_OP_THREADS', 'ONNX Runtime threads per worker (default: CPU count)'],
   'budget-ms': ['BUDGET_MS', 'per-frame latency budget in ms (default 40)'],
   resolution: ['RESOLUTION', 'model input WxH, e.g. 320x256 (default: the model\'s native resolution)'],
+  'image-blend': ['IMAGE_BLEND', 'where consistency warps and blends the previous output: auto | host | graph (default auto: a GridSample graph on cuda/webgpu, the host on cpu)'],
   codecs: ['CODECS', 'video codecs offered, in preference order (default VP8,H264)'],
   'max-bitrate-kbps': ['MAX_BITRATE_KBPS', 'cap on the encoder bitrate (default 2000)'],
   'max-sessions': ['MAX_SESSIONS', 'concurrent publisher sessions before 503 (default 4)'],
@@ -111,8 +135,13 @@ export const SERVE_OPTIONS = {
   'media-timeout-ms': ['MEDIA_TIMEOUT_MS', 'end a session after this long without media (default 10000)'],
   'cors-origin': ['CORS_ORIGIN', 'comma-separated origins allowed cross-origin, or * (default: none)'],
   'ice-server': ['ICE_SERVERS', 'comma-separated STUN/TURN URIs advertised to WHIP/WHEP clients, e.g. stun:stun.example.net:3478,turn:user:pass@turn.example.net:3478?transport=udp (default: none)'],
+  'announce-address': ['ANNOUNCE_ADDRESSES', 'IP address announced as an ICE host candidate besides the local ones, for 1:1 NAT or published container ports; repeat the flag or comma-separate (default: none)'],
+  'ice-interfaces': ['ICE_INTERFACES', 'comma-separated interface names (eth0, lo) or local addresses to gather ICE candidates on (default: every non-loopback interface)'],
+  'udp-port-range': ['UDP_PORT_RANGE', 'MIN-MAX: the UDP ports every peer connection binds, e.g. 40000-40100 (default: any free port)'],
   'max-viewers': ['MAX_VIEWERS', 'live WHEP viewers over all streams before 503 (default 32)'],
   'playout-delay-ms': ['PLAYOUT_DELAY_MS', 'ask receivers to buffer at most this many ms before showing a frame (RTP playout-delay), or off (default 0: show at once)'],
+  'tls-cert': ['TLS_CERT', 'PEM certificate (chain) file: serve HTTPS with it and --tls-key; `sds cert` makes a self-signed one (default: plain HTTP)'],
+  'tls-key': ['TLS_KEY', 'PEM private key file for --tls-cert'],
   'log-level': ['LOG_LEVEL', 'trace | debug | info | warn | error (default info)'],
   role: ['ROLE', 'standalone | worker | front: scale out over several machines through Redis (default standalone)'],
   redis: ['REDIS_URL', 'Redis URL for --role worker and front, e.g. redis://127.0.0.1:6379'],
@@ -128,10 +157,14 @@ export const SERVE_OPTIONS = {
  * that a serve flag's value (`--model DIR`) is read as its value and passed on, not as a stray positional.
  */
 export const SERVE_PARSE_OPTIONS = Object.fromEntries(
-  Object.keys(SERVE_OPTIONS).map((k) => [k, { type: k === 'no-cpu-fallback' ? 'boolean' : 'string' }]),
-) as Record<keyof typeof SERVE_OPTIONS, { type: 'string' | 'boolean' }>;
+  Object.keys(SERVE_OPTIONS).map((k) => [k, { type: k === 'no-cpu-fallback' ? 'boolean' : 'string', ...(REPEATABLE.has(k) ? { multiple: true } : {}) }]),
+) as Record<keyof typeof SERVE_OPTIONS, { type: 'string' | 'boolean'; multiple?: boolean }>;
 
-export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): ServerConfig {
+/**
+ * `interfaces` is this machine's network interfaces (os.networkInterfaces()), against which --ice-interfaces is
+ * resolved and --udp-port-range's size checked.
+ */
+export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = process.env, interfaces?: Interfaces): ServerConfig {
   const { values } = parseArgs({
     args: argv,
     strict: true,
@@ -141,11 +174,12 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
   const get = (flag: keyof typeof SERVE_OPTIONS): string | undefined => {
     const v = values[flag];
     if (typeof v === 'string') return v;
+    if (Array.isArray(v)) return v.join(',');
     if (v === true) return 'true';
     return env[SERVE_OPTIONS[flag][0]];
   };
   const cpus = availableParallelism();
-  return {
+  const config: ServerConfig = {
     host: get('host') ?? '0.0.0.0',
     port: int('port', get('port'), 8080, 0, 65535),
     modelDir: path.resolve(get('model') ?? DEFAULT_MODEL_DIR),
@@ -155,6 +189,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     intraOpThreads: int('intra-op-threads', get('intra-op-threads'), cpus, 1, 256),
     budgetMs: int('budget-ms', get('budget-ms'), 40, 1, 10_000),
     resolution: resolution(get('resolution')),
+    imageBlend: oneOf('image-blend', get('image-blend') ?? 'auto', ['auto', 'host', 'graph'] as const),
     codecs: codecs(get('codecs') ?? 'VP8,H264'),
     maxBitrateKbps: int('max-bitrate-kbps', get('max-bitrate-kbps'), 2000, 100, 50_000),
     maxSessions: int('max-sessions', get('max-sessions'), 4, 1, 1000),
@@ -165,14 +200,19 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     corsOrigins: (get('cors-origin') ?? '').split(',').map((o) => o.trim()).filter(Boolean),
     mediaTimeoutMs: int('media-timeout-ms', get('media-timeout-ms'), 10_000, 500, 600_000),
     iceServers: iceServers(get('ice-server')),
+    network: parseIceNetwork({ announce: get('announce-address'), interfaces: get('ice-interfaces'), portRange: get('udp-port-range') }, interfaces),
     maxViewers: int('max-viewers', get('max-viewers'), 32, 0, 10_000),
     playoutDelayMaxMs: get('playout-delay-ms') === 'off' ? undefined : int('playout-delay-ms', get('playout-delay-ms'), 0, 0, 40_950),
+    ...tlsFiles(get('tls-cert'), get('tls-key')),
     logLevel: oneOf('log-level', get('log-level') ?? 'info', ['trace', 'debug', 'info', 'warn', 'error', 'silent'] as const),
     ...cluster(get('role'), get('redis'), get('public-url'), get('heartbeat-ms')),
     adminToken: token(get('admin-token'), 'admin-token'),
     drainTimeoutMs: int('drain-timeout-ms', get('drain-timeout-ms'), 600_000, 0, 86_400_000),
     registryGraceMs: int('registry-grace-ms', get('registry-grace-ms'), 30_000, 0, 3_600_000),
   };
+  // The front door holds no peer connections; everyone else needs a port for each.
+  if (config.role !== 'front') checkPortRangeCapacity(config.network, config, interfaces);
+  return config;
 }
 
 function cluster(role: string | undefined, redis: string | undefined, publicUrl: string | undefined, heartbeat: string | undefined): Pick<ServerConfig, 'role' | 'redisUrl' | 'publicUrl' | 'heartbeatMs'> {
@@ -190,6 +230,26 @@ function cluster(role: string | undefined, redis: string | undefined, publicUrl:
     }
   }
   return { role: r, redisUrl: redis, publicUrl: url, heartbeatMs: int('heartbeat-ms', heartbeat, 1000, 100, 60_000) };
+}
+
+function tlsFiles(certFile: string | undefined, keyFile: string | undefined): Pick<ServerConfig, 'tls'> {
+  if (!certFile && !keyFile) return {};
+  if (!certFile || !keyFile) throw new ConfigError(`--tls-cert and --tls-key go together (got only ${certFile ? '--tls-cert' : '--tls-key'})`);
+  const read = (flag: string, file: string): string => {
+    try {
+      return readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`--${flag}: cannot read "${file}" (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+  };
+  const tls = { cert: read('tls-cert', certFile), key: read('tls-key', keyFile) };
+  // Checked here, so a wrong file or a key of another certificate stops the start with the flags' names.
+  try {
+    createSecureContext(tls);
+  } catch (err) {
+    throw new ConfigError(`--tls-cert/--tls-key: "${certFile}" and "${keyFile}" are not a PEM certificate and its private key (${(err as Error).message})`);
+  }
+  return { tls };
 }
 
 function truthy(v: string | undefined): boolean {

@@ -7,6 +7,7 @@ import type { Restyler } from '../models/restyle-types.js';
 import type { OpenEncoder } from '../stream/egress.js';
 import type { ServerConfig } from './config.js';
 import { buildHttpApp } from './api-routes.js';
+import { serverUrl } from './http-server.js';
 import { ServerMetrics } from './metrics.js';
 import { SessionManager } from './sessions.js';
 import { attachWebSocketFallback } from './websocket-fallback.js';
@@ -56,6 +57,8 @@ export async function startServer(given: ServerConfig, logger = createLogger(giv
     fallbackToCpu: config.fallbackToCpu,
     workers: config.workers,
     intraOpThreads: config.intraOpThreads,
+    ...(config.resolution ? { servedResolution: config.resolution } : {}),
+    imageBlend: config.imageBlend,
     logger,
     ...(deps.inferenceWorker ? { workerEntry: deps.inferenceWorker } : {}),
   }).catch(async (err: unknown) => {
@@ -120,8 +123,7 @@ export async function startServer(given: ServerConfig, logger = createLogger(giv
   const ws = attachWebSocketFallback(app.server, { config, restyler, sessions, logger });
   await app.listen({ host: config.host, port: config.port });
   const port = (app.server.address() as AddressInfo).port;
-  const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
-  const url = `http://${host}:${port}`;
+  const url = serverUrl(config, port);
   logger.info({ url, model: restyler.info.name, provider: restyler.info.provider }, 'serving');
   if (redis) {
     config.publicUrl ??= url;

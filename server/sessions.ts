@@ -332,6 +332,7 @@ export class SessionManager {
           codecs: this.config.codecs,
           maxBitrateKbps: this.config.maxBitrateKbps,
           mediaTimeoutMs: this.config.mediaTimeoutMs,
+          network: this.config.network,
           playoutDelayMaxMs: this.config.playoutDelayMaxMs,
           logger,
           onFrame: (frame) => pipeline.push(frame),
@@ -480,6 +481,7 @@ export class SessionManager {
       const viewer = await createViewerSession(offerSdp, {
         codecs: this.config.codecs,
         mediaTimeoutMs: this.config.mediaTimeoutMs,
+        network: this.config.network,
         playoutDelayMaxMs: this.config.playoutDelayMaxMs,
         logger: log,
         onClosed: (reason) => void this.closeViewer(id, reason),

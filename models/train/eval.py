@@ -5,8 +5,11 @@ to the style's own target; the cross-style PSNR matrix (output of style A vs tar
 edge-map SSIM of the output vs the input; reference baselines. Writes out/eval.json, out/eval.md,
 out/contact_sheet.png (+ one sheet per held-out photo) and out/parity_*.bin for an ONNX check.
 
-Usage: /usr/bin/python3 models/train/eval.py
+Usage: /usr/bin/python3 models/train/eval.py [--onnx-dir DIR --tag NAME]
+(--onnx-dir evaluates an exported model, e.g. the previous models/default, on the same held-out set:
+its ONNX weights are loaded into the PyTorch modules of model.py)
 """
+import argparse
 import json
 import os
 import sys
@@ -19,11 +22,12 @@ from skimage.metrics import peak_signal_noise_ratio as psnr_fn
 from skimage.metrics import structural_similarity as ssim_fn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import model as M  # noqa: E402
 from common import DATA, OUT, alphas_cumprod, img2img_timesteps, to_tensor, to_u8  # noqa: E402
 from export_onnx import load_models  # noqa: E402
 from styles import STYLE_IDS  # noqa: E402
 
-STRENGTHS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0]
+STRENGTHS = [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0]
 STEPS = [1, 2, 4]
 
 
@@ -57,9 +61,44 @@ def restyle(den, dec, zx, emb, steps, strength, scale, seed=0):
     return to_u8(dec(z / scale))
 
 
+def load_onnx_models(d):
+    """Rebuilds encoder, decoder and denoiser from an exported model directory (initializer names
+    are the PyTorch parameter names) plus the manifest's style table and scaling factor."""
+    import onnx
+    from onnx import numpy_helper
+
+    def weights(f, strip=""):
+        m = onnx.load(os.path.join(d, f))
+        return {i.name[len(strip):] if i.name.startswith(strip) else i.name: torch.from_numpy(numpy_helper.to_array(i).copy())
+                for i in m.graph.initializer}
+
+    man = json.load(open(os.path.join(d, "manifest.json")))
+    we, wd, wn = weights("vae_encoder.onnx", "enc."), weights("vae_decoder.onnx"), weights("denoiser.onnx")
+    zc = we["out.weight"].shape[0]
+    enc = M.Encoder(ch=(we["d0.weight"].shape[0], we["d1.weight"].shape[0], we["d2.weight"].shape[0]), zc=zc)
+    dec = M.Decoder(ch=(wd["inp.weight"].shape[0], wd["b4.0.weight"].shape[0]), zc=zc, half=0)
+    n_low = len({k.split(".")[1] for k in wn if k.startswith("low.")})
+    n_high = len({k.split(".")[1] for k in wn if k.startswith("high.")})
+    styles = man["conditioning"]["styles"]
+    den = M.Denoiser(ch=(wn["inp.weight"].shape[0], wn["down.weight"].shape[0]), zc=zc, n_styles=len(styles),
+                     n_low=n_low, n_high=n_high, skip="skip.weight" in wn)
+    wn["style_table.weight"] = torch.tensor([st["embedding"] for st in styles], dtype=torch.float32)
+    enc.load_state_dict({k: v for k, v in we.items() if k in enc.state_dict()}, strict=True)
+    dec.load_state_dict({k: v for k, v in wd.items() if k in dec.state_dict()}, strict=True)
+    den.load_state_dict({k: v for k, v in wn.items() if k in den.state_dict()}, strict=True)
+    return enc.eval(), dec.eval(), den.eval(), man["latent"]["scalingFactor"]
+
+
 def main():
-    torch.set_num_threads(2)
-    enc, dec, den, scale = load_models()
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--onnx-dir", default="")
+    ap.add_argument("--tag", default="", help="suffix of the output files (eval_<tag>.json ...)")
+    ap.add_argument("--strength", type=float, default=None,
+                    help="evaluate the step tables at this strength instead of the sweep's best")
+    a = ap.parse_args()
+    torch.set_num_threads(int(os.environ.get("THREADS", "1")))
+    enc, dec, den, scale = load_onnx_models(a.onnx_dir) if a.onnx_dir else load_models()
+    sfx = f"_{a.tag}" if a.tag else ""
     hf = np.load(f"{DATA}/heldout_frames.npy")
     ht = np.load(f"{DATA}/heldout_targets.npy")  # [S, N, H, W, 3]
     names = json.load(open(f"{DATA}/meta.json"))["names"]
@@ -96,6 +135,8 @@ def main():
     res["strength_sweep_1step"] = sweep
     # recommended: best mean PSNR to the own target at 1 step; ties -> higher strength
     best = max(STRENGTHS, key=lambda s: (round(sweep[str(s)]["mean_psnr"], 2), s))
+    if a.strength is not None:
+        best = a.strength
     res["recommended_strength"] = best
     print("recommended strength", best, flush=True)
 
@@ -135,19 +176,19 @@ def main():
     print("testdata/heldout.png own-target wins per style:",
           {st: v["own_target_wins"] for st, v in res["testdata_heldout_png"].items()}, flush=True)
 
-    json.dump(res, open(f"{OUT}/eval.json", "w"), indent=1)
-    write_md(res)
+    json.dump(res, open(f"{OUT}/eval{sfx}.json", "w"), indent=1)
+    write_md(res, f"{OUT}/eval{sfx}.md")
 
     # contact sheets: per held-out view, rows = styles: input | target | 1 step | 2 steps | 4 steps
-    sheets = []
     for i in range(N):
         rows = [np.concatenate([hf[i], ht[s, i]] + [outs[(k, s)][i] for k in STEPS], axis=1) for s in range(S)]
         sheet = np.concatenate(rows, axis=0)
-        cv2.imwrite(f"{OUT}/contact_{i}_{names[i].replace('#', '_')}.png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
-        sheets.append(sheet)
-    pick = [names.index(n) for n in ("skimage-astronaut#1", "plasma-EveningGlow#0", "lomiri-friends#0")]
-    big = np.concatenate([sheets[i] for i in pick], axis=0)
-    cv2.imwrite(f"{OUT}/contact_sheet.png", cv2.cvtColor(big, cv2.COLOR_RGB2BGR))
+        cv2.imwrite(f"{OUT}/contact{sfx}_{i}_{names[i].replace('#', '_')}.png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    # the committed sheet: per held-out view a block of rows, one per style: input | target | output (1 step)
+    pick = [names.index(n) for n in ("skimage-astronaut#1", "skimage-page#0", "lomiri-friends#0")]
+    rows = [np.concatenate([hf[i], ht[s, i], outs[(1, s)][i]], axis=1) for i in pick for s in range(S)]
+    cv2.imwrite(f"{OUT}/contact_sheet{sfx}.jpg", cv2.cvtColor(np.concatenate(rows, axis=0), cv2.COLOR_RGB2BGR),
+                [cv2.IMWRITE_JPEG_QUALITY, 88])
 
     # parity fixture for the ONNX check (astronaut face view, cartoon, recommended strength, 1 step)
     k = names.index("skimage-astronaut#1")
@@ -158,10 +199,10 @@ def main():
         zt = ab.sqrt() * z + (1 - ab).sqrt() * eps
         o = dec(den(zt, torch.tensor([float(img2img_timesteps(1, best)[0])]), table[0][None, None]) / scale)
     for nm, t in (("input", x[k:k + 1]), ("eps", eps), ("output", o)):
-        t.numpy().astype(np.float32).tofile(f"{OUT}/parity_{nm}.bin")
+        t.numpy().astype(np.float32).tofile(f"{OUT}/parity{sfx}_{nm}.bin")
 
 
-def write_md(res):
+def write_md(res, path):
     L = []
     L.append(f"AE reconstruction on held-out photos: PSNR {res['ae_psnr_photos']:.2f} dB, SSIM {res['ae_ssim_photos']:.3f}")
     L.append("")
@@ -197,7 +238,7 @@ def write_md(res):
         L.append(f"{st} step(s): own target is the closest for " + ", ".join(
             f"{sid} {'yes' if w else 'NO'}" for sid, w in zip(res["styles"], v["own_target_wins"])))
         L.append("")
-    open(f"{OUT}/eval.md", "w").write("\n".join(L) + "\n")
+    open(path, "w").write("\n".join(L) + "\n")
 
 
 if __name__ == "__main__":

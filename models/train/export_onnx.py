@@ -21,11 +21,13 @@ from styles import STYLES  # noqa: E402
 def load_models():
     ae = torch.load(os.environ.get("AE_CKPT", f"{OUT}/ae.pt"))
     dn = torch.load(os.environ.get("DEN_CKPT", f"{OUT}/denoiser.pt"))
-    enc, dec = M.Encoder(), M.Decoder()
+    acfg = ae.get("cfg", {"latent_ch": 4, "dec_half": 0})
+    enc, dec = M.Encoder(zc=acfg["latent_ch"]), M.Decoder(zc=acfg["latent_ch"], half=acfg["dec_half"])
     enc.load_state_dict(ae["enc"])
     dec.load_state_dict(ae["dec"])
     cfg = dn.get("cfg", {"ch": list(M.DEN_CH), "n_low": 3, "n_high": 0})
-    den = M.Denoiser(ch=tuple(cfg["ch"]), n_styles=dn["n_styles"], n_low=cfg["n_low"], n_high=cfg["n_high"])
+    den = M.Denoiser(ch=tuple(cfg["ch"]), zc=acfg["latent_ch"], n_styles=dn["n_styles"], n_low=cfg["n_low"],
+                     n_high=cfg["n_high"])
     den.load_state_dict(dn["den"])
     return enc.eval(), dec.eval(), den.eval(), dn["scale"]
 
@@ -34,6 +36,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(HERE, "..", "default"))
     ap.add_argument("--strength", type=float, default=None)
+    ap.add_argument("--style", default=None, help="default style (defaults to out/eval.json's best_style)")
     a = ap.parse_args()
     enc, dec, den, scale = load_models()
     M.export_all(enc, dec, den, a.out, opset=17)
@@ -48,18 +51,20 @@ def main():
     if strength is None and os.path.exists(ev):
         strength = json.load(open(ev)).get("recommended_strength")
     strength = 0.6 if strength is None else strength
+    style = a.style or (json.load(open(ev)).get("best_style") if os.path.exists(ev) else None) or "teal-orange"
 
     emb = den.style_table.weight.detach()
     manifest = {
         "format": "sds-model/1",
         "name": "sds-tiny-styles",
-        "description": ("Tiny latent-diffusion img2img restyler (deterministic 8x conv autoencoder + "
+        "description": (f"Tiny latent-diffusion img2img restyler (deterministic 8x conv autoencoder, "
+                        f"{enc.out.out_channels}-channel latent, + "
                         "FiLM-conditioned x0-predicting conv denoiser) with 5 styles, trained on CPU from freely "
                         "licensed photos (see DATA.md) against classical non-photorealistic filter targets. "
                         "1-4 steps; see MODEL_CARD.md."),
         "components": {"vae_encoder": "vae_encoder.onnx", "denoiser": "denoiser.onnx",
                        "vae_decoder": "vae_decoder.onnx"},
-        "latent": {"channels": M.LATENT_CH, "downscale": 8, "scalingFactor": round(float(scale), 6)},
+        "latent": {"channels": enc.out.out_channels, "downscale": 8, "scalingFactor": round(float(scale), 6)},
         "pixelRange": [-1, 1],
         "resolution": {"width": 320, "height": 256},
         "resolutions": [[320, 256], [256, 192], [512, 512]],
@@ -67,7 +72,7 @@ def main():
         "scheduler": {"betaSchedule": "scaled_linear", "betaStart": 0.00085, "betaEnd": 0.012,
                       "numTrainTimesteps": 1000, "predictionType": "sample", "timestepSpacing": "trailing"},
         "steps": [1, 2, 3, 4],
-        "defaults": {"steps": 1, "strength": strength, "style": "cartoon"},
+        "defaults": {"steps": 1, "strength": strength, "style": style},
         "conditioning": {
             "kind": "styles",
             "dim": int(emb.shape[1]),

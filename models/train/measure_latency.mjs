@@ -46,7 +46,8 @@ for (const [label, opts] of configs) {
     const t0 = now();
     const e = await enc.run({ sample: img });
     const lp = e.latent_parameters;
-    const z = new ort.Tensor('float32', lp.data.slice(0, 4 * h * w), [1, 4, h, w]);
+    const zc = lp.dims[1] / 2;
+    const z = new ort.Tensor('float32', lp.data.slice(0, zc * h * w), [1, zc, h, w]);
     const t1 = now();
     const d = await den.run({ sample: z, timestep: ts, encoder_hidden_states: emb });
     const t2 = now();

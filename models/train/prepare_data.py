@@ -1,10 +1,15 @@
 """Photos -> 320x256 training frames (random crop / scale / flip / colour jitter) + style targets.
 
-Writes models/train/out/data/{train,heldout}_frames.npy (uint8 [N,256,320,3]) and
-{train,heldout}_targets.npy (uint8 [S,N,256,320,3]) plus the held-out test photo
-and its targets into models/default/testdata/.
+Two stages, so a GPU machine needs only the bundle (no Debian photo packages):
 
-Usage: /usr/bin/python3 models/train/prepare_data.py [--frames-per-photo 40]
+1. bundle: every photo listed below, downscaled to at most 1280 px on the long side, as
+   lossless PNG bytes in one file, models/train/out/photos_bundle.npz (~45 MiB; written only
+   when missing; needs the Debian packages listed in DATA.md).
+2. frames: bundle -> models/train/out/data/{train,heldout}_frames.npy (uint8 [N,256,320,3]) and
+   {train,heldout}_targets.npy (uint8 [S,N,256,320,3]) plus the held-out test photo and its
+   targets into models/default/testdata/. Deterministic given the bundle and --seed.
+
+Usage: /usr/bin/python3 models/train/prepare_data.py [--frames-per-photo 40] [--bundle PATH]
 """
 import argparse
 import json
@@ -51,26 +56,56 @@ TRAIN = [
     ("lomiri-seeding", f"{BG}/seeding_by_Clements_Engelhardt.jpg"),
     ("lomiri-sunset", f"{BG}/sunset_by_Aitzol_Berasategi.jpg"),
     ("lomiri-Kleiber", f"{BG}/Kleiber_by_Lukas_Baubkus.jpg"),
+    # added for issue 18: more texture, text and object photos
+    ("plasma-ColorfulCups", f"{PW}/ColorfulCups/contents/images/2560x1600.jpg"),
+    ("skimage-grass", f"{SK}/grass.png"),
+    ("skimage-gravel", f"{SK}/gravel.png"),
+    ("skimage-brick", f"{SK}/brick.png"),
+    ("skimage-coins", f"{SK}/coins.png"),
+    ("skimage-text", f"{SK}/text.png"),
+    ("skimage-hubble", f"{SK}/hubble_deep_field.jpg"),
+    ("skimage-retina", f"{SK}/retina.jpg"),
+    ("skimage-ihc", f"{SK}/ihc.png"),
+    ("skimage-moon", f"{SK}/moon.png"),
 ]
 HELDOUT = [
     ("skimage-astronaut", f"{SK}/astronaut.png"),
     ("plasma-EveningGlow", f"{PW}/EveningGlow/contents/images/1920x1200.jpg"),
     ("lomiri-friends", f"{BG}/friends_by_Aitzol_Berasategi.jpg"),
+    ("skimage-page", f"{SK}/page.png"),  # small printed text
 ]
 W, H = 320, 256
 ASPECT = W / H
 
 
-def load(path):
+def load_file(path):
     im = cv2.imread(path, cv2.IMREAD_COLOR)
     if im is None:
         raise FileNotFoundError(path)
-    im = cv2.cvtColor(im, cv2.COLOR_BGR2RGB)
     # cap the working size so crops are cheap (keeps photos at least ~2x the frame size)
     s = 1280 / max(im.shape[:2])
     if s < 1:
         im = cv2.resize(im, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
-    return im
+    return im  # BGR
+
+
+def write_bundle(path):
+    """All photos (train + held-out), downscaled, as lossless PNG bytes in one .npz."""
+    blobs = {}
+    for pid, src in TRAIN + HELDOUT:
+        ok, buf = cv2.imencode(".png", load_file(src), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+        assert ok, src
+        blobs[pid] = np.frombuffer(buf.tobytes(), dtype=np.uint8)
+    np.savez(path, **blobs)
+    print(f"bundle {path}: {len(blobs)} photos, {os.path.getsize(path) / 2**20:.1f} MiB", flush=True)
+
+
+BUNDLE = {}
+
+
+def load(pid):
+    im = cv2.imdecode(BUNDLE[pid], cv2.IMREAD_COLOR)
+    return cv2.cvtColor(im, cv2.COLOR_BGR2RGB)
 
 
 def crop_frame(im, cx, cy, frac, flip=False):
@@ -97,9 +132,11 @@ def colour_jitter(f, rng):
 
 
 def make_train_frames(args):
-    idx, (pid, path), n, seed = args
+    idx, (pid, path), n, seed, bundle = args
+    if not BUNDLE:
+        BUNDLE.update(np.load(bundle))
     rng = np.random.default_rng(seed * 1000 + idx)
-    im = load(path)
+    im = load(pid)
     frames = []
     for _ in range(n):
         frac = float(np.sqrt(rng.uniform(0.08, 1.0)))  # area fraction 8%..100%
@@ -115,11 +152,13 @@ def make_train_frames(args):
 def heldout_frames():
     frames, names = [], []
     for pid, path in HELDOUT:
-        im = load(path)
+        im = load(pid)
         # deterministic crops: whole 5:4 frame + two zoomed views
         views = [(0.5, 0.5, 1.0), (0.5, 0.35, 0.6), (0.3, 0.6, 0.45)]
         if pid == "skimage-astronaut":
             views = [(0.5, 0.5, 1.0), (0.45, 0.3, 0.55), (0.45, 0.25, 0.35)]  # face close-ups
+        if pid == "skimage-page":
+            views = [(0.25, 0.5, 1.0), (0.75, 0.5, 1.0), (0.3, 0.3, 0.6)]  # small printed text
         for i, (cx, cy, fr) in enumerate(views):
             frames.append(crop_frame(im, cx, cy, fr))
             names.append(f"{pid}#{i}")
@@ -134,11 +173,17 @@ def main():
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--out", default=os.path.join(HERE, "out", "data"))
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--bundle", default=os.path.join(HERE, "out", "photos_bundle.npz"),
+                    help="photo bundle; written from the Debian photo files when missing")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     cv2.setNumThreads(1)
+    if not os.path.exists(a.bundle):
+        write_bundle(a.bundle)
+    BUNDLE.update(np.load(a.bundle))
+    assert not set(p for p, _ in TRAIN) & set(p for p, _ in HELDOUT), "a held-out photo is in TRAIN"
 
-    jobs = [(i, p, a.frames_per_photo, a.seed) for i, p in enumerate(TRAIN)]
+    jobs = [(i, p, a.frames_per_photo, a.seed, a.bundle) for i, p in enumerate(TRAIN)]
     with Pool(a.workers) as pool:
         res = pool.map(make_train_frames, jobs)
     frames = np.concatenate([r[0] for r in res])

@@ -40,7 +40,15 @@ def main():
     ap.add_argument("--crop", type=int, default=16, help="latent crop size (16 -> 128 px)")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--ae", default=f"{OUT}/ae.pt", help="autoencoder checkpoint (its encoder makes the latents)")
+    ap.add_argument("--out", default=f"{OUT}/denoiser.pt")
+    ap.add_argument("--t-low-max", type=int, default=500, help="upper end of the --t-low-frac range")
+    ap.add_argument("--pix-weight", type=float, default=0.0,
+                    help="weight of an L1 loss on decoded pixels (frozen decoder) for the first --pix-batch samples")
+    ap.add_argument("--pix-batch", type=int, default=8)
+    ap.add_argument("--ckpt-every", type=int, default=500)
     ap.add_argument("--t-min-photo", type=int, default=200, help="lowest t for photo-latent sources")
     ap.add_argument("--t-low-frac", type=float, default=0.0,
                     help="fraction of photo-source samples drawn from [t-min-photo, 500) instead of [t-min-photo, 1000)")
@@ -60,14 +68,16 @@ def main():
     seed_all(a.seed)
     rng = np.random.default_rng(a.seed)
 
-    cache = f"{OUT}/latents.pt"
-    ae = torch.load(f"{OUT}/ae.pt")
+    dev = torch.device(a.device)
+    cache = a.ae.replace(".pt", "_latents.pt")
+    ae = torch.load(a.ae, map_location="cpu")
+    zc = ae.get("cfg", {"latent_ch": 4})["latent_ch"]
     if a.max_frames:
         cache = f"{OUT}/latents_smoke.pt"
-    if os.path.exists(cache) and os.path.getmtime(cache) > os.path.getmtime(f"{OUT}/ae.pt") and not a.max_frames:
+    if os.path.exists(cache) and os.path.getmtime(cache) > os.path.getmtime(a.ae) and not a.max_frames:
         lat = torch.load(cache)
     else:
-        enc = M.Encoder()
+        enc = M.Encoder(zc=zc)
         enc.load_state_dict(ae["enc"])
         enc.eval()
         t0 = time.time()
@@ -87,8 +97,16 @@ def main():
     S, N, C, h, w = zy.shape
     print(f"scalingFactor {scale:.5f} (raw mean {lat['mean']:.3f}); latents {tuple(zy.shape)}", flush=True)
 
-    cfg = {"ch": list(a.ch), "n_low": a.n_low, "n_high": a.n_high, "n_styles": S}
-    den = M.Denoiser(ch=tuple(a.ch), n_styles=S, n_low=a.n_low, n_high=a.n_high)
+    cfg = {"ch": list(a.ch), "n_low": a.n_low, "n_high": a.n_high, "n_styles": S, "latent_ch": C}
+    den = M.Denoiser(ch=tuple(a.ch), zc=C, n_styles=S, n_low=a.n_low, n_high=a.n_high).to(dev)
+    zx, zy = zx.to(dev), zy.to(dev)
+    dec = None
+    if a.pix_weight > 0:
+        dec = M.Decoder(zc=C, half=ae["cfg"].get("dec_half", 0)).to(dev)
+        dec.load_state_dict(ae["dec"])
+        for p in dec.parameters():
+            p.requires_grad_(False)
+        tpix = np.load(f"{DATA}/train_targets.npy", mmap_mode="r")
     ema = copy.deepcopy(den)
     for p in ema.parameters():
         p.requires_grad_(False)
@@ -98,7 +116,7 @@ def main():
         ema.load_state_dict(ck["den"])
         print(f"initialised from {a.init} ({ck['iters']} iterations)", flush=True)
     opt = torch.optim.AdamW(den.parameters(), lr=a.lr, weight_decay=1e-4)
-    abar = alphas_cumprod()
+    abar = alphas_cumprod().to(dev)
     print(f"denoiser params {M.count_params(den) - den.style_table.weight.numel()} (+ style table {den.style_table.weight.numel()})", flush=True)
 
     t0 = time.time()
@@ -116,34 +134,40 @@ def main():
         tgt = torch.stack([zy[s, i, :, y:y + c, x:x + c] for s, i, y, x in zip(sty, idx, y0, x0)])
         # source mix: 55% photo, 20% target, 25% blend (partially restyled state)
         u = torch.from_numpy(rng.uniform(size=B)).float()
-        alpha = torch.where(u < 0.55, torch.zeros(B), torch.where(u < 0.75, torch.ones(B), torch.rand(B)))
+        alpha = torch.where(u < 0.55, torch.zeros(B), torch.where(u < 0.75, torch.ones(B), torch.rand(B))).to(dev)
         zsrc = src + alpha[:, None, None, None] * (tgt - src)
         # timesteps: photo sources mostly in the img2img range [200, 999]; restyled sources anywhere
         if a.t_low_frac > 0:
-            t_hi = torch.where(torch.rand(B) < a.t_low_frac, torch.randint(a.t_min_photo, 500, (B,)),
+            t_hi = torch.where(torch.rand(B) < a.t_low_frac, torch.randint(a.t_min_photo, a.t_low_max, (B,)),
                                torch.randint(a.t_min_photo, 1000, (B,)))
         else:
             t_hi = torch.randint(a.t_min_photo, 1000, (B,))
         t_any = torch.randint(0, 1000, (B,))
-        use_any = (alpha > 0) | (torch.rand(B) < 0.1)
-        t = torch.where(use_any, t_any, t_hi)
+        use_any = (alpha.cpu() > 0) | (torch.rand(B) < 0.1)
+        t = torch.where(use_any, t_any, t_hi).to(dev)
         eps = torch.randn_like(zsrc)
-        emb = den.style_table(sty)[:, None, :]
+        emb = den.style_table(sty.to(dev))[:, None, :]
         if a.rollout_frac > 0:
-            roll = torch.rand(B) < a.rollout_frac
+            roll = (torch.rand(B) < a.rollout_frac).to(dev)
             if roll.any():
                 # previous step: photo source at t1, same noise; current step at t2 < t1 on its x0 estimate
-                t1 = torch.randint(max(a.t_min_photo, 1), 1000, (B,))
+                t1 = torch.randint(max(a.t_min_photo, 1), 1000, (B,)).to(dev)
                 ab1 = abar[t1][:, None, None, None]
                 with torch.no_grad():
                     p1 = den(ab1.sqrt() * src + (1 - ab1).sqrt() * eps, t1.float(), emb.detach())
-                t2 = (torch.rand(B) * t1).long()
+                t2 = (torch.rand(B, device=dev) * t1).long()
                 zsrc = torch.where(roll[:, None, None, None], p1, zsrc)
                 t = torch.where(roll, t2, t)
         ab = abar[t][:, None, None, None]
         zt = ab.sqrt() * zsrc + (1 - ab).sqrt() * eps
         pred = den(zt, t.float(), emb)
         loss = F.mse_loss(pred, tgt)
+        if dec is not None:
+            # pixels are what is judged: L1 of the decoded prediction against the target image crop
+            k = a.pix_batch
+            ty = torch.stack([to_tensor(tpix[int(s), int(i), int(y) * 8:(int(y) + c) * 8, int(x) * 8:(int(x) + c) * 8])
+                              for s, i, y, x in zip(sty[:k], idx[:k], y0[:k], x0[:k])]).to(dev)
+            loss = loss + a.pix_weight * F.l1_loss(dec(pred[:k] / scale), ty)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(den.parameters(), 1.0)
@@ -154,9 +178,9 @@ def main():
                 pe.mul_(d).add_(p.detach(), alpha=1 - d)
         if it % 200 == 0:
             print(f"it {it} loss {loss.item():.4f} lr {lr:.2e} elapsed {time.time() - t0:.0f}s", flush=True)
-        if it % 1000 == 0 or it == a.iters or it == a.stop_after:
+        if it % a.ckpt_every == 0 or it == a.iters or it == a.stop_after:
             torch.save({"den": ema.state_dict(), "raw": den.state_dict(), "scale": scale, "iters": it,
-                        "n_styles": S, "cfg": cfg}, f"{OUT}/denoiser.pt" if not a.max_frames else f"{OUT}/denoiser_smoke.pt")
+                        "n_styles": S, "cfg": cfg}, a.out if not a.max_frames else f"{OUT}/denoiser_smoke.pt")
         if a.stop_after and it >= a.stop_after:
             break
     print(f"done in {time.time() - t0:.0f}s", flush=True)

@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { ServerConfig } from '../config.js';
-import { checkBearer, createHttpApp, registerWebApp } from '../http-server.js';
+import { checkBearer, createHttpApp, registerWebApp, serverUrl } from '../http-server.js';
 import { httpError, sendError } from '../http-responses.js';
 import { signTicket, TICKET_PARAM } from './redirect-ticket.js';
 import { connectRedis, RegistryReader, SLOT_PARAM, type WorkerRecord } from './registry.js';
@@ -103,8 +103,7 @@ export async function startFrontDoor(config: ServerConfig, logger: Logger): Prom
   await registerWebApp(app);
   await app.listen({ host: config.host, port: config.port });
   const port = (app.server.address() as AddressInfo).port;
-  const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
-  const url = `http://${host}:${port}`;
+  const url = serverUrl(config, port);
   logger.info({ url, redis: config.redisUrl?.replace(/\/\/[^@]*@/, '//***@') }, 'front door serving');
   let closing: Promise<void> | undefined;
   return {

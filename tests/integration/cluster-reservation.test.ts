@@ -12,9 +12,10 @@ import { startFrontDoor, type RunningFrontDoor } from '../../server/cluster/fron
 import { connectRedis, KEYS, WorkerRegistration, type RedisClient, type WorkerRecord } from '../../server/cluster/registry.js';
 import { parseServeConfig } from '../../server/config.js';
 import { hasRedisServer, NO_REDIS, RedisServer } from '../support/redis-server.js';
+import { requireOrSkip } from '../support/test-dependency.js';
 import { until } from '../support/until.js';
 
-const skip = hasRedisServer ? false : NO_REDIS;
+const skip = requireOrSkip('Redis', hasRedisServer ? false : NO_REDIS);
 const HEARTBEAT_MS = 200;
 const PER_CLIENT = 3;
 const silent = pino({ level: 'silent' });
