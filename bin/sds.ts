@@ -66,7 +66,18 @@ async function main(argv: string[]): Promise<number> {
       );
     };
     process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
+    if ('drain' in server) {
+      // A drain started by POST /admin/drain ends the process too, once it has closed the server.
+      void server.drained.then(() => process.exit(0));
+      // A worker drains on SIGTERM (a rolling restart, an orchestrator stopping it); a second SIGTERM stops it now.
+      process.once('SIGTERM', () => {
+        if (config.role === 'standalone') return stop('SIGTERM');
+        process.once('SIGTERM', () => stop('SIGTERM'));
+        server.drain('SIGTERM').catch(() => process.exit(1));
+      });
+    } else {
+      process.once('SIGTERM', () => stop('SIGTERM'));
+    }
     return -1; // keep running
   }
   if (command === 'models' || command === 'pull') {

@@ -80,6 +80,15 @@ export interface ServerConfig {
   publicUrl?: string;
   /** How often a worker refreshes its registry entry; the entry expires after 3 missed beats. */
   heartbeatMs: number;
+  /**
+   * Bearer token for the operator's endpoints (POST /admin/drain); undefined = the --token, and with
+   * neither the endpoints answer 403. A secret: never log it.
+   */
+  adminToken?: string;
+  /** A draining server (SIGTERM, POST /admin/drain) ends the sessions still live after this long, then exits. */
+  drainTimeoutMs: number;
+  /** While Redis is unreachable, the front door answers stream lookups from its last registry read for this long. */
+  registryGraceMs: number;
 }
 
 export interface TlsFiles {
@@ -139,6 +148,9 @@ export const SERVE_OPTIONS = {
   redis: ['REDIS_URL', 'Redis URL for --role worker and front, e.g. redis://127.0.0.1:6379'],
   'public-url': ['PUBLIC_URL', 'a worker\'s base URL as clients reach it, e.g. http://10.0.0.5:8080 (default: http://<host>:<port>)'],
   'heartbeat-ms': ['HEARTBEAT_MS', 'how often a worker refreshes its registry entry; it expires after 3 missed (default 1000)'],
+  'admin-token': ['ADMIN_TOKEN', 'bearer token for POST /admin/drain (default: the --token; with neither, the endpoint is off)'],
+  'drain-timeout-ms': ['DRAIN_TIMEOUT_MS', 'a draining worker (SIGTERM, POST /admin/drain) ends sessions still live after this long, then exits (default 600000)'],
+  'registry-grace-ms': ['REGISTRY_GRACE_MS', 'front door: while Redis is unreachable, route viewers from the last registry read for this long (default 30000)'],
 } as const;
 
 /**
@@ -195,6 +207,9 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     ...tlsFiles(get('tls-cert'), get('tls-key')),
     logLevel: oneOf('log-level', get('log-level') ?? 'info', ['trace', 'debug', 'info', 'warn', 'error', 'silent'] as const),
     ...cluster(get('role'), get('redis'), get('public-url'), get('heartbeat-ms')),
+    adminToken: token(get('admin-token'), 'admin-token'),
+    drainTimeoutMs: int('drain-timeout-ms', get('drain-timeout-ms'), 600_000, 0, 86_400_000),
+    registryGraceMs: int('registry-grace-ms', get('registry-grace-ms'), 30_000, 0, 3_600_000),
   };
   // The front door holds no peer connections; everyone else needs a port for each.
   if (config.role !== 'front') checkPortRangeCapacity(config.network, config, interfaces);
@@ -279,12 +294,12 @@ function oneOf<T extends string>(flag: string, raw: string, allowed: readonly T[
   return raw as T;
 }
 
-function token(raw: string | undefined): string | undefined {
+function token(raw: string | undefined, flag = 'token'): string | undefined {
   if (raw === undefined || raw === '') return undefined;
   // Visible ASCII only, so the token fits an HTTP header and a URL query as-is. The value itself is
   // never echoed: error messages and logs must not carry the secret.
   if (!/^[\x21-\x7e]+$/.test(raw)) {
-    throw new ConfigError('--token must be printable ASCII without spaces (got a value that is not)');
+    throw new ConfigError(`--${flag} must be printable ASCII without spaces (got a value that is not)`);
   }
   return raw;
 }
