@@ -321,13 +321,16 @@ export async function loadComponents(manifest: ModelManifest, config: Components
   };
 }
 
-/** The wrapped model's bytes, or undefined (logged) where the file cannot be wrapped. */
+/**
+ * The wrapped model's bytes, or undefined (logged) where the file cannot be wrapped: the model then runs as it is,
+ * with the conversions around it on the host. Any failure falls back (a file too large to copy in memory as well).
+ */
 function pixelGraph(path: string, build: (bytes: Uint8Array) => Uint8Array, config: SessionConfig): Uint8Array | undefined {
   try {
     return build(readFileSync(path));
   } catch (err) {
-    if (!(err instanceof PixelGraphError || err instanceof OnnxProtoError)) throw err;
-    config.logger?.warn(`${path}: pixel conversion stays on the host: ${err.message}`);
+    const why = err instanceof PixelGraphError || err instanceof OnnxProtoError ? err.message : `${(err as Error).message} (wrapping it failed)`;
+    config.logger?.warn(`${path}: the conversions around it stay on the host: ${why}`);
     return undefined;
   }
 }
