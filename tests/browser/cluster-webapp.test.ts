@@ -2,7 +2,8 @@
 // worker processes and a front door on loopback, headless Chromium with a fake camera. The page is opened at the
 // front door and started; the worker with the session is killed with SIGKILL; the page notices that its output
 // stopped and that its session is gone, publishes again through the front door (to the survivor) by itself, and
-// restyled video resumes. Prints the time from the kill to the first frame from the survivor.
+// restyled video resumes. Then the same for the overlay page watching a named stream whose publisher (here a
+// werift client, as OBS would) publishes again after its worker died. Prints the times from kill to resumed output.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -13,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { chromiumArgs } from '../../bench/browser-bench.js';
+import { createLoopbackClient, loadTestPhoto, makePanClip, type LoopbackClient } from '../../bench/loopback-client.js';
 import { findSourceImage, writePanningClip } from '../../bench/y4m-clip.js';
 import { startFrontDoor, type RunningFrontDoor } from '../../server/cluster/front-door.js';
 import type { WorkerRecord } from '../../server/cluster/registry.js';
@@ -36,6 +38,7 @@ let front: RunningFrontDoor | undefined;
 const workers: ChildProcess[] = [];
 let context: BrowserContext | undefined;
 let workDir = '';
+const publishers: LoopbackClient[] = [];
 
 const cluster = async (): Promise<WorkerRecord[]> => ((await (await fetch(`${front!.url}/api/cluster`)).json()) as { workers: WorkerRecord[] }).workers;
 
@@ -51,16 +54,16 @@ function startWorker(redisUrl: string): ChildProcess {
 }
 
 /** Epoch ms of each frame the output <video> presented (requestVideoFrameCallback; it survives a new srcObject). */
-async function watchOutputFrames(page: Page): Promise<void> {
-  await page.evaluate(() => {
-    const video = document.getElementById('output');
+async function watchOutputFrames(page: Page, videoId = 'output'): Promise<void> {
+  await page.evaluate((id) => {
+    const video = document.getElementById(id);
     window.outputFrameTimes = [];
     const onFrame = (): void => {
       window.outputFrameTimes.push(Date.now());
       video.requestVideoFrameCallback(onFrame);
     };
     video.requestVideoFrameCallback(onFrame);
-  });
+  }, videoId);
 }
 
 before(async () => {
@@ -78,6 +81,7 @@ before(async () => {
 
 after(async () => {
   await context?.close().catch(() => {});
+  for (const p of publishers) await p.close().catch(() => undefined);
   await front?.close();
   for (const w of workers) w.kill('SIGKILL');
   await redis?.stop();
@@ -116,4 +120,42 @@ test('the web app opened at the front door publishes again to a live worker by i
   assert.ok((await cluster()).some((w) => w.id === survivor.id && w.sessions === 1), 'the session is on the survivor');
   // "Within a few seconds", with room for a loaded 2-core machine; the printed figure is the measurement.
   assert.ok(resumeMs < 15_000, `output resumed ${resumeMs} ms after the worker died`);
+});
+
+test('the overlay page follows its stream to another worker when the worker dies and the publisher comes back', { skip, timeout: 120_000 }, async () => {
+  const clip = await makePanClip(await loadTestPhoto(), 320, 240, 20);
+  const publishShow = async (): Promise<LoopbackClient> => {
+    const client = await createLoopbackClient({ whipUrl: `${front!.url}/whip/show`, codec: 'VP8', fps: 10, frames: clip, width: 320, height: 240, loop: true, direction: 'sendonly', onOutputFrame: () => {} });
+    publishers.push(client);
+    return client;
+  };
+  // A fresh worker (the first test killed one): the stream goes to it, the emptier one.
+  const fresh = startWorker(redis!.url);
+  await until('a second worker registered', async () => ((await cluster()).some((w) => w.id.endsWith(`-${fresh.pid}`)) ? true : undefined), 60_000);
+  const first = await publishShow();
+  const page = await context!.newPage();
+  await page.goto(`${front!.url}/overlay/show`);
+  await page.waitForFunction(() => document.getElementById('player').readyState >= 2 && document.getElementById('player').videoWidth > 0, undefined, { timeout: 30_000 });
+  await watchOutputFrames(page, 'player');
+  const holder = (await cluster()).find((w) => w.streams.includes('show'))!;
+  assert.equal(new URL(first.location).origin, holder.url);
+  const victim = workers.find((w) => w.pid === Number(holder.id.split('-').pop()))!;
+  const killedAt = Date.now();
+  victim.kill('SIGKILL');
+  // The publisher notices and publishes again through the front door (OBS reconnects the same way), which
+  // sends it to the survivor once the dead worker's record has expired.
+  const second = await until('the publisher is back on a live worker', () => publishShow().catch(() => undefined), 30_000, 200);
+  const backAt = Date.now();
+  assert.notEqual(new URL(second.location).origin, holder.url);
+  const resumedAt = await until(
+    'the overlay plays the stream from the survivor',
+    async () => {
+      const times = (await page.evaluate(() => window.outputFrameTimes as number[])).filter((t) => t >= backAt);
+      return times.length >= 5 ? times[0]! : undefined;
+    },
+    30_000,
+    50,
+  );
+  process.stdout.write(`# worker killed → publisher back after ${backAt - killedAt} ms, overlay output resumed after ${resumedAt - killedAt} ms (${resumedAt - backAt} ms after the publisher)\n`);
+  assert.ok(resumedAt - backAt < 15_000, `the overlay resumed ${resumedAt - backAt} ms after the publisher came back`);
 });
