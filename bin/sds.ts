@@ -7,7 +7,7 @@ const HELP = `sds — real-time video restyling server (WebRTC in, restyled WebR
 Usage:
   sds serve [options]        serve the web app, WHIP ingest and the API (npm start)
   sds cert [--host IP]...    write a self-signed certificate for serving HTTPS on a LAN address (sds cert --help)
-  sds bench <kind> [options] run a benchmark; kinds: model, e2e, browser, quality, flow, batch (sds bench --help)
+  sds bench <kind> [options] run a benchmark; kinds: model, e2e, browser, quality, flow, batch, consistency, soak, cluster-burst (sds bench --help)
   sds --help
 
 serve options (flag, or environment variable):
