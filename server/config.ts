@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { ExecutionProvider, ImageBlendPlacement } from '../models/restyle-types.js';
+import { cachedSnapshot, DEFAULT_REVISION, hubCacheDir, parseHubModelRef } from '../models/hub-cache.js';
 import type { IceNetwork } from '../stream/ice-network.js';
 import { ConfigError } from './config-error.js';
 import { checkPortRangeCapacity, parseIceNetwork, type Interfaces } from './network-config.js';
@@ -117,7 +118,7 @@ const REPEATABLE = new Set(['announce-address']);
 export const SERVE_OPTIONS = {
   host: ['HOST', 'address to listen on (default 0.0.0.0)'],
   port: ['PORT', 'HTTP port (default 8080)'],
-  model: ['MODEL', 'model folder: sds-model/1 manifest or diffusers ONNX export (default: embedded model)'],
+  model: ['MODEL', 'model folder (sds-model/1 manifest or diffusers ONNX export), or hf:<org>/<name>[@rev] pulled with `sds models pull` (default: embedded model)'],
   provider: ['PROVIDER', 'execution provider: cpu | cuda | webgpu (default cpu)'],
   'no-cpu-fallback': ['NO_CPU_FALLBACK', 'fail instead of falling back to CPU when the provider is unavailable'],
   workers: ['WORKERS', 'inference worker threads (default 1)'],
@@ -182,7 +183,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
   const config: ServerConfig = {
     host: get('host') ?? '0.0.0.0',
     port: int('port', get('port'), 8080, 0, 65535),
-    modelDir: path.resolve(get('model') ?? DEFAULT_MODEL_DIR),
+    modelDir: modelDir(get('model'), env),
     provider: oneOf('provider', get('provider') ?? 'cpu', ['cpu', 'cuda', 'webgpu'] as const),
     fallbackToCpu: !truthy(get('no-cpu-fallback')),
     workers: int('workers', get('workers'), 1, 1, 64),
@@ -230,6 +231,20 @@ function cluster(role: string | undefined, redis: string | undefined, publicUrl:
     }
   }
   return { role: r, redisUrl: redis, publicUrl: url, heartbeatMs: int('heartbeat-ms', heartbeat, 1000, 100, 60_000) };
+}
+
+/** A folder, or `hf:<org>/<name>[@revision]`: a model pulled into the Hugging Face cache (sds models pull). */
+function modelDir(raw: string | undefined, env: NodeJS.ProcessEnv): string {
+  if (!raw?.startsWith('hf:')) return path.resolve(raw ?? DEFAULT_MODEL_DIR);
+  const ref = parseHubModelRef(raw.slice(3));
+  if (!ref) throw new ConfigError(`--model hf:<org>/<name>[@revision] names a Hugging Face model, e.g. hf:onnxruntime/sd-turbo (got "${raw}")`);
+  const cache = hubCacheDir(env);
+  const snapshot = cachedSnapshot(ref, cache);
+  if (!snapshot) {
+    const revision = ref.revision === DEFAULT_REVISION ? '' : ` --revision ${ref.revision}`;
+    throw new ConfigError(`--model ${raw}: not in the Hugging Face cache (${cache}); download it first with: sds models pull ${ref.repo}${revision}`);
+  }
+  return snapshot;
 }
 
 function tlsFiles(certFile: string | undefined, keyFile: string | undefined): Pick<ServerConfig, 'tls'> {

