@@ -68,7 +68,7 @@ export async function runClusterBurst(options: ClusterBurstOptions, log: (line: 
     for (let run = 1; run <= options.runs; run++) {
       const clients = await Promise.all(
         Array.from({ length: options.publishers }, (_, i) =>
-          createLoopbackClient({ whipUrl: `${fronts[i % fronts.length]!.url}/whip`, codec: 'VP8', fps: 10, frames: clip, width: 320, height: 240, loop: true, direction: 'sendonly', onOutputFrame: () => {} }).catch(
+          createLoopbackClient({ whipUrl: `${fronts[i % fronts.length]!.url}/whip`, codec: 'VP8', fps: 10, frames: clip, width: 320, height: 240, loop: true, direction: 'sendonly', connectTimeoutMs: 30_000, onOutputFrame: () => {} }).catch(
             (err: Error) => err,
           ),
         ),

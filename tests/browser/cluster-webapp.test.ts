@@ -125,7 +125,7 @@ test('the web app opened at the front door publishes again to a live worker by i
 test('the overlay page follows its stream to another worker when the worker dies and the publisher comes back', { skip, timeout: 120_000 }, async () => {
   const clip = await makePanClip(await loadTestPhoto(), 320, 240, 20);
   const publishShow = async (): Promise<LoopbackClient> => {
-    const client = await createLoopbackClient({ whipUrl: `${front!.url}/whip/show`, codec: 'VP8', fps: 10, frames: clip, width: 320, height: 240, loop: true, direction: 'sendonly', onOutputFrame: () => {} });
+    const client = await createLoopbackClient({ whipUrl: `${front!.url}/whip/show`, codec: 'VP8', fps: 10, frames: clip, width: 320, height: 240, loop: true, direction: 'sendonly', connectTimeoutMs: 30_000, onOutputFrame: () => {} });
     publishers.push(client);
     return client;
   };
