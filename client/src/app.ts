@@ -217,7 +217,8 @@ function onServerMessage(live: LiveSession, data: unknown): void {
       void resyncParams(live);
       break;
     case 'closed':
-      stop({ title: 'The server ended the session', detail: `${message.reason}. Press Start to connect again.` });
+      // Only for the session on screen: after Stop, the server's answer to our own DELETE is no news.
+      if (session === live) stop({ title: 'The server ended the session', detail: `${message.reason}. Press Start to connect again.` });
       break;
   }
 }
