@@ -17,6 +17,9 @@ import { makeOffer } from '../support/werift-offer.js';
 import { until } from '../support/until.js';
 
 const skip = requireDefaultModel();
+// Waits (until(..., ms)) are for events a broken server never produces, so their bounds only decide when to give up:
+// each is 10–20× what an idle 2-core machine needs (a first restyled frame ≈ 1 s, a model worker restart ≈ 2 s, a
+// vanished peer = the media timeout + one check), so a loaded machine slows these tests without failing them.
 let server: RunningServer;
 let pan: RgbImage[];
 

@@ -20,6 +20,9 @@ import { until } from '../support/until.js';
 import { CRASH_ON_CUE_WORKER, crashWorkers, encodersFailingOnCue } from '../support/worker-faults.js';
 
 const skip = requireDefaultModel();
+// Waits (until(..., ms)) are for events a broken server never produces, so their bounds only decide when to give up:
+// each is 10–20× what an idle 2-core machine needs (a first restyled frame ≈ 1 s, a model worker restart ≈ 2 s, a
+// vanished peer = the media timeout + one check), so a loaded machine slows these tests without failing them.
 const MEDIA_TIMEOUT_MS = 2000;
 let server: RunningServer;
 let clip: RgbImage[];

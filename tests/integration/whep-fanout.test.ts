@@ -12,6 +12,9 @@ import { startWhepViewer, type WhepViewer } from '../../bench/whep-viewer.js';
 import { until } from '../support/until.js';
 
 const STREAM = 'fanout-test';
+// Waits (until(..., ms)) are for events a broken server never produces, so their bounds only decide when to give up:
+// each is 10–20× what an idle 2-core machine needs (a first restyled frame ≈ 1 s, a model worker restart ≈ 2 s, a
+// vanished peer = the media timeout + one check), so a loaded machine slows these tests without failing them.
 const MEDIA_TIMEOUT_MS = 2500;
 let server: RunningServer;
 let publisher: LoopbackClient;
