@@ -1,3 +1,4 @@
+import { writeFileSync } from 'node:fs';
 // `sds bench <kind>`: the benchmark entry point. Each kind lives in its own module; this file only
 // parses flags and dispatches.
 import path from 'node:path';
@@ -32,6 +33,9 @@ const HELP = `sds bench — measure latency
 
   sds bench consistency [--clip occluder|static-noise|pan|zoom|rotate ...] [--frames N] [--consistency C] [--size WxH]
       the temporal-consistency path alone (flow, masks, warps, image blend), without the model: added ms p50/p95.
+
+  sds bench codec [--size WxH] [--frames N] [--out FILE.json]
+      encode/decode ms per frame: libvpx VP8 and libx264 H.264 on the host, NVENC/NVDEC where a GPU opens them.
 
   sds bench soak  [--minutes M] [--sessions N] [--viewers V] [--interval S] [--out DIR] ...
       long run: RSS, heap, handles, workers, live resources and latency per interval; exits 1 on growth or leaks.
@@ -99,6 +103,16 @@ export async function runBenchCli(argv: string[]): Promise<number> {
       iterations: values.iterations ? Number(values.iterations) : 50,
     });
     process.stdout.write(formatBatchTable(rows) + '\n');
+    return 0;
+  }
+  if (kind === 'codec') {
+    const { values } = parseArgs({ args: rest, options: { size: { type: 'string' }, frames: { type: 'string' }, out: { type: 'string' } } });
+    const { runCodecBench, formatCodecTable } = await import('./codec-bench.js');
+    const [width, height] = values.size ? parseResolution(values.size) : [512, 512];
+    const options = { width, height, frames: values.frames ? Number(values.frames) : 150 };
+    const rows = await runCodecBench(options);
+    process.stdout.write(formatCodecTable(rows, options));
+    if (values.out) writeFileSync(values.out, JSON.stringify({ ...options, date: new Date().toISOString(), rows }, null, 2) + '\n');
     return 0;
   }
   if (kind === 'soak') return (await import('./soak.js')).runSoakCli(rest);

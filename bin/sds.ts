@@ -6,6 +6,8 @@ const HELP = `sds — real-time video restyling server (WebRTC in, restyled WebR
 
 Usage:
   sds serve [options]        serve the web app, WHIP ingest and the API (npm start)
+  sds models pull <org>/<name> [--revision R]
+                             download an ONNX export from the Hugging Face Hub (sds models --help)
   sds cert [--host IP]...    write a self-signed certificate for serving HTTPS on a LAN address (sds cert --help)
   sds bench <kind> [options] run a benchmark; kinds: model, e2e, browser, quality, flow, batch (sds bench --help)
   sds --help
@@ -64,8 +66,23 @@ async function main(argv: string[]): Promise<number> {
       );
     };
     process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
+    if ('drain' in server) {
+      // A drain started by POST /admin/drain ends the process too, once it has closed the server.
+      void server.drained.then(() => process.exit(0));
+      // A worker drains on SIGTERM (a rolling restart, an orchestrator stopping it); a second SIGTERM stops it now.
+      process.once('SIGTERM', () => {
+        if (config.role === 'standalone') return stop('SIGTERM');
+        process.once('SIGTERM', () => stop('SIGTERM'));
+        server.drain('SIGTERM').catch(() => process.exit(1));
+      });
+    } else {
+      process.once('SIGTERM', () => stop('SIGTERM'));
+    }
     return -1; // keep running
+  }
+  if (command === 'models' || command === 'pull') {
+    const { runModelsCommand } = await import('../server/models-command.js');
+    return runModelsCommand(command === 'pull' ? ['pull', ...rest] : rest);
   }
   if (command === 'cert') {
     const { runCertCommand } = await import('../server/cert-command.js');
@@ -84,7 +101,7 @@ main(process.argv.slice(2)).then(
     if (code >= 0) process.exitCode = code;
   },
   (error: unknown) => {
-    if (error instanceof ConfigError || (error instanceof Error && error.name === 'ModelLoadError')) {
+    if (error instanceof ConfigError || (error instanceof Error && (error.name === 'ModelLoadError' || error.name === 'PullError'))) {
       process.stderr.write(`sds: ${error.message}\n`);
       process.exit(2);
     }

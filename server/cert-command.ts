@@ -19,15 +19,26 @@ export function runCertCommand(argv: string[], write: (text: string) => void = (
     args: argv,
     strict: true,
     allowPositionals: false,
-    options: { host: { type: 'string', multiple: true }, out: { type: 'string' }, days: { type: 'string' }, force: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      host: { type: 'string', multiple: true },
+      out: { type: 'string' },
+      days: { type: 'string' },
+      force: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
   });
   if (values.help) {
     write(CERT_HELP);
     return 0;
   }
-  const hosts = values.host?.flatMap((h) => h.split(',')).map((h) => h.trim()).filter(Boolean) ?? defaultHosts();
+  const hosts =
+    values.host
+      ?.flatMap((h) => h.split(','))
+      .map((h) => h.trim())
+      .filter(Boolean) ?? defaultHosts();
   const days = Number(values.days ?? 365);
-  if (!Number.isInteger(days) || days < 1 || days > 398) throw new ConfigError(`--days must be an integer from 1 to 398 (got "${values.days}")`);
+  if (!Number.isInteger(days) || days < 1 || days > 398)
+    throw new ConfigError(`--days must be an integer from 1 to 398 (got "${values.days}")`);
   const out = path.resolve(values.out ?? '.');
   const certFile = path.join(out, 'sds-cert.pem');
   const keyFile = path.join(out, 'sds-key.pem');

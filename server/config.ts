@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { ExecutionProvider, ImageBlendPlacement } from '../models/restyle-types.js';
+import { cachedSnapshot, DEFAULT_REVISION, hubCacheDir, parseHubModelRef } from '../models/hub-cache.js';
 import type { IceNetwork } from '../stream/ice-network.js';
 import { ConfigError } from './config-error.js';
 import { checkPortRangeCapacity, parseIceNetwork, type Interfaces } from './network-config.js';
@@ -79,6 +80,15 @@ export interface ServerConfig {
   publicUrl?: string;
   /** How often a worker refreshes its registry entry; the entry expires after 3 missed beats. */
   heartbeatMs: number;
+  /**
+   * Bearer token for the operator's endpoints (POST /admin/drain); undefined = the --token, and with
+   * neither the endpoints answer 403. A secret: never log it.
+   */
+  adminToken?: string;
+  /** A draining server (SIGTERM, POST /admin/drain) ends the sessions still live after this long, then exits. */
+  drainTimeoutMs: number;
+  /** While Redis is unreachable, the front door answers stream lookups from its last registry read for this long. */
+  registryGraceMs: number;
 }
 
 export interface TlsFiles {
@@ -108,7 +118,7 @@ const REPEATABLE = new Set(['announce-address']);
 export const SERVE_OPTIONS = {
   host: ['HOST', 'address to listen on (default 0.0.0.0)'],
   port: ['PORT', 'HTTP port (default 8080)'],
-  model: ['MODEL', 'model folder: sds-model/1 manifest or diffusers ONNX export (default: embedded model)'],
+  model: ['MODEL', 'model folder (sds-model/1 manifest or diffusers ONNX export), or hf:<org>/<name>[@rev] pulled with `sds models pull` (default: embedded model)'],
   provider: ['PROVIDER', 'execution provider: cpu | cuda | webgpu (default cpu)'],
   'no-cpu-fallback': ['NO_CPU_FALLBACK', 'fail instead of falling back to CPU when the provider is unavailable'],
   workers: ['WORKERS', 'inference worker threads (default 1)'],
@@ -138,6 +148,9 @@ export const SERVE_OPTIONS = {
   redis: ['REDIS_URL', 'Redis URL for --role worker and front, e.g. redis://127.0.0.1:6379'],
   'public-url': ['PUBLIC_URL', 'a worker\'s base URL as clients reach it, e.g. http://10.0.0.5:8080 (default: http://<host>:<port>)'],
   'heartbeat-ms': ['HEARTBEAT_MS', 'how often a worker refreshes its registry entry; it expires after 3 missed (default 1000)'],
+  'admin-token': ['ADMIN_TOKEN', 'bearer token for POST /admin/drain (default: the --token; with neither, the endpoint is off)'],
+  'drain-timeout-ms': ['DRAIN_TIMEOUT_MS', 'a draining worker (SIGTERM, POST /admin/drain) ends sessions still live after this long, then exits (default 600000)'],
+  'registry-grace-ms': ['REGISTRY_GRACE_MS', 'front door: while Redis is unreachable, route viewers from the last registry read for this long (default 30000)'],
 } as const;
 
 /**
@@ -170,7 +183,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
   const config: ServerConfig = {
     host: get('host') ?? '0.0.0.0',
     port: int('port', get('port'), 8080, 0, 65535),
-    modelDir: path.resolve(get('model') ?? DEFAULT_MODEL_DIR),
+    modelDir: modelDir(get('model'), env),
     provider: oneOf('provider', get('provider') ?? 'cpu', ['cpu', 'cuda', 'webgpu'] as const),
     fallbackToCpu: !truthy(get('no-cpu-fallback')),
     workers: int('workers', get('workers'), 1, 1, 64),
@@ -194,6 +207,9 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     ...tlsFiles(get('tls-cert'), get('tls-key')),
     logLevel: oneOf('log-level', get('log-level') ?? 'info', ['trace', 'debug', 'info', 'warn', 'error', 'silent'] as const),
     ...cluster(get('role'), get('redis'), get('public-url'), get('heartbeat-ms')),
+    adminToken: token(get('admin-token'), 'admin-token'),
+    drainTimeoutMs: int('drain-timeout-ms', get('drain-timeout-ms'), 600_000, 0, 86_400_000),
+    registryGraceMs: int('registry-grace-ms', get('registry-grace-ms'), 30_000, 0, 3_600_000),
   };
   // The front door holds no peer connections; everyone else needs a port for each.
   if (config.role !== 'front') checkPortRangeCapacity(config.network, config, interfaces);
@@ -215,6 +231,20 @@ function cluster(role: string | undefined, redis: string | undefined, publicUrl:
     }
   }
   return { role: r, redisUrl: redis, publicUrl: url, heartbeatMs: int('heartbeat-ms', heartbeat, 1000, 100, 60_000) };
+}
+
+/** A folder, or `hf:<org>/<name>[@revision]`: a model pulled into the Hugging Face cache (sds models pull). */
+function modelDir(raw: string | undefined, env: NodeJS.ProcessEnv): string {
+  if (!raw?.startsWith('hf:')) return path.resolve(raw ?? DEFAULT_MODEL_DIR);
+  const ref = parseHubModelRef(raw.slice(3));
+  if (!ref) throw new ConfigError(`--model hf:<org>/<name>[@revision] names a Hugging Face model, e.g. hf:onnxruntime/sd-turbo (got "${raw}")`);
+  const cache = hubCacheDir(env);
+  const snapshot = cachedSnapshot(ref, cache);
+  if (!snapshot) {
+    const revision = ref.revision === DEFAULT_REVISION ? '' : ` --revision ${ref.revision}`;
+    throw new ConfigError(`--model ${raw}: not in the Hugging Face cache (${cache}); download it first with: sds models pull ${ref.repo}${revision}`);
+  }
+  return snapshot;
 }
 
 function tlsFiles(certFile: string | undefined, keyFile: string | undefined): Pick<ServerConfig, 'tls'> {
@@ -264,12 +294,12 @@ function oneOf<T extends string>(flag: string, raw: string, allowed: readonly T[
   return raw as T;
 }
 
-function token(raw: string | undefined): string | undefined {
+function token(raw: string | undefined, flag = 'token'): string | undefined {
   if (raw === undefined || raw === '') return undefined;
   // Visible ASCII only, so the token fits an HTTP header and a URL query as-is. The value itself is
   // never echoed: error messages and logs must not carry the secret.
   if (!/^[\x21-\x7e]+$/.test(raw)) {
-    throw new ConfigError('--token must be printable ASCII without spaces (got a value that is not)');
+    throw new ConfigError(`--${flag} must be printable ASCII without spaces (got a value that is not)`);
   }
   return raw;
 }

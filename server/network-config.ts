@@ -25,7 +25,10 @@ export function parseIceNetwork(flags: NetworkFlags, interfaces: Interfaces = ne
 }
 
 function list(raw: string | undefined): string[] {
-  return (raw ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  return (raw ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 function announced(raw: string | undefined): string[] {
@@ -51,17 +54,22 @@ function chosenInterfaces(raw: string | undefined, interfaces: Interfaces): stri
     const address = unbracket(entry);
     if (isIP(address) !== 0) {
       if (!local.some((info) => info.address === address)) {
-        throw new ConfigError(`--ice-interfaces: ${address} is not an address of this machine (its addresses: ${local.map((i) => i.address).join(', ')})`);
+        throw new ConfigError(
+          `--ice-interfaces: ${address} is not an address of this machine (its addresses: ${local.map((i) => i.address).join(', ')})`,
+        );
       }
       addresses.push(address);
       continue;
     }
     const infos = interfaces[entry];
     if (!infos) {
-      throw new ConfigError(`--ice-interfaces: no network interface or address "${entry}" on this machine (interfaces: ${Object.keys(interfaces).join(', ')})`);
+      throw new ConfigError(
+        `--ice-interfaces: no network interface or address "${entry}" on this machine (interfaces: ${Object.keys(interfaces).join(', ')})`,
+      );
     }
     const usable = infos.filter((i) => !isLinkLocal(i.address)).map((i) => i.address);
-    if (usable.length === 0) throw new ConfigError(`--ice-interfaces: interface "${entry}" has no address ICE can use (link-local only, or none)`);
+    if (usable.length === 0)
+      throw new ConfigError(`--ice-interfaces: interface "${entry}" has no address ICE can use (link-local only, or none)`);
     addresses.push(...usable);
   }
   return [...new Set(addresses)];
@@ -109,7 +117,11 @@ function weriftDefaultAddresses(interfaces: Interfaces): string[] {
 }
 
 /** Stops the server when the port range cannot hold every peer connection the limits allow at once. */
-export function checkPortRangeCapacity(network: IceNetwork, limits: { maxSessions: number; maxViewers: number }, interfaces: Interfaces = networkInterfaces()): void {
+export function checkPortRangeCapacity(
+  network: IceNetwork,
+  limits: { maxSessions: number; maxViewers: number },
+  interfaces: Interfaces = networkInterfaces(),
+): void {
   if (!network.portRange) return;
   const [min, max] = network.portRange;
   const ports = max - min + 1;

@@ -37,12 +37,15 @@ export function createSelfSignedCertificate(options: SelfSignedOptions): SelfSig
     seq(time(notBefore), time(notAfter)),
     name,
     publicKey.export({ type: 'spki', format: 'der' }),
-    tlv(0xa3, seq(
-      extension('2.5.29.19', true, seq()), // basicConstraints: not a CA
-      extension('2.5.29.15', true, tlv(0x03, Buffer.from([0x07, 0x80]))), // keyUsage: digitalSignature
-      extension('2.5.29.37', false, seq(oid('1.3.6.1.5.5.7.3.1'))), // extKeyUsage: serverAuth
-      extension('2.5.29.17', false, seq(...options.hosts.map(generalName))), // subjectAltName
-    )),
+    tlv(
+      0xa3,
+      seq(
+        extension('2.5.29.19', true, seq()), // basicConstraints: not a CA
+        extension('2.5.29.15', true, tlv(0x03, Buffer.from([0x07, 0x80]))), // keyUsage: digitalSignature
+        extension('2.5.29.37', false, seq(oid('1.3.6.1.5.5.7.3.1'))), // extKeyUsage: serverAuth
+        extension('2.5.29.17', false, seq(...options.hosts.map(generalName))), // subjectAltName
+      ),
+    ),
   );
   const signature = sign('sha256', tbs, privateKey); // DER-encoded ECDSA signature
   const der = seq(tbs, ecdsaWithSha256, tlv(0x03, Buffer.concat([Buffer.from([0]), signature])));

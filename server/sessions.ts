@@ -222,6 +222,8 @@ export class SessionManager {
   /** Live and pending sessions per client address (only for sessions created with an address). */
   private readonly perClient = new Map<string, number>();
   private readonly clientOf = new Map<string, string>();
+  /** Set while the server drains: new publishers are refused with this message; live sessions carry on. */
+  private refusal: string | undefined;
   readonly frameObservers = new Set<FrameObserver>();
 
   constructor(
@@ -300,6 +302,16 @@ export class SessionManager {
     return { styles: this.restyler.info.styles, steps: this.restyler.info.steps };
   }
 
+  /** From now on refuse new publishers (503 with `message`); live sessions and their viewers carry on. */
+  refuseNewPublishers(message: string): void {
+    this.refusal = message;
+  }
+
+  /** Live and pending sessions per client address (a cluster worker reports them for the cluster-wide limit). */
+  clientCounts(): Record<string, number> {
+    return Object.fromEntries(this.perClient);
+  }
+
   /** Live (and pending) sessions held by one client address. */
   sessionsOf(clientAddress: string): number {
     return this.perClient.get(normalizeAddress(clientAddress)) ?? 0;
@@ -356,6 +368,10 @@ export class SessionManager {
       throw new StreamConflictError(
         `stream "${streamName}" already has a live publisher; stop it (DELETE its session) or wait ${Math.round(this.config.mediaTimeoutMs / 1000)} s after it vanished`,
       );
+    }
+    if (this.refusal !== undefined) {
+      this.metrics.sessionErrors.inc({ kind: 'capacity' });
+      throw new CapacityError(this.refusal, 2);
     }
     if (this.sessions.size + this.pending >= this.config.maxSessions) {
       this.metrics.sessionErrors.inc({ kind: 'capacity' });

@@ -51,7 +51,9 @@ async function main(
   const run = async (req: RunRequest): Promise<void> => {
     try {
       const { image: out, stages } = await restyle(req);
-      const buf = out.data.buffer as ArrayBuffer;
+      // A view into a larger buffer (an output onnxruntime allocated) is cut to the frame before it is posted.
+      const whole = out.data.byteOffset === 0 && out.data.byteLength === out.data.buffer.byteLength;
+      const buf = (whole ? out.data.buffer : out.data.slice().buffer) as ArrayBuffer;
       // Copied, not transferred: detaching any ArrayBuffer in this isolate makes V8 add a detach check
       // to every typed-array access from then on, and all the per-pixel code here (pre/postprocess,
       // flow, warps) ran 15-25 % slower for it; copying 245 kB costs far less than that.

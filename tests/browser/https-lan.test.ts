@@ -44,7 +44,23 @@ describe('the web app over HTTPS at a LAN address', { skip, timeout: 120_000 }, 
     const made = spawnSync(process.execPath, [SDS_BIN, 'cert', '--host', LAN_IP, '--out', workDir], { encoding: 'utf8' });
     assert.equal(made.status, 0, made.stderr);
     const certFile = path.join(workDir, 'sds-cert.pem');
-    const server = net.spawn(ns, process.execPath, [SDS_BIN, 'serve', '--port', String(PORT), '--intra-op-threads', '1', '--tls-cert', certFile, '--tls-key', path.join(workDir, 'sds-key.pem')], { cwd: PACKAGE_ROOT });
+    const server = net.spawn(
+      ns,
+      process.execPath,
+      [
+        SDS_BIN,
+        'serve',
+        '--port',
+        String(PORT),
+        '--intra-op-threads',
+        '1',
+        '--tls-cert',
+        certFile,
+        '--tls-key',
+        path.join(workDir, 'sds-key.pem'),
+      ],
+      { cwd: PACKAGE_ROOT },
+    );
     const serving = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`sds serve did not start within 60 s:\n${serverLog}`)), 60_000);
       const keep = (chunk: Buffer): void => {
@@ -62,7 +78,9 @@ describe('the web app over HTTPS at a LAN address', { skip, timeout: 120_000 }, 
     await Promise.all([serving, writePanningClip(clip, { source: findSourceImage(PACKAGE_ROOT), frames: 60, fps: 30 })]);
 
     // Chromium runs on the other "machine"; it trusts exactly the certificate's key (as a user who accepted it would).
-    const spki = createHash('sha256').update(new X509Certificate(readFileSync(certFile)).publicKey.export({ type: 'spki', format: 'der' })).digest('base64');
+    const spki = createHash('sha256')
+      .update(new X509Certificate(readFileSync(certFile)).publicKey.export({ type: 'spki', format: 'der' }))
+      .digest('base64');
     const wrapper = path.join(workDir, 'chromium-in-netns');
     writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${pc} ${CHROMIUM} "$@"\n`);
     chmodSync(wrapper, 0o755);

@@ -16,14 +16,22 @@ const cert = createSelfSignedCertificate({ hosts: ['127.0.0.1', 'localhost'] });
 let server: RunningServer;
 
 before(async () => {
-  server = await startTestServer({ modelDir: path.join(PACKAGE_ROOT, 'tests', 'fixtures', 'sd-tiny'), tls: { cert: cert.certPem, key: cert.keyPem } });
+  server = await startTestServer({
+    modelDir: path.join(PACKAGE_ROOT, 'tests', 'fixtures', 'sd-tiny'),
+    tls: { cert: cert.certPem, key: cert.keyPem },
+  });
 });
 after(async () => {
   await server?.close();
 });
 
 /** One HTTPS request that trusts only the test's certificate. */
-function httpsRequest(method: string, url: string, body?: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
+function httpsRequest(
+  method: string,
+  url: string,
+  body?: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
   return new Promise((resolve, reject) => {
     const req = request(url, { method, ca: cert.certPem, headers }, (res) => {
       let text = '';

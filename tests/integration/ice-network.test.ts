@@ -2,6 +2,7 @@
 // chosen and announced addresses, on ports inside --udp-port-range, and a client on this machine connects
 // through the loopback interface it was told to gather on (tests/integration/nat.test.ts crosses a real NAT).
 import assert from 'node:assert/strict';
+import { networkInterfaces } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { createLoopbackClient, loadTestPhoto, makePanClip } from '../../bench/loopback-client.js';
@@ -21,9 +22,26 @@ let clip: RgbImage[];
 
 before(async () => {
   if (skip) return;
-  const flags = ['--announce-address', ANNOUNCED, '--ice-interfaces', 'lo', '--udp-port-range', `${RANGE[0]}-${RANGE[1]}`, '--max-sessions', '2', '--max-viewers', '2'];
+  const flags = [
+    '--announce-address',
+    ANNOUNCED,
+    '--ice-interfaces',
+    'lo',
+    '--udp-port-range',
+    `${RANGE[0]}-${RANGE[1]}`,
+    '--max-sessions',
+    '2',
+    '--max-viewers',
+    '2',
+  ];
   const config = parseServeConfig(flags, {});
-  server = await startTestServer({ modelDir: DEFAULT_MODEL, network: config.network, maxSessions: 2, maxViewers: 2, admissionCeiling: Number.POSITIVE_INFINITY });
+  server = await startTestServer({
+    modelDir: DEFAULT_MODEL,
+    network: config.network,
+    maxSessions: 2,
+    maxViewers: 2,
+    admissionCeiling: Number.POSITIVE_INFINITY,
+  });
   clip = await makePanClip(await loadTestPhoto(path.join(DEFAULT_MODEL, 'testdata', 'heldout.png')), 320, 240, 60);
 });
 after(async () => {
@@ -32,14 +50,19 @@ after(async () => {
 
 /** The host candidates of an SDP: address and port of each `a=candidate` line. */
 function candidates(sdp: string): Array<{ address: string; port: number; type: string }> {
-  return [...sdp.matchAll(/^a=candidate:\S+ \d+ (\S+) \d+ (\S+) (\d+) typ (\S+)/gm)].map((m) => ({ address: m[2]!, port: Number(m[3]), type: m[4]! }));
+  return [...sdp.matchAll(/^a=candidate:\S+ \d+ (\S+) \d+ (\S+) (\d+) typ (\S+)/gm)].map((m) => ({
+    address: m[2]!,
+    port: Number(m[3]),
+    type: m[4]!,
+  }));
 }
 
 function assertCandidates(sdp: string, who: string): void {
   const found = candidates(sdp);
   const addresses = [...new Set(found.map((c) => c.address))].sort();
-  // `lo` is 127.0.0.1 and ::1; nothing from the machine's other interfaces.
-  assert.deepEqual(addresses, ['127.0.0.1', '::1', ANNOUNCED].sort(), `${who}: candidates ${JSON.stringify(found)}`);
+  // `lo`'s addresses (127.0.0.1, and ::1 where loopback has IPv6) and nothing from the machine's other interfaces.
+  const loopback = (networkInterfaces().lo ?? []).map((i) => i.address);
+  assert.deepEqual(addresses, [...new Set([...loopback, ANNOUNCED])].sort(), `${who}: candidates ${JSON.stringify(found)}`);
   for (const c of found) {
     assert.equal(c.type, 'host');
     assert.ok(c.port >= RANGE[0] && c.port <= RANGE[1], `${who}: port ${c.port} is inside ${RANGE.join('-')}`);

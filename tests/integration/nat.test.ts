@@ -27,9 +27,9 @@ const PUBLIC_IP = '198.51.100.10';
 const TURN_IP = '198.51.100.1';
 const TURN_USER = { username: 'sds', credential: 'nat-test' };
 
-const skip = requireDefaultModel() || namespaceSkip(['nft', 'turnserver']);
+const skip = requireDefaultModel() || namespaceSkip({ nft: 'nftables', turnserver: 'coturn' });
 
-describe('behind a 1:1 NAT', { skip, timeout: 120_000 }, () => {
+describe('behind a 1:1 NAT', { skip, timeout: 240_000 }, () => {
   const net = new TestNetwork();
   let client = '';
   let server = '';
@@ -52,14 +52,20 @@ describe('behind a 1:1 NAT', { skip, timeout: 120_000 }, () => {
     net.exec(server, 'ip', 'route', 'add', 'default', 'via', '10.10.0.1');
     for (const router of [home, cloud]) net.exec(router, 'sysctl', '-qw', 'net.ipv4.ip_forward=1');
     // The client's home router: everything from the LAN leaves as 198.51.100.2.
-    net.nft(home, `table ip nat {
+    net.nft(
+      home,
+      `table ip nat {
       chain postrouting { type nat hook postrouting priority srcnat; ip saddr 192.168.1.0/24 oifname "wan0" masquerade; }
-    }`);
+    }`,
+    );
     // The cloud's 1:1 NAT: the public address maps to the server's private one, all ports, both ways.
-    net.nft(cloud, `table ip nat {
+    net.nft(
+      cloud,
+      `table ip nat {
       chain prerouting { type nat hook prerouting priority dstnat; ip daddr ${PUBLIC_IP} dnat to 10.10.0.2; }
       chain postrouting { type nat hook postrouting priority srcnat; ip saddr 10.10.0.2 oifname "wan0" snat to ${PUBLIC_IP}; }
-    }`);
+    }`,
+    );
   });
   after(async () => {
     await net.close();
@@ -75,9 +81,32 @@ describe('behind a 1:1 NAT', { skip, timeout: 120_000 }, () => {
 
   test('through coturn: a client restricted to relayed candidates reaches the server without an announced address', async (t) => {
     const turn = net.spawn(cloud, 'turnserver', [
-      '-n', '--no-cli', '--no-tls', '--no-dtls', '--listening-ip', TURN_IP, '--relay-ip', TURN_IP, '--listening-port', '3478',
-      '--min-port', '49152', '--max-port', '49200', '--lt-cred-mech', '--realm', 'nat.test', '--user', `${TURN_USER.username}:${TURN_USER.credential}`,
-      '--log-file', 'stdout', '--simple-log', '--pidfile', path.join(workDir, 'turnserver.pid'), '--userdb', path.join(workDir, 'turndb'),
+      '-n',
+      '--no-cli',
+      '--no-tls',
+      '--no-dtls',
+      '--listening-ip',
+      TURN_IP,
+      '--relay-ip',
+      TURN_IP,
+      '--listening-port',
+      '3478',
+      '--min-port',
+      '49152',
+      '--max-port',
+      '49200',
+      '--lt-cred-mech',
+      '--realm',
+      'nat.test',
+      '--user',
+      `${TURN_USER.username}:${TURN_USER.credential}`,
+      '--log-file',
+      'stdout',
+      '--simple-log',
+      '--pidfile',
+      path.join(workDir, 'turnserver.pid'),
+      '--userdb',
+      path.join(workDir, 'turndb'),
     ]);
     let turnLog = '';
     turn.stdout!.on('data', (chunk: Buffer) => (turnLog = (turnLog + chunk.toString()).slice(-4000)));
@@ -90,8 +119,14 @@ describe('behind a 1:1 NAT', { skip, timeout: 120_000 }, () => {
       });
       assert.equal(result.connected, true, `${JSON.stringify(result)}\ncoturn log:\n${turnLog}\nserver log:\n${sds.log()}`);
       t.diagnostic(`relayed: ${result.framesReceived} restyled frames back of ${result.framesSent} sent in 4 s`);
-      assert.ok(result.framesReceived >= 10, `${result.framesReceived} restyled frames came back through the relay (of ${result.framesSent} sent)`);
-      assert.ok(result.offerCandidateTypes.length > 0 && result.offerCandidateTypes.every((t) => t === 'relay'), `the client offered only relayed candidates: ${result.offerCandidateTypes.join(' ')}`);
+      assert.ok(
+        result.framesReceived >= 10,
+        `${result.framesReceived} restyled frames came back through the relay (of ${result.framesSent} sent)`,
+      );
+      assert.ok(
+        result.offerCandidateTypes.length > 0 && result.offerCandidateTypes.every((t) => t === 'relay'),
+        `the client offered only relayed candidates: ${result.offerCandidateTypes.join(' ')}`,
+      );
     } finally {
       await stop(turn);
     }
@@ -103,23 +138,32 @@ describe('behind a 1:1 NAT', { skip, timeout: 120_000 }, () => {
     try {
       const result = await runClient(net, client, { connectTimeoutMs: 10_000, seconds: 4 });
       assert.equal(result.connected, true, `${JSON.stringify(result)}\nserver log:\n${sds.log()}`);
-      assert.ok(result.answerCandidates.some((c) => c.startsWith(`${PUBLIC_IP}:`)), `the answer announces ${PUBLIC_IP}: ${result.answerCandidates.join(' ')}`);
+      assert.ok(
+        result.answerCandidates.some((c) => c.startsWith(`${PUBLIC_IP}:`)),
+        `the answer announces ${PUBLIC_IP}: ${result.answerCandidates.join(' ')}`,
+      );
       for (const c of result.answerCandidates) {
         const port = Number(c.split(':').pop());
         assert.ok(port >= 40000 && port <= 40200, `candidate ${c} is in --udp-port-range`);
       }
-      t.diagnostic(`announced: ${result.framesReceived} restyled frames back of ${result.framesSent} sent in 4 s; answer candidates ${result.answerCandidates.join(' ')}`);
+      t.diagnostic(
+        `announced: ${result.framesReceived} restyled frames back of ${result.framesSent} sent in 4 s; answer candidates ${result.answerCandidates.join(' ')}`,
+      );
       assert.ok(result.framesReceived >= 10, `${result.framesReceived} restyled frames came back (of ${result.framesSent} sent)`);
     } finally {
       await stop(sds.process);
     }
   });
-
 });
 
 /** `sds serve` in the server's namespace, on :8080 with the embedded model; resolves once it serves. */
 async function startServer(net: TestNetwork, ns: string, flags: string[]): Promise<{ process: ChildProcess; log: () => string }> {
-  const child = net.spawn(ns, process.execPath, [SDS_BIN, 'serve', '--port', '8080', '--intra-op-threads', '1', '--max-sessions', '2', '--max-viewers', '2', ...flags], { cwd: PACKAGE_ROOT });
+  const child = net.spawn(
+    ns,
+    process.execPath,
+    [SDS_BIN, 'serve', '--port', '8080', '--intra-op-threads', '1', '--max-sessions', '2', '--max-viewers', '2', ...flags],
+    { cwd: PACKAGE_ROOT },
+  );
   let log = '';
   const keep = (chunk: Buffer): void => {
     log = (log + chunk.toString()).slice(-8000);

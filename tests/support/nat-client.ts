@@ -47,7 +47,14 @@ async function main(request: NatClientRequest): Promise<NatClientResult> {
     await client.close();
     return { connected: true, framesSent, framesReceived: received, answerCandidates, offerCandidateTypes };
   } catch (error) {
-    return { connected: false, framesSent: 0, framesReceived: received, answerCandidates: [], offerCandidateTypes: [], error: error instanceof Error ? error.message : String(error) };
+    return {
+      connected: false,
+      framesSent: 0,
+      framesReceived: received,
+      answerCandidates: [],
+      offerCandidateTypes: [],
+      error: error instanceof Error ? error.message : String(error),
+    };
   }
 }
 

@@ -4,26 +4,24 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { requireOrSkip } from './test-dependency.js';
 
-/** Why namespaces cannot be made here (not root, no iproute2, no permission), or undefined when they can. */
-export function namespaceUnavailable(tools: string[] = []): string | undefined {
-  for (const tool of ['ip', ...tools]) {
-    if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) return `${tool} is not installed`;
+/**
+ * The node:test `skip` value for a namespace test. A missing tool (iproute2's ip, or one in `tools`, with its
+ * Debian package) is a missing test dependency: a skip here, a failed test under CI=true, where .ci/run installs
+ * it (tests/support/test-dependency.ts). A machine that has the tools but cannot make namespaces (not root, no
+ * permission) skips with the reason.
+ */
+export function namespaceSkip(tools: Record<string, string> = {}): string | false {
+  for (const [tool, debianPackage] of Object.entries({ ip: 'iproute2', ...tools })) {
+    if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) {
+      return requireOrSkip(debianPackage, `${tool} is not installed (Debian package ${debianPackage})`);
+    }
   }
   if (process.getuid?.() !== 0) return 'network namespaces need root';
   const probe = `sds-probe-${process.pid}`;
   const made = spawnSync('ip', ['netns', 'add', probe], { encoding: 'utf8' });
-  if (made.status !== 0) return `cannot make a network namespace: ${made.stderr.trim()}`;
+  if (made.status !== 0) return `cannot make a network namespace here: ${made.stderr.trim()}`;
   spawnSync('ip', ['netns', 'del', probe]);
-  return undefined;
-}
-
-/**
- * The node:test `skip` value for a namespace test: a message where namespaces cannot be made, and under CI
- * (CI=true; .ci/run installs the tools and runs as root) a failed test saying why (tests/support/test-dependency.ts).
- */
-export function namespaceSkip(tools: string[] = []): string | false {
-  const reason = namespaceUnavailable(tools);
-  return requireOrSkip('network namespaces', reason === undefined ? false : `${reason} (the namespace tests need root, ${['iproute2', ...tools].join(', ')})`);
+  return false;
 }
 
 export class TestNetwork {
@@ -75,7 +73,8 @@ export class TestNetwork {
 
 function run(command: string, args: string[], input?: string): string {
   const result = spawnSync(command, args, { encoding: 'utf8', ...(input !== undefined ? { input } : {}) });
-  if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} failed (${result.status ?? result.signal}): ${result.stderr || result.error?.message}`);
+  if (result.status !== 0)
+    throw new Error(`${command} ${args.join(' ')} failed (${result.status ?? result.signal}): ${result.stderr || result.error?.message}`);
   return result.stdout;
 }
 

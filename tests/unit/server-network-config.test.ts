@@ -9,7 +9,15 @@ import { peerNetworkConfig } from '../../stream/ice-network.js';
 
 function info(address: string, internal = false): NetworkInterfaceInfo {
   const family = address.includes(':') ? 'IPv6' : 'IPv4';
-  return { address, family, internal, netmask: '', mac: '00:00:00:00:00:00', cidr: null, ...(family === 'IPv6' ? { scopeid: 0 } : {}) } as NetworkInterfaceInfo;
+  return {
+    address,
+    family,
+    internal,
+    netmask: '',
+    mac: '00:00:00:00:00:00',
+    cidr: null,
+    ...(family === 'IPv6' ? { scopeid: 0 } : {}),
+  } as NetworkInterfaceInfo;
 }
 
 /** A machine with loopback, one LAN interface (IPv4, IPv6, link-local) and a docker bridge. */
@@ -23,7 +31,10 @@ const MACHINE: Interfaces = {
 const parse = (argv: string[], env: NodeJS.ProcessEnv = {}) => parseServeConfig(argv, env, MACHINE);
 
 function refused(argv: string[], pattern: RegExp, env: NodeJS.ProcessEnv = {}): void {
-  assert.throws(() => parse(argv, env), (err: unknown) => err instanceof ConfigError && pattern.test(err.message));
+  assert.throws(
+    () => parse(argv, env),
+    (err: unknown) => err instanceof ConfigError && pattern.test(err.message),
+  );
 }
 
 describe('--announce-address', () => {
@@ -72,10 +83,26 @@ describe('--udp-port-range', () => {
   });
   test('a range smaller than the session limits need stops the start, with the arithmetic', () => {
     // Default gathering on MACHINE: eth0's two addresses and docker0's (veth and link-local skipped) = 3 sockets a peer.
-    refused(['--udp-port-range', '40000-40010', '--max-sessions', '2', '--max-viewers', '2'], /--udp-port-range 40000-40010 has 11 ports, but 4 peer connections \(--max-sessions 2 \+ --max-viewers 2\) × 3 candidate addresses each need 12/);
+    refused(
+      ['--udp-port-range', '40000-40010', '--max-sessions', '2', '--max-viewers', '2'],
+      /--udp-port-range 40000-40010 has 11 ports, but 4 peer connections \(--max-sessions 2 \+ --max-viewers 2\) × 3 candidate addresses each need 12/,
+    );
     assert.doesNotThrow(() => parse(['--udp-port-range', '40000-40011', '--max-sessions', '2', '--max-viewers', '2']));
     // Fewer addresses, fewer ports: loopback plus one announced address.
-    assert.doesNotThrow(() => parse(['--udp-port-range', '40000-40007', '--max-sessions', '2', '--max-viewers', '2', '--ice-interfaces', '127.0.0.1', '--announce-address', '203.0.113.7']));
+    assert.doesNotThrow(() =>
+      parse([
+        '--udp-port-range',
+        '40000-40007',
+        '--max-sessions',
+        '2',
+        '--max-viewers',
+        '2',
+        '--ice-interfaces',
+        '127.0.0.1',
+        '--announce-address',
+        '203.0.113.7',
+      ]),
+    );
   });
   test('the front door holds no peers, so its range is not sized', () => {
     assert.doesNotThrow(() => parse(['--role', 'front', '--redis', 'redis://127.0.0.1:6379', '--udp-port-range', '40000-40001']));
@@ -87,14 +114,14 @@ describe('peerNetworkConfig (the one place peers get their ICE settings)', () =>
     assert.deepEqual(peerNetworkConfig(undefined), { iceServers: [] });
     assert.deepEqual(peerNetworkConfig({ announcedAddresses: [] }), { iceServers: [] });
   });
-  test('announced addresses are added to werift\'s own gathering', () => {
+  test("announced addresses are added to werift's own gathering", () => {
     assert.deepEqual(peerNetworkConfig({ announcedAddresses: ['203.0.113.7'], portRange: [40000, 40100] }), {
       iceServers: [],
       iceAdditionalHostAddresses: ['203.0.113.7'],
       icePortRange: [40000, 40100],
     });
   });
-  test('chosen interfaces replace werift\'s gathering, loopback included', () => {
+  test("chosen interfaces replace werift's gathering, loopback included", () => {
     assert.deepEqual(peerNetworkConfig({ hostAddresses: ['127.0.0.1'], announcedAddresses: ['203.0.113.7'] }), {
       iceServers: [],
       iceUseIpv4: false,

@@ -12,7 +12,11 @@ import { createSelfSignedCertificate } from '../../server/self-signed-certificat
 
 describe('createSelfSignedCertificate', () => {
   test('is a self-signed v3 server certificate for every IP address and name given', () => {
-    const { certPem } = createSelfSignedCertificate({ hosts: ['192.168.1.20', 'studio.lan', '2001:db8::7', '::ffff:10.1.2.3'], days: 30, now: new Date('2030-01-01T00:00:00Z') });
+    const { certPem } = createSelfSignedCertificate({
+      hosts: ['192.168.1.20', 'studio.lan', '2001:db8::7', '::ffff:10.1.2.3'],
+      days: 30,
+      now: new Date('2030-01-01T00:00:00Z'),
+    });
     const cert = new X509Certificate(certPem);
     assert.ok(cert.verify(cert.publicKey), 'signed by its own key');
     assert.equal(cert.subject, 'CN=192.168.1.20');
@@ -37,7 +41,10 @@ describe('sds cert and --tls-cert/--tls-key', () => {
 
   test('sds cert writes a certificate and a private key only its owner can read, and says how to serve with them', () => {
     let said = '';
-    assert.equal(runCertCommand(['--host', '192.168.1.20', '--out', dir], (t) => (said += t)), 0);
+    assert.equal(
+      runCertCommand(['--host', '192.168.1.20', '--out', dir], (t) => (said += t)),
+      0,
+    );
     assert.equal(new X509Certificate(readFileSync(certFile)).checkIP('192.168.1.20'), '192.168.1.20');
     assert.equal(statSync(keyFile).mode & 0o777, 0o600);
     assert.match(said, /sds serve --tls-cert .*sds-cert\.pem --tls-key .*sds-key\.pem/);
@@ -52,7 +59,10 @@ describe('sds cert and --tls-cert/--tls-key', () => {
   });
   test('a missing half, an unreadable file or a key of another certificate stops the start naming the flags', () => {
     const refused = (argv: string[], pattern: RegExp) =>
-      assert.throws(() => parseServeConfig(argv, {}), (err: unknown) => err instanceof ConfigError && pattern.test(err.message));
+      assert.throws(
+        () => parseServeConfig(argv, {}),
+        (err: unknown) => err instanceof ConfigError && pattern.test(err.message),
+      );
     refused(['--tls-cert', certFile], /^--tls-cert and --tls-key go together \(got only --tls-cert\)/);
     refused(['--tls-cert', path.join(dir, 'nope.pem'), '--tls-key', keyFile], /^--tls-cert: cannot read ".*nope\.pem" \(ENOENT\)/);
     const otherKey = path.join(dir, 'other-key.pem');
