@@ -76,7 +76,8 @@ before(async () => {
   if (skip) return;
   server = await startTestServer({
     modelDir: DEFAULT_MODEL,
-    mediaTimeoutMs: 3000,
+    // Also counts from the answer to a publisher's first packet, which a loaded machine can delay by seconds.
+    mediaTimeoutMs: 5000,
     maxSessions: 8,
     maxSessionsPerClient: 8,
     admissionCeiling: Number.POSITIVE_INFINITY,
