@@ -161,11 +161,12 @@ export class Session<P extends StreamPublisher = StreamPublisher, E extends Fram
     };
   }
 
-  close(reason: string): Promise<void> {
+  /** `retry`: the session ended for the server's sake (shutdown, drain), not the client's: it may publish again. */
+  close(reason: string, { retry = false }: { retry?: boolean } = {}): Promise<void> {
     this.closing ??= (async () => {
       if (this.statsTimer) clearInterval(this.statsTimer);
       // Tell the publisher why before its connection goes (DataChannel or WebSocket text; a vanished one hears nothing).
-      this.publisher.sendData(JSON.stringify({ type: 'closed', reason }));
+      this.publisher.sendData(JSON.stringify({ type: 'closed', reason, retry }));
       this.engine.close();
       // The stream ends for its viewers too; their players (the overlay) reconnect and wait for the name.
       await Promise.all([...this.viewers.keys()].map((v) => this.removeViewer(v, `stream ended: ${reason}`)));
@@ -514,7 +515,7 @@ export class SessionManager {
     return session.removeViewer(id, reason);
   }
 
-  async close(id: string, reason: string): Promise<boolean> {
+  async close(id: string, reason: string, how: { retry?: boolean } = {}): Promise<boolean> {
     const session = this.sessions.get(id);
     if (!session) return false;
     this.sessions.delete(id);
@@ -525,12 +526,13 @@ export class SessionManager {
       this.clientOf.delete(id);
       this.releaseClient(client);
     }
-    await session.close(reason);
+    await session.close(reason, how);
     return true;
   }
 
+  /** Every session, for the server's sake (its clients are told they may publish again). */
   async closeAll(reason: string): Promise<void> {
-    await Promise.all([...this.sessions.keys()].map((id) => this.close(id, reason)));
+    await Promise.all([...this.sessions.keys()].map((id) => this.close(id, reason, { retry: true })));
   }
 
   droppedFrames(): number {

@@ -253,7 +253,8 @@ class Publisher extends PeerLifecycle implements PublisherSession {
 
   private requestKeyframeLimited(reason: string): void {
     if (nowMs() - this.lastPliMs < PLI_MIN_INTERVAL_MS) return;
-    this.log?.info({ reason }, 'requesting keyframe');
+    // The repeats while a keyframe is awaited come up to every PLI_MIN_INTERVAL_MS: counted in stats, not logged.
+    if (reason !== 'still awaiting a keyframe') this.log?.info({ reason }, 'requesting keyframe');
     this.requestKeyframe();
   }
 

@@ -285,7 +285,11 @@ function onServerMessage(live: LiveSession, data: unknown): void {
       void resyncParams(live);
       break;
     case 'closed':
-      stop({ title: 'The server ended the session', detail: `${message.reason}. Press Start to connect again.` });
+      // Only for the session on screen: after Stop, the server's answer to our own DELETE is no news. A server going
+      // away (shutdown, a cluster worker draining) invites a new publish: through a front door, another worker takes it.
+      if (session !== live) break;
+      if (message.retry) void republish(live);
+      else stop({ title: 'The server ended the session', detail: `${message.reason}. Press Start to connect again.` });
       break;
   }
 }

@@ -37,8 +37,8 @@ export type ServerMessage =
   | { type: 'params'; params: Partial<SessionParams> }
   | ({ type: 'stats' } & Partial<ServerStats>)
   | { type: 'error'; message: string }
-  /** The server ended the session (shutting down, or the operator's DELETE), and why. */
-  | { type: 'closed'; reason: string };
+  /** The server ended the session, and why; `retry`: for its own sake (shutdown, drain), so publish again. */
+  | { type: 'closed'; reason: string; retry: boolean };
 
 export async function fetchModelInfo(): Promise<ModelInfo> {
   const response = await fetch('/api/model', { headers: { Accept: 'application/json' } });
@@ -68,7 +68,7 @@ export function parseServerMessage(data: unknown): ServerMessage | undefined {
     case 'error':
       return { type: 'error', message: typeof m.message === 'string' ? m.message : 'The server reported an error.' };
     case 'closed':
-      return { type: 'closed', reason: typeof m.reason === 'string' ? m.reason : 'the session ended' };
+      return { type: 'closed', reason: typeof m.reason === 'string' ? m.reason : 'the session ended', retry: m.retry === true };
     default:
       return undefined;
   }

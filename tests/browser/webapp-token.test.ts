@@ -95,4 +95,14 @@ describe('web app with ?token= on a token-protected server', { skip, timeout: 12
     await until('Stop to end the session', () => server.sessions.size === 0, 10_000);
     await page.context().close();
   });
+
+  test('a session the server ends (an operator DELETE) tells the page why', async () => {
+    const page = await pressStart(`?token=${TOKEN}`);
+    const session = await until('the session to start', () => server.sessions.all()[0], LIVE_WITHIN_MS);
+    // The server's latency in the stats overlay came over the DataChannel: it is open.
+    await page.waitForFunction(() => /\d+ \/ \d+ ms/.test(document.querySelector('[data-stat="latency"]')?.textContent ?? ''), undefined, { timeout: LIVE_WITHIN_MS });
+    assert.equal((await fetch(`${server.url}/sessions/${session.id}`, { method: 'DELETE', headers: { Authorization: `Bearer ${TOKEN}` } })).status, 200);
+    assert.match(await notice(page, 'The server ended the session'), /^DELETE by client\. Press Start to connect again\.$/);
+    await page.context().close();
+  });
 });

@@ -17,6 +17,9 @@ import { makeOffer } from '../support/werift-offer.js';
 import { until } from '../support/until.js';
 
 const skip = requireDefaultModel();
+// Waits (until(..., ms)) are for events a broken server never produces, so their bounds only decide when to give up:
+// each is 10–20× what an idle 2-core machine needs (a first restyled frame ≈ 1 s, a model worker restart ≈ 2 s, a
+// vanished peer = the media timeout + one check), so a loaded machine slows these tests without failing them.
 let server: RunningServer;
 let pan: RgbImage[];
 
@@ -24,7 +27,9 @@ before(async () => {
   if (skip) return;
   // Admission control is tested on its own server below; here it must not refuse the second session of
   // the garbage-RTP test when CI's 2 cores run hot.
-  server = await startTestServer({ modelDir: DEFAULT_MODEL, mediaTimeoutMs: 2000, maxSessions: 4, admissionCeiling: Number.POSITIVE_INFINITY });
+  // The media timeout also counts from the answer to a publisher's first packet, which a loaded machine can delay by
+  // seconds (ICE + DTLS in JavaScript): 5 s, still quick to find the vanished peer below.
+  server = await startTestServer({ modelDir: DEFAULT_MODEL, mediaTimeoutMs: 5000, maxSessions: 4, admissionCeiling: Number.POSITIVE_INFINITY });
   pan = await makePanClip(await loadTestPhoto(path.join(DEFAULT_MODEL, 'testdata', 'heldout.png')), 640, 480, 90);
 });
 after(async () => {

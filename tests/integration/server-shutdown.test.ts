@@ -102,10 +102,10 @@ test('SIGTERM ends every session, tells each client why, frees everything and ex
     assert.ok(server.log.some((l) => l.msg === 'shut down' && l.signal === 'SIGTERM'), 'the CLI found no resource left live');
     assert.ok(!server.log.some((l) => l.msg === 'resources still live after shutdown'));
     // The clients were told, not just cut off.
-    assert.deepEqual(wsTexts.find((m) => m.type === 'closed'), { type: 'closed', reason: 'server shutting down' });
+    assert.deepEqual(wsTexts.find((m) => m.type === 'closed'), { type: 'closed', reason: 'server shutting down', retry: true });
     assert.equal((await wsClosed).code, 1000, 'a WebSocket close frame, not a dropped connection (1006)');
     await until(`the publisher's DataChannel to say why (got ${JSON.stringify(publisherTexts)})`, () => publisherTexts.some((t) => t.includes('"closed"')), 5000);
-    assert.deepEqual(JSON.parse(publisherTexts.find((t) => t.includes('"closed"'))!), { type: 'closed', reason: 'server shutting down' });
+    assert.deepEqual(JSON.parse(publisherTexts.find((t) => t.includes('"closed"'))!), { type: 'closed', reason: 'server shutting down', retry: true });
   } finally {
     await publisher?.close({ deleteSession: false });
   }

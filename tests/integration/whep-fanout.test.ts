@@ -12,7 +12,13 @@ import { startWhepViewer, type WhepViewer } from '../../bench/whep-viewer.js';
 import { until } from '../support/until.js';
 
 const STREAM = 'fanout-test';
-const MEDIA_TIMEOUT_MS = 2500;
+// Waits (until(..., ms)) are for events a broken server never produces, so their bounds only decide when to give up:
+// each is 10–20× what an idle 2-core machine needs (a first restyled frame ≈ 1 s, a model worker restart ≈ 2 s, a
+// vanished peer = the media timeout + one check), so a loaded machine slows these tests without failing them.
+// The server's media timeout: short, so vanished peers are found quickly, but it also counts from the answer until a
+// publisher's first packet, which ICE + DTLS (werift's, in JavaScript) can delay by seconds on a loaded 2-core
+// machine: 5 s.
+const MEDIA_TIMEOUT_MS = 5000;
 let server: RunningServer;
 let publisher: LoopbackClient;
 const viewers: WhepViewer[] = [];
