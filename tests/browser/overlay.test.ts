@@ -1,7 +1,7 @@
 // The overlay page (/overlay/<name>, an OBS browser source) in headless Chromium against the real server: it says
-// "waiting for <name>" while nothing is published and retries with exponential backoff (1, 2, 4, 8 s), waits as long
-// as a 503's Retry-After says, and when the stream stops its stall watchdog drops the dead connection and it plays
-// again once the publisher is back. Backoff and Retry-After run on Playwright's fake clock (each wait is stepped, not
+// "waiting for <name>" while nothing is published and looks again after 1 s, then every 2 s, waits as long
+// as a 503's Retry-After says; when the stream ends its probe finds the viewer gone and it plays again once the
+// publisher is back, and a connection that stalls while its viewer lives is dropped by the watchdog. Backoff and Retry-After run on Playwright's fake clock (each wait is stepped, not
 // slept); the stall needs real media, so it runs on the real clock with its margins written next to it.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -35,7 +35,9 @@ describe('overlay page /overlay/<name>', { skip, timeout: 120_000 }, () => {
 
   before(async () => {
     // One viewer slot, so a second viewer meets the real server's 503 with Retry-After.
-    server = await startTestServer({ modelDir: DEFAULT_MODEL, maxViewers: 1, admissionCeiling: Number.POSITIVE_INFINITY });
+    // A stalled publisher keeps its stream for 30 s (--media-timeout-ms), longer than the overlay's 8 s watchdog;
+    // four sessions from loopback, for the publishers the tests hold at once.
+    server = await startTestServer({ modelDir: DEFAULT_MODEL, maxViewers: 1, maxSessionsPerClient: 4, mediaTimeoutMs: 30_000, admissionCeiling: Number.POSITIVE_INFINITY });
     clip = await makePanClip(await loadTestPhoto(), 320, 240, 30);
     browser = await chromium.launch({
       executablePath: CHROMIUM,
@@ -50,8 +52,8 @@ describe('overlay page /overlay/<name>', { skip, timeout: 120_000 }, () => {
     await server?.close();
   });
 
-  async function publish(name: string): Promise<LoopbackClient> {
-    const p = await createLoopbackClient({ whipUrl: `${server.url}/whip/${name}`, codec: 'VP8', fps: 15, frames: clip, width: 320, height: 240, loop: true, direction: 'sendonly', onOutputFrame: () => {} });
+  async function publish(name: string, media: { loop: boolean; frames: RgbImage[] } = { loop: true, frames: clip }): Promise<LoopbackClient> {
+    const p = await createLoopbackClient({ whipUrl: `${server.url}/whip/${name}`, codec: 'VP8', fps: 15, ...media, width: 320, height: 240, direction: 'sendonly', onOutputFrame: () => {} });
     publishers.push(p);
     return p;
   }
@@ -79,13 +81,14 @@ describe('overlay page /overlay/<name>', { skip, timeout: 120_000 }, () => {
       return pattern.test(text) ? text : undefined;
     }, withinMs, 50);
 
-  test('nothing published: "waiting for <name>", retried after 1, 2, 4 and 8 s and not sooner', async () => {
+  test('nothing published: "waiting for <name>", looked for again after 1 s, then every 2 s, and not sooner', async () => {
     const { page, offers } = await overlay('absent', true);
     const clock = page.clock;
     // Each answer is a real 404 from the server: a few ms, 5 s for a loaded machine.
     await stateMatches(page, /^waiting for “absent” · retrying in 1 s$/, 5000);
     assert.equal(offers(), 1);
-    for (const [waitS, nextS] of [[1, 2], [2, 4], [4, 8], [8, 16]] as const) {
+    // Waiting for a publisher backs off only to 2 s (WAITING_RETRY_MS), so one that comes back is seen soon.
+    for (const [waitS, nextS] of [[1, 2], [2, 2], [2, 2], [2, 2]] as const) {
       const before = offers();
       await clock.runFor(waitS * 1000 - 100);
       assert.equal(offers(), before, `no retry before ${waitS} s`);
@@ -116,23 +119,41 @@ describe('overlay page /overlay/<name>', { skip, timeout: 120_000 }, () => {
     }
   });
 
-  test('the stream stops: the stall watchdog drops the silent connection, and the overlay plays again when it is back', async () => {
+  test('the stream ends: after 1.5 s of silence the overlay finds its viewer gone, and plays again when it is back', async () => {
     const name = 'comeback';
     const first = await publish(name);
     const { page } = await overlay(name, false);
     await until('the overlay to play', async () => (await framesShown(page)) > 10 && (await stateText(page)) === '', PLAYS_WITHIN_MS, 200);
-    // The publisher ends its stream; werift's closing viewer connection sends the browser nothing, so only the
-    // watchdog can tell: STALL_MS of no new frame, checked every second, +10 s for a loaded machine.
+    // The publisher ends its stream (DELETE); the server ends its viewers, and the overlay's probe (PROBE_AFTER_MS
+    // 1.5 s of no new frame, checked every 0.5 s) gets a 404: +10 s for a loaded machine.
     await first.close();
     publishers.splice(publishers.indexOf(first), 1);
-    await stateMatches(page, /^no video · retrying in 1 s$/, STALL_MS + 1000 + 10_000);
+    await stateMatches(page, /^stream ended · retrying in 1 s$/, 1500 + 500 + 10_000);
     // The next try finds nothing published yet and says so.
     await stateMatches(page, /^waiting for “comeback” · retrying in \d+ s$/, 5000);
     await publish(name);
     const framesBefore = await framesShown(page);
-    // Back within the backoff then in force (2 or 4 s) plus PLAYS_WITHIN_MS.
-    await until('the overlay to play again', async () => (await framesShown(page)) > framesBefore + 10 && (await stateText(page)) === '', 4000 + PLAYS_WITHIN_MS, 200).catch(async (error: Error) => {
+    // Back within the 2 s waiting retry plus PLAYS_WITHIN_MS.
+    await until('the overlay to play again', async () => (await framesShown(page)) > framesBefore + 10 && (await stateText(page)) === '', 2000 + PLAYS_WITHIN_MS, 200).catch(async (error: Error) => {
       throw new Error(`${error.message}: state "${await stateText(page)}", ${await framesShown(page)} frames shown (${framesBefore} before); server viewers ${server.sessions.viewerCount}`);
     });
+    await page.context().close();
+  });
+
+  test('the stream stalls: the watchdog drops a connection that shows no new frame for 8 s although its viewer still exists', async () => {
+    const name = 'stall';
+    // Ten seconds of frames (the clip five times, at 15 fps), then silence on a live connection: the publisher's
+    // session (and the overlay's viewer) outlive the stall, because this server's --media-timeout-ms is 30 s; only
+    // the page's watchdog can tell.
+    const stalled = await publish(name, { loop: false, frames: Array.from({ length: 5 }, () => clip).flat() });
+    const { page } = await overlay(name, false);
+    await until('the overlay to play', async () => (await framesShown(page)) > 10 && (await stateText(page)) === '', PLAYS_WITHIN_MS, 200);
+    // The rest of the clip (under 10 s), then STALL_MS of no new frame, checked every 0.5 s, +10 s for a loaded
+    // machine; the probe in between finds the viewer alive (200), so the reason is the watchdog's.
+    await stalled.finished;
+    await stateMatches(page, /^no video · retrying in 1 s$/, STALL_MS + 500 + 10_000);
+    await stalled.close();
+    publishers.splice(publishers.indexOf(stalled), 1);
+    await page.context().close();
   });
 });
