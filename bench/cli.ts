@@ -34,6 +34,9 @@ const HELP = `sds bench — measure latency
   sds bench consistency [--clip occluder|static-noise|pan|zoom|rotate ...] [--frames N] [--consistency C] [--size WxH]
       the temporal-consistency path alone (flow, masks, warps, image blend), without the model: added ms p50/p95.
 
+  sds bench cluster-burst [--runs 10] [--publishers 8] [--front-doors 2] [--max-sessions 4]
+      a burst of publishers arriving at once over a real Redis, two workers and N front doors: the spread per run.
+
   sds bench codec [--size WxH] [--frames N] [--out FILE.json]
       encode/decode ms per frame: libvpx VP8 and libx264 H.264 on the host, NVENC/NVDEC where a GPU opens them.
 
@@ -116,6 +119,7 @@ export async function runBenchCli(argv: string[]): Promise<number> {
     return 0;
   }
   if (kind === 'soak') return (await import('./soak.js')).runSoakCli(rest);
+  if (kind === 'cluster-burst') return (await import('./cluster-burst.js')).runClusterBurstCli(rest);
   if (kind === 'flow') {
     const { values } = parseArgs({ args: rest, options: { frames: { type: 'string' }, photo: { type: 'string' } } });
     const { runFlowBench, formatFlowTable } = await import('./flow-bench.js');

@@ -75,6 +75,8 @@ export async function createLoopbackClient(options: LoopbackClientOptions): Prom
   try {
     answered = await exchangeOffer(pc, options.whipUrl, { token: options.token, protocol: 'WHIP' });
   } catch (error) {
+    // A refused or unreachable server: free the peer connection too (its sockets would keep the process alive).
+    await pc.close();
     await received.close();
     throw error;
   }

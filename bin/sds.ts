@@ -9,7 +9,7 @@ Usage:
   sds models pull <org>/<name> [--revision R]
                              download an ONNX export from the Hugging Face Hub (sds models --help)
   sds cert [--host IP]...    write a self-signed certificate for serving HTTPS on a LAN address (sds cert --help)
-  sds bench <kind> [options] run a benchmark; kinds: model, e2e, browser, quality, flow, batch (sds bench --help)
+  sds bench <kind> [options] run a benchmark; kinds: model, e2e, browser, quality, flow, batch, consistency, soak, codec, cluster-burst (sds bench --help)
   sds --help
 
 serve options (flag, or environment variable):

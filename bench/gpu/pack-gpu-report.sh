@@ -25,10 +25,11 @@ cp "$(readlink -f "$(command -v node)")" "$stage/node"
 cp package.json "$stage/"
 cp -r dist "$stage/dist"
 mkdir -p "$stage/models" && cp -r models/default "$stage/models/default"
-# The production dependency closure, as npm resolves it; native packages for other platforms are left out.
-# (npm ls exits 1 over an unmet optional dependency, ffmpeg-static: the list is still whole.)
+# The production dependency closure, as npm resolves it; native packages for other platforms are left out, and so
+# are the native parts of the dev tools (esbuild, TypeScript) and type packages, which `npm ls --parseable` lists as
+# extraneous. (npm ls exits 1 over an unmet optional dependency, ffmpeg-static: the list is still whole.)
 modules=$({ npm ls --omit=dev --all --parseable 2> /dev/null || true; } | sed "s#^$(readlink -f node_modules)/##; s#^$root/node_modules/##" |
-  { grep -v "^$root" || true; } | awk -F/ '{print ($1 ~ /^@/) ? $1"/"$2 : $1}' | sort -u)
+  { grep -v "^$root" || true; } | awk -F/ '{print ($1 ~ /^@/) ? $1"/"$2 : $1}' | sort -u | { grep -vE '^@(esbuild|typescript|types)/' || true; })
 for m in $modules; do
   [ -d "node_modules/$m" ] || continue
   mkdir -p "$stage/node_modules/$m"

@@ -18,7 +18,7 @@ mkdir -p $O
 if [ "$DEVICE" = cuda ]; then
   : "${AE_ITERS:=30000}" "${DEC_ITERS:=20000}" "${DEN_ITERS:=40000}" "${AE_BATCH:=32}" "${DEN_BATCH:=64}" "${THREADS:=4}"
 else
-  : "${AE_ITERS:=14000}" "${DEC_ITERS:=20000}" "${DEN_ITERS:=20000}" "${AE_BATCH:=16}" "${DEN_BATCH:=32}" "${THREADS:=1}"
+  : "${AE_ITERS:=14000}" "${DEC_ITERS:=12000}" "${DEN_ITERS:=4500}" "${AE_BATCH:=16}" "${DEN_BATCH:=32}" "${THREADS:=1}"
 fi
 : "${WORKERS:=$(nproc)}"
 
@@ -36,8 +36,8 @@ $PY $T/train_autoencoder.py --device "$DEVICE" --threads "$THREADS" --decoder-on
 DEC_PID=$!
 # 3b. denoiser on the same encoder's latents, pixel L1 through the (stage-2) decoder
 $PY $T/train_denoiser.py --device "$DEVICE" --threads "$THREADS" --ae $O/ae.pt --iters "$DEN_ITERS" \
-  --batch "$DEN_BATCH" --lr 1e-3 --warmup 300 --t-min-photo 10 --t-low-frac 0.7 --t-low-max 250 \
-  --rollout-frac 0.15 --pix-weight 1.0 --pix-batch 8 > $O/den_train.log 2>&1
+  --batch "$DEN_BATCH" --lr 1e-3 --warmup 200 --t-min-photo 10 --t-low-frac 0.7 --t-low-max 250 \
+  --rollout-frac 0 --pix-weight 1.0 --pix-batch 8 --ckpt-every 250 > $O/den_train.log 2>&1
 wait $DEC_PID
 
 # 4. evaluation on the held-out photos, export (AE_CKPT: encoder and fine-tuned decoder)

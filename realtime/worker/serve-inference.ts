@@ -18,6 +18,9 @@ export interface ServeInferenceOptions {
   restylerFor?(model: LoadedModel, streamId: string): FrameRestyler;
 }
 
+/** The stream id the warm-up frames run under (never a session id: those are UUIDs). */
+export const WARM_UP_STREAM = '(warm-up)';
+
 /** Serve this worker thread's requests until the main thread sends 'close'. */
 export function serveInference(options: ServeInferenceOptions = {}): void {
   const port = parentPort;
@@ -87,7 +90,8 @@ async function main(
   const halfFits = (width / 2) % manifest.sizeMultiple === 0 && (height / 2) % manifest.sizeMultiple === 0;
   const scales: Array<1 | 0.5> = [1, 1, 1, 1, 1, ...(halfFits ? [0.5, 0.5] as const : [])];
   chain = chain.then(async () => {
-    const warmUp = new StreamRestyler(model);
+    // Through restylerFor, as a stream's frames go (a test's recording restyler sees the warm-up too).
+    const warmUp = restylerFor(model, WARM_UP_STREAM);
     for (const [t, scale] of scales.entries()) {
       await warmUp.restyle({ image: warmFrame(t), style: '', prompt: [{ prompt: '', weight: 1 }], strength: 0.5, steps: 1, seed: 0, consistency: 1, scale });
     }

@@ -93,7 +93,8 @@ export async function startFrontDoor(config: ServerConfig, logger: Logger): Prom
   /** Worker URLs are for operators: behind the token when one is set. */
   app.get('/api/cluster', async (request, reply) => {
     if (config.token !== undefined && checkBearer(config.token, request.headers.authorization) !== 'ok') return sendError(reply, httpError(401, 'this endpoint needs the bearer token'));
-    return { workers: await registry.workers() };
+    // Client addresses (kept per worker for the per-client limit) are not for anyone's eyes: counts only.
+    return { workers: (await registry.workers()).map(({ clients, ...w }) => ({ ...w, clients: Object.keys(clients ?? {}).length })) };
   });
   app.get('/healthz', async () => {
     const workers = await registry.workers();

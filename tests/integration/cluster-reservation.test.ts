@@ -30,7 +30,18 @@ class FakeWorker {
   private client!: RedisClient;
 
   constructor(id: string, port: number, maxSessions = 4) {
-    this.state = { id, url: `http://127.0.0.1:${port}`, sessions: 0, maxSessions, viewers: 0, streams: [], headroom: 0.8, model: 'm', clients: {}, draining: false };
+    this.state = {
+      id,
+      url: `http://127.0.0.1:${port}`,
+      sessions: 0,
+      maxSessions,
+      viewers: 0,
+      streams: [],
+      headroom: 0.8,
+      model: 'm',
+      clients: {},
+      draining: false,
+    };
   }
 
   async start(): Promise<this> {
@@ -56,12 +67,23 @@ interface Answer {
 /** A WHIP POST (not followed) from client address `from` (any 127.x.y.z is this machine's loopback). */
 function post(front: RunningFrontDoor, path: string, from = '127.0.0.1'): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = request(`${front.url}${path}`, { method: 'POST', localAddress: from, headers: { 'Content-Type': 'application/sdp' } }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => resolve({ status: res.statusCode!, location: res.headers.location, retryAfter: res.headers['retry-after'] as string | undefined, body }));
-    });
+    const req = request(
+      `${front.url}${path}`,
+      { method: 'POST', localAddress: from, headers: { 'Content-Type': 'application/sdp' } },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (body += chunk));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode!,
+            location: res.headers.location,
+            retryAfter: res.headers['retry-after'] as string | undefined,
+            body,
+          }),
+        );
+      },
+    );
     req.once('error', reject);
     req.end('v=0\r\n');
   });
@@ -80,7 +102,22 @@ before(async () => {
   if (skip) return;
   redis = await RedisServer.start();
   for (let i = 0; i < 2; i++) {
-    const config = parseServeConfig(['--role', 'front', '--redis', redis.url, '--host', '127.0.0.1', '--port', '0', '--heartbeat-ms', String(HEARTBEAT_MS), '--max-sessions-per-client', String(PER_CLIENT), '--registry-grace-ms', '20000']);
+    const config = parseServeConfig([
+      '--role',
+      'front',
+      '--redis',
+      redis.url,
+      '--host',
+      '127.0.0.1',
+      '--port',
+      '0',
+      '--heartbeat-ms',
+      String(HEARTBEAT_MS),
+      '--max-sessions-per-client',
+      String(PER_CLIENT),
+      '--registry-grace-ms',
+      '20000',
+    ]);
     fronts.push(await startFrontDoor(config, silent));
   }
 });
@@ -90,55 +127,68 @@ after(async () => {
   await redis?.stop();
 });
 
-test('a burst of 8 publishers split between two front doors lands 4 + 4 on two idle workers, every time', { skip, timeout: 60_000 }, async () => {
-  const spreads: string[] = [];
-  for (let run = 0; run < 10; run++) {
-    const workers = [await new FakeWorker(`a${run}`, 10_001, 4).start(), await new FakeWorker(`b${run}`, 10_002, 4).start()];
-    const responses = await Promise.all(Array.from({ length: 8 }, (_, i) => post(fronts[i % 2]!, '/whip', `127.0.0.${10 + i}`).then(placement)));
-    const counts = tally(responses);
-    spreads.push(`${counts['http://127.0.0.1:10001'] ?? 0}+${counts['http://127.0.0.1:10002'] ?? 0}`);
-    for (const w of workers) await w.stop();
-  }
-  process.stdout.write(`# burst of 8 over 2 workers via 2 front doors, 10 runs: ${spreads.join(' ')}\n`);
-  assert.deepEqual(spreads, Array(10).fill('4+4'));
-});
+test(
+  'a burst of 8 publishers split between two front doors lands 4 + 4 on two idle workers, every time',
+  { skip, timeout: 60_000 },
+  async () => {
+    const spreads: string[] = [];
+    for (let run = 0; run < 10; run++) {
+      const workers = [await new FakeWorker(`a${run}`, 10_001, 4).start(), await new FakeWorker(`b${run}`, 10_002, 4).start()];
+      const responses = await Promise.all(
+        Array.from({ length: 8 }, (_, i) => post(fronts[i % 2]!, '/whip', `127.0.0.${10 + i}`).then(placement)),
+      );
+      const counts = tally(responses);
+      spreads.push(`${counts['http://127.0.0.1:10001'] ?? 0}+${counts['http://127.0.0.1:10002'] ?? 0}`);
+      for (const w of workers) await w.stop();
+    }
+    process.stdout.write(`# burst of 8 over 2 workers via 2 front doors, 10 runs: ${spreads.join(' ')}\n`);
+    assert.deepEqual(spreads, Array(10).fill('4+4'));
+  },
+);
 
-test('the per-client limit counts the whole cluster: reservations on every worker, then the sessions the workers report', { skip, timeout: 30_000 }, async () => {
-  const a = await new FakeWorker('pc-a', 10_011).start();
-  const b = await new FakeWorker('pc-b', 10_012).start();
-  try {
-    // Five at once from one address, through both front doors: three get slots (spread over both workers), two a 503.
-    const answers = await Promise.all(Array.from({ length: 5 }, (_, i) => post(fronts[i % 2]!, '/whip', '127.0.0.77')));
-    const placed = answers.filter((r) => r.status === 307);
-    assert.equal(placed.length, PER_CLIENT, answers.map(placement).join(' '));
-    assert.equal(new Set(placed.map(placement)).size, 2, 'the three are spread over both workers');
-    for (const refused of answers.filter((r) => r.status !== 307)) {
-      assert.equal(refused.status, 503);
-      assert.match(refused.body, /too many sessions from your address.*in this cluster/);
-      assert.ok(Number(refused.retryAfter) > 0);
+test(
+  'the per-client limit counts the whole cluster: reservations on every worker, then the sessions the workers report',
+  { skip, timeout: 30_000 },
+  async () => {
+    const a = await new FakeWorker('pc-a', 10_011).start();
+    const b = await new FakeWorker('pc-b', 10_012).start();
+    try {
+      // Five at once from one address, through both front doors: three get slots (spread over both workers), two a 503.
+      const answers = await Promise.all(Array.from({ length: 5 }, (_, i) => post(fronts[i % 2]!, '/whip', '127.0.0.77')));
+      const placed = answers.filter((r) => r.status === 307);
+      assert.equal(placed.length, PER_CLIENT, answers.map(placement).join(' '));
+      assert.equal(new Set(placed.map(placement)).size, 2, 'the three are spread over both workers');
+      for (const refused of answers.filter((r) => r.status !== 307)) {
+        assert.equal(refused.status, 503);
+        assert.match(refused.body, /too many sessions from your address.*in this cluster/);
+        assert.ok(Number(refused.retryAfter) > 0);
+      }
+      // Another address is not affected.
+      assert.equal((await post(fronts[0]!, '/whip', '127.0.0.78')).status, 307);
+      // The publishers arrive: each worker takes over its reservations in its own count (one heartbeat, one
+      // transaction), and the address still holds three.
+      for (const [worker, origin] of [
+        [a, 'http://127.0.0.1:10011'],
+        [b, 'http://127.0.0.1:10012'],
+      ] as const) {
+        const mine = placed.filter((r) => placement(r) === origin);
+        worker.state = { ...worker.state, sessions: mine.length, clients: { '127.0.0.77': mine.length } };
+        for (const r of mine) worker.registration.slotArrived(new URL(r.location!).searchParams.get('sds_slot')!);
+        await worker.registration.beatNow();
+      }
+      assert.equal((await post(fronts[1]!, '/whip', '127.0.0.77')).status, 503, 'still three, now counted by the workers');
+      // Its sessions end: the address may publish again.
+      for (const worker of [a, b]) {
+        worker.state = { ...worker.state, sessions: 0, clients: {} };
+        await worker.registration.beatNow();
+      }
+      assert.equal((await post(fronts[1]!, '/whip', '127.0.0.77')).status, 307);
+    } finally {
+      await a.stop();
+      await b.stop();
     }
-    // Another address is not affected.
-    assert.equal((await post(fronts[0]!, '/whip', '127.0.0.78')).status, 307);
-    // The publishers arrive: each worker takes over its reservations in its own count (one heartbeat, one
-    // transaction), and the address still holds three.
-    for (const [worker, origin] of [[a, 'http://127.0.0.1:10011'], [b, 'http://127.0.0.1:10012']] as const) {
-      const mine = placed.filter((r) => placement(r) === origin);
-      worker.state = { ...worker.state, sessions: mine.length, clients: { '127.0.0.77': mine.length } };
-      for (const r of mine) worker.registration.slotArrived(new URL(r.location!).searchParams.get('sds_slot')!);
-      await worker.registration.beatNow();
-    }
-    assert.equal((await post(fronts[1]!, '/whip', '127.0.0.77')).status, 503, 'still three, now counted by the workers');
-    // Its sessions end: the address may publish again.
-    for (const worker of [a, b]) {
-      worker.state = { ...worker.state, sessions: 0, clients: {} };
-      await worker.registration.beatNow();
-    }
-    assert.equal((await post(fronts[1]!, '/whip', '127.0.0.77')).status, 307);
-  } finally {
-    await a.stop();
-    await b.stop();
-  }
-});
+  },
+);
 
 test("a slot counts once: reserved until its publisher arrives, then in the worker's own record", { skip, timeout: 30_000 }, async () => {
   const a = await new FakeWorker('once-a', 10_021, 2).start();
@@ -175,7 +225,11 @@ test('a draining worker gets no new publisher, and keeps its streams reachable f
     assert.deepEqual(burst.map(placement), Array(4).fill(b.state.url));
     assert.equal((await post(fronts[0]!, '/whip', '127.0.1.9')).status, 503, 'the only open worker is full');
     for (const front of fronts) assert.equal(placement(await post(front, '/whep/on-a')), a.state.url);
-    assert.equal(placement(await post(fronts[1]!, '/whip/on-a', '127.0.1.10')), a.state.url, 'a live name stays with its worker, which answers 409');
+    assert.equal(
+      placement(await post(fronts[1]!, '/whip/on-a', '127.0.1.10')),
+      a.state.url,
+      'a live name stays with its worker, which answers 409',
+    );
   } finally {
     await a.stop();
     await b.stop();
@@ -195,7 +249,9 @@ test('two front doors over one Redis give the same answers', { skip, timeout: 30
       cam2: placement(await post(front, '/whep/cam-2')),
       none: placement(await post(front, '/whep/nobody')),
       named: placement(await post(front, '/whip/cam-2', '127.0.2.1')),
-      cluster: ((await (await fetch(`${front.url}/api/cluster`)).json()) as { workers: WorkerRecord[] }).workers.map((w) => [w.id, w.draining]).sort(),
+      cluster: ((await (await fetch(`${front.url}/api/cluster`)).json()) as { workers: WorkerRecord[] }).workers
+        .map((w) => [w.id, w.draining])
+        .sort(),
       health: await (await fetch(`${front.url}/healthz`)).json(),
     });
     const [first, second] = [await ask(fronts[0]!), await ask(fronts[1]!)];
@@ -210,33 +266,46 @@ test('two front doors over one Redis give the same answers', { skip, timeout: 30
 // Last: it stops Redis. While Redis is away the front door answers viewers from the registry it last read,
 // and publishers with 503 + Retry-After (a slot must be reserved in the shared registry); once Redis is back,
 // the worker writes its record again at once and publishers are admitted without restarting anything.
-test('Redis lost and back: viewers are routed from the last known registry, publishers wait, then all recovers', { skip, timeout: 60_000 }, async () => {
-  const a = await new FakeWorker('outage-a', 10_051).start();
-  try {
-    a.state = { ...a.state, streams: ['live-1'] };
-    await a.registration.beatNow();
-    await until('both front doors have read the registry', async () => (await Promise.all(fronts.map((f) => post(f, '/whep/live-1')))).every((r) => r.status === 307) || undefined, 5000);
-    await new Promise((r) => setTimeout(r, 2 * HEARTBEAT_MS)); // a background refresh of the last known registry
-    await redis.stop();
-    for (const front of fronts) {
-      assert.equal(placement(await post(front, '/whep/live-1')), a.state.url, 'a live stream is still found');
-      const stream = await fetch(`${front.url}/streams/live-1`, { redirect: 'manual' });
-      assert.equal(stream.status, 307);
-      assert.equal((await post(front, '/whep/unknown')).status, 404);
-      const publisher = await post(front, '/whip', '127.0.3.1');
-      assert.equal(publisher.status, 503);
-      assert.match(publisher.body, /registry is unreachable/);
-      assert.ok(Number(publisher.retryAfter) > 0);
+test(
+  'Redis lost and back: viewers are routed from the last known registry, publishers wait, then all recovers',
+  { skip, timeout: 60_000 },
+  async () => {
+    const a = await new FakeWorker('outage-a', 10_051).start();
+    try {
+      a.state = { ...a.state, streams: ['live-1'] };
+      await a.registration.beatNow();
+      await until(
+        'both front doors have read the registry',
+        async () => (await Promise.all(fronts.map((f) => post(f, '/whep/live-1')))).every((r) => r.status === 307) || undefined,
+        5000,
+      );
+      await new Promise((r) => setTimeout(r, 2 * HEARTBEAT_MS)); // a background refresh of the last known registry
+      await redis.stop();
+      for (const front of fronts) {
+        assert.equal(placement(await post(front, '/whep/live-1')), a.state.url, 'a live stream is still found');
+        const stream = await fetch(`${front.url}/streams/live-1`, { redirect: 'manual' });
+        assert.equal(stream.status, 307);
+        assert.equal((await post(front, '/whep/unknown')).status, 404);
+        const publisher = await post(front, '/whip', '127.0.3.1');
+        assert.equal(publisher.status, 503);
+        assert.match(publisher.body, /registry is unreachable/);
+        assert.ok(Number(publisher.retryAfter) > 0);
+      }
+      // The worker keeps trying (its heartbeat fails quietly) and nothing crashes while Redis is down.
+      await new Promise((r) => setTimeout(r, 3 * HEARTBEAT_MS));
+      await redis.restart();
+      const backAt = Date.now();
+      await until(
+        'a publisher is admitted again',
+        async () => (await post(fronts[0]!, '/whip', '127.0.3.2')).status === 307 || undefined,
+        15_000,
+        20,
+      );
+      const admittedAfterMs = Date.now() - backAt;
+      process.stdout.write(`# Redis back (empty) → new publisher admitted after ${admittedAfterMs} ms (heartbeat ${HEARTBEAT_MS} ms)\n`);
+      assert.equal(placement(await post(fronts[1]!, '/whep/live-1')), a.state.url, 'the worker re-registered its stream');
+    } finally {
+      await a.stop();
     }
-    // The worker keeps trying (its heartbeat fails quietly) and nothing crashes while Redis is down.
-    await new Promise((r) => setTimeout(r, 3 * HEARTBEAT_MS));
-    await redis.restart();
-    const backAt = Date.now();
-    await until('a publisher is admitted again', async () => (await post(fronts[0]!, '/whip', '127.0.3.2')).status === 307 || undefined, 15_000, 20);
-    const admittedAfterMs = Date.now() - backAt;
-    process.stdout.write(`# Redis back (empty) → new publisher admitted after ${admittedAfterMs} ms (heartbeat ${HEARTBEAT_MS} ms)\n`);
-    assert.equal(placement(await post(fronts[1]!, '/whep/live-1')), a.state.url, 'the worker re-registered its stream');
-  } finally {
-    await a.stop();
-  }
-});
+  },
+);

@@ -80,6 +80,8 @@ async function publish(name: string, options: { whipUrl?: string; loop?: boolean
     loop: options.loop ?? true,
     direction: options.onOutputFrame ? 'sendrecv' : 'sendonly',
     token: TOKEN,
+    // Four peers negotiating at once on a loaded 2-core machine can take longer than the default 10 s.
+    connectTimeoutMs: 30_000,
     onOutputFrame: options.onOutputFrame ?? (() => {}),
   });
   publishers.push(client);
@@ -238,11 +240,19 @@ test('a rolling restart drains each worker in turn: new publishers never reach i
     if (watched) assert.equal(new URL((await ask(`/whep/${watched}`)).headers.get('location')!).origin, old.url);
     // The clip ends; every frame the worker restyled reaches the publisher.
     await finite.finished;
-    const session = await (await fetch(finite.location, { headers: AUTH })).json() as { framesIn: number; framesOut: number; droppedFrames: number };
-    await until('the last restyled frames arrived', async () => {
-      const out = ((await (await fetch(finite.location, { headers: AUTH })).json()) as { framesOut: number }).framesOut;
-      return out === session.framesOut && returned.size >= out ? true : undefined;
-    }, 5000).catch(() => undefined);
+    // Settled: the worker's output count stopped moving and the publisher holds at least that many frames.
+    let lastOut = -1;
+    await until(
+      'the last restyled frames arrived',
+      async () => {
+        const out = ((await (await fetch(finite.location, { headers: AUTH })).json()) as { framesOut: number }).framesOut;
+        const settled = out === lastOut && returned.size >= out;
+        lastOut = out;
+        return settled || undefined;
+      },
+      15_000,
+      250,
+    ).catch(() => undefined);
     const final = (await (await fetch(finite.location, { headers: AUTH })).json()) as { framesIn: number; framesOut: number; droppedFrames: number };
     const stats = finite.stats();
     await finite.close();

@@ -45,7 +45,9 @@ export class RedisServer {
 
   /** Start (again) on the same port; resolves once it accepts connections. */
   async restart(): Promise<void> {
-    this.child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    this.child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+      stdio: 'ignore',
+    });
     await until('redis-server accepts connections', () => accepts(this.port), 10_000, 20);
   }
 
