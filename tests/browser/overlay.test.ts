@@ -1,8 +1,9 @@
 // The overlay page (/overlay/<name>, an OBS browser source) in headless Chromium against the real server: it says
-// "waiting for <name>" while nothing is published and retries with exponential backoff (1, 2, 4, 8 s), waits as long
-// as a 503's Retry-After says, and when the stream stops its stall watchdog drops the dead connection and it plays
-// again once the publisher is back. Backoff and Retry-After run on Playwright's fake clock (each wait is stepped, not
-// slept); the stall needs real media, so it runs on the real clock with its margins written next to it.
+// "waiting for <name>" while nothing is published and looks again after 1 s, then every 2 s (a publisher coming back
+// is seen soon), waits as long as a 503's Retry-After says, and when the stream stops it drops the dead connection
+// (its viewer resource is gone, or no frame for 8 s) and plays again once the publisher is back. The waits run on
+// Playwright's fake clock (each is stepped, not slept); the stream stopping needs real media, so it runs on the real
+// clock with its margins written next to it.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -22,6 +23,8 @@ declare const document: any;
 
 /** The overlay's watchdog drops a connection that shows no new frame for this long (client/src/overlay.ts). */
 const STALL_MS = 8000;
+/** While nothing is published the overlay looks again this often (client/src/overlay.ts WAITING_RETRY_MS). */
+const WAITING_RETRY_S = 2;
 // Real-clock waits: a first picture needs ICE + DTLS + a keyframe + a model run (about a second idle); 20 s is
 // slack for a loaded 2-core machine, and a broken path never plays at all.
 const PLAYS_WITHIN_MS = 20_000;
@@ -79,13 +82,13 @@ describe('overlay page /overlay/<name>', { skip, timeout: 120_000 }, () => {
       return pattern.test(text) ? text : undefined;
     }, withinMs, 50);
 
-  test('nothing published: "waiting for <name>", retried after 1, 2, 4 and 8 s and not sooner', async () => {
+  test('nothing published: "waiting for <name>", looked for again after 1 s, then every 2 s, and not sooner', async () => {
     const { page, offers } = await overlay('absent', true);
     const clock = page.clock;
     // Each answer is a real 404 from the server: a few ms, 5 s for a loaded machine.
     await stateMatches(page, /^waiting for “absent” · retrying in 1 s$/, 5000);
     assert.equal(offers(), 1);
-    for (const [waitS, nextS] of [[1, 2], [2, 4], [4, 8], [8, 16]] as const) {
+    for (const [waitS, nextS] of [[1, WAITING_RETRY_S], [WAITING_RETRY_S, WAITING_RETRY_S], [WAITING_RETRY_S, WAITING_RETRY_S]] as const) {
       const before = offers();
       await clock.runFor(waitS * 1000 - 100);
       assert.equal(offers(), before, `no retry before ${waitS} s`);
@@ -116,22 +119,23 @@ describe('overlay page /overlay/<name>', { skip, timeout: 120_000 }, () => {
     }
   });
 
-  test('the stream stops: the stall watchdog drops the silent connection, and the overlay plays again when it is back', async () => {
+  test('the stream stops: the overlay drops the dead connection, waits for the name, and plays again when it is back', async () => {
     const name = 'comeback';
     const first = await publish(name);
     const { page } = await overlay(name, false);
     await until('the overlay to play', async () => (await framesShown(page)) > 10 && (await stateText(page)) === '', PLAYS_WITHIN_MS, 200);
-    // The publisher ends its stream; werift's closing viewer connection sends the browser nothing, so only the
-    // watchdog can tell: STALL_MS of no new frame, checked every second, +10 s for a loaded machine.
+    // The publisher ends its stream; werift's closing viewer connection sends the browser nothing, so the page finds
+    // out itself: its viewer resource answers 404 once the video falls silent (1.5 s), or at the latest its watchdog
+    // fires (STALL_MS without a frame). +10 s for a loaded machine.
     await first.close();
     publishers.splice(publishers.indexOf(first), 1);
-    await stateMatches(page, /^no video · retrying in 1 s$/, STALL_MS + 1000 + 10_000);
+    await stateMatches(page, /^(stream ended|no video) · retrying in 1 s$/, STALL_MS + 1000 + 10_000);
     // The next try finds nothing published yet and says so.
     await stateMatches(page, /^waiting for “comeback” · retrying in \d+ s$/, 5000);
     await publish(name);
     const framesBefore = await framesShown(page);
-    // Back within the backoff then in force (2 or 4 s) plus PLAYS_WITHIN_MS.
-    await until('the overlay to play again', async () => (await framesShown(page)) > framesBefore + 10 && (await stateText(page)) === '', 4000 + PLAYS_WITHIN_MS, 200).catch(async (error: Error) => {
+    // Back within the next look (WAITING_RETRY_S) plus PLAYS_WITHIN_MS.
+    await until('the overlay to play again', async () => (await framesShown(page)) > framesBefore + 10 && (await stateText(page)) === '', WAITING_RETRY_S * 1000 + PLAYS_WITHIN_MS, 200).catch(async (error: Error) => {
       throw new Error(`${error.message}: state "${await stateText(page)}", ${await framesShown(page)} frames shown (${framesBefore} before); server viewers ${server.sessions.viewerCount}`);
     });
   });
