@@ -12,7 +12,20 @@ import type { SessionConfig, TensorSpec } from './onnx-component.js';
 import type { FloatTensorData, FloatTensorType } from './onnx-component.js';
 import { dimOr, floatTensor, floatTypeOf, ModelComponentError, OnnxComponent, readFloat, readFloatData, scalarTensor } from './onnx-component.js';
 import { OnnxProtoError } from './onnx-protobuf.js';
-import { IMAGE_INPUT, IMAGE_OUTPUT, imageDecoderGraph, imageEncoderGraph, LATENT_INPUT, LATENT_OUTPUT, PixelGraphError } from './pixel-graphs.js';
+import {
+  denoiserStepGraph,
+  IMAGE_INPUT,
+  IMAGE_OUTPUT,
+  imageDecoderGraph,
+  imageEncoderGraph,
+  LATENT_INPUT,
+  LATENT_OUTPUT,
+  PixelGraphError,
+  STEP_NOISE,
+  STEP_NOISE_SCALES,
+  STEP_X0,
+  STEP_X0_ESTIMATE,
+} from './pixel-graphs.js';
 import { rgbToTensor, tensorToRgb } from './pixel-tensors.js';
 import { guidanceScaleEmbedding, LCM_GUIDANCE_SCALE } from './scheduler.js';
 
@@ -166,13 +179,28 @@ export class Denoiser {
   /** SDXL UNets: the width of the pooled text embedding their `text_embeds` input takes; others: undefined. */
   readonly pooledDim: number | undefined;
 
-  constructor(readonly component: OnnxComponent, fallback: { tokens: number; dim: number }) {
-    this.sample = component.require('input', ['sample', 'latent_model_input', 'x'], 0);
-    this.timestep = component.require('input', ['timestep', 't', 'timesteps'], 1);
-    this.context = component.require('input', ['encoder_hidden_states', 'context', 'cond'], 2);
-    this.out = component.require('output', ['out_sample', 'noise_pred', 'sample'], 0);
+  /**
+   * @param inGraph the component is the UNet wrapped in its step graph (models/pixel-graphs.ts denoiserStepGraph):
+   * x0Estimate() runs a whole step there. Its x0 input stands where the UNet's sample was, so the other inputs are
+   * matched by name and position as they are in the plain UNet.
+   */
+  constructor(
+    readonly component: OnnxComponent,
+    fallback: { tokens: number; dim: number },
+    readonly inGraph = false,
+  ) {
+    const view = inGraph ? component.inputs.filter((s) => s.name !== STEP_NOISE && s.name !== STEP_NOISE_SCALES) : component.inputs;
+    const input = (names: readonly string[], position: number): TensorSpec => {
+      const spec = names.map((n) => view.find((s) => s.name === n)).find((s) => s) ?? view[position];
+      if (!spec) throw new ModelComponentError(`${component.path}: no input named ${names.join(' or ')} (has: ${view.map((s) => s.name).join(', ')})`);
+      return spec;
+    };
+    this.sample = input(inGraph ? [STEP_X0] : ['sample', 'latent_model_input', 'x'], 0);
+    this.timestep = input(['timestep', 't', 'timesteps'], 1);
+    this.context = input(['encoder_hidden_states', 'context', 'cond'], 2);
+    this.out = component.require('output', inGraph ? [STEP_X0_ESTIMATE] : ['out_sample', 'noise_pred', 'sample'], 0);
     const mapped = new Set([this.sample.name, this.timestep.name, this.context.name]);
-    this.extras = component.inputs.filter((s) => !mapped.has(s.name));
+    this.extras = view.filter((s) => !mapped.has(s.name));
     for (const e of this.extras) {
       if (!KNOWN_DENOISER_INPUTS.has(e.name))
         throw new ModelComponentError(`${component.path}: denoiser input "${e.name}" is not one this runtime knows how to feed`);
@@ -194,6 +222,25 @@ export class Denoiser {
     for (const e of this.extras) feeds[e.name] = this.extraInput(e, x, conditioning.pooled);
     const res = await this.component.run(feeds, [this.out]);
     return readFloat(res[this.out.name]!);
+  }
+
+  /**
+   * One denoising step in the step graph: x0 noised to timestep t with `noise` (ᾱ = alphaBar), the UNet, and the
+   * x0 estimate from its prediction, all on the execution provider; float32 in and out.
+   */
+  async x0Estimate(x0: Latent, noise: Float32Array, alphaBar: number, t: number, conditioning: ConditioningEmbeds): Promise<Float32Array> {
+    if (!this.inGraph) throw new ModelComponentError(`${this.component.path}: x0Estimate needs the denoiser's step graph`);
+    const n = x0.data.length;
+    const feeds: Record<string, ort.Tensor> = {
+      [STEP_X0]: new ort.Tensor('float32', x0.data, x0.dims),
+      [STEP_NOISE]: new ort.Tensor('float32', noise.length === n ? noise : noise.subarray(0, n), x0.dims),
+      [STEP_NOISE_SCALES]: new ort.Tensor('float32', Float32Array.of(Math.sqrt(alphaBar), Math.sqrt(1 - alphaBar)), [2]),
+      [this.timestep.name]: scalarTensor(this.timestep, t),
+      [this.context.name]: floatTensor(this.context, this.expandContext(conditioning.context), [1, this.contextTokens, this.contextDim]),
+    };
+    for (const e of this.extras) feeds[e.name] = this.extraInput(e, x0, conditioning.pooled);
+    const res = await this.component.run(feeds, [this.out]);
+    return res[this.out.name]!.data as Float32Array;
   }
 
   private expandContext(context: Float32Array): Float32Array {
@@ -255,7 +302,9 @@ export async function loadComponents(manifest: ModelManifest, config: Components
   const enc = await OnnxComponent.load(manifest.components.vae_encoder, config, encGraph);
   // Once one session had to fall back, load the rest on CPU directly rather than logging three times.
   const rest = { ...config, provider: enc.provider };
-  const den = await OnnxComponent.load(manifest.components.denoiser, rest);
+  const stepOptions = { predictionType: manifest.scheduler.predictionType, channels: latent.channels };
+  const denGraph = wrap ? pixelGraph(manifest.components.denoiser, (b) => denoiserStepGraph(b, stepOptions), config) : undefined;
+  const den = await OnnxComponent.load(manifest.components.denoiser, rest, denGraph);
   const decGraph = wrap ? pixelGraph(manifest.components.vae_decoder, (b) => imageDecoderGraph(b, graphOptions), config) : undefined;
   const dec = await OnnxComponent.load(manifest.components.vae_decoder, rest, decGraph);
   // Where the export leaves the conditioning dims symbolic: one style token, or CLIP's 77 × 768.
@@ -263,7 +312,7 @@ export async function loadComponents(manifest: ModelManifest, config: Components
   const fallback = c.kind === 'styles' ? { tokens: 1, dim: c.dim } : { tokens: 77, dim: manifest.textHiddenSize ?? 768 };
   return {
     encoder: encGraph ? new GraphVaeEncoder(enc, latent.channels) : new HostVaeEncoder(enc, manifest),
-    denoiser: new Denoiser(den, fallback),
+    denoiser: new Denoiser(den, fallback, denGraph !== undefined),
     decoder: decGraph ? new GraphVaeDecoder(dec) : new HostVaeDecoder(dec, manifest),
     provider: dec.provider,
     release: async () => {
@@ -272,13 +321,16 @@ export async function loadComponents(manifest: ModelManifest, config: Components
   };
 }
 
-/** The wrapped model's bytes, or undefined (logged) where the file cannot be wrapped. */
+/**
+ * The wrapped model's bytes, or undefined (logged) where the file cannot be wrapped: the model then runs as it is,
+ * with the conversions around it on the host. Any failure falls back (a file too large to copy in memory as well).
+ */
 function pixelGraph(path: string, build: (bytes: Uint8Array) => Uint8Array, config: SessionConfig): Uint8Array | undefined {
   try {
     return build(readFileSync(path));
   } catch (err) {
-    if (!(err instanceof PixelGraphError || err instanceof OnnxProtoError)) throw err;
-    config.logger?.warn(`${path}: pixel conversion stays on the host: ${err.message}`);
+    const why = err instanceof PixelGraphError || err instanceof OnnxProtoError ? err.message : `${(err as Error).message} (wrapping it failed)`;
+    config.logger?.warn(`${path}: the conversions around it stay on the host: ${why}`);
     return undefined;
   }
 }

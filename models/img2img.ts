@@ -87,6 +87,15 @@ export async function img2img(
     const x0 = inputLatent.slice();
     const noise = opts.noise.get(x0.length);
     const timesteps = streamTimesteps(opts.steps, opts.strength, manifest.scheduler.numTrainTimesteps);
+    if (denoiser.inGraph) {
+      // The step graph noises x0, runs the UNet and gives the x0 estimate on the execution provider; the host only
+      // guides it. The next step noises the guided estimate again, as the loop below does with addNoise.
+      for (const t of timesteps) {
+        x0.set(await denoiser.x0Estimate({ data: x0, dims: encoded.dims }, noise, schedule.alphaBar(t), t, opts.conditioning));
+        if (guidance) applyGuidance(x0, guidance);
+      }
+      return { data: x0, dims: encoded.dims };
+    }
     const x: Latent = { data: addNoise(x0, noise, schedule.alphaBar(timesteps[0]!)), dims: encoded.dims };
     for (let i = 0; i < timesteps.length; i++) {
       const t = timesteps[i]!;

@@ -1,5 +1,6 @@
 // Pixels in, pixels out: the model folder's own VAE encoder and decoder, wrapped at load time in a few ONNX nodes
-// so that the conversions around them run on the execution provider instead of the host. The encoder graph takes
+// so that the conversions around them run on the execution provider instead of the host; likewise the UNet, with
+// the scheduler arithmetic of a denoising step (noising, x0 from the prediction) around it. The encoder graph takes
 // the frame as it is (uint8 RGB, [1, H, W, 3]) and gives the scaled latent mean; the decoder graph takes a scaled
 // latent and gives uint8 RGB back. Built in memory from the model's bytes at every load (no cache to invalidate,
 // nothing written next to the model), so any diffusers/optimum export benefits; ./onnx-protobuf.ts does the bytes.
@@ -81,7 +82,8 @@ interface Wrapping {
   prefix: ProtoWriter[];
   suffix: ProtoWriter[];
   initializers: ProtoWriter[];
-  input: ProtoWriter;
+  /** Declared where the replaced input and output were, so positional matching of the other inputs still holds. */
+  inputs: ProtoWriter[];
   output: ProtoWriter;
 }
 
@@ -89,12 +91,12 @@ function assemble(m: ParsedModel, w: Wrapping): Uint8Array {
   const graph = new ProtoWriter();
   for (const n of w.prefix) graph.bytes(1, n);
   for (const f of m.graph) {
-    if (f === w.replacedInput.field || f === w.replacedOutput.field) continue;
-    graph.raw(m.buf.subarray(f.start, f.end));
+    if (f === w.replacedInput.field) for (const i of w.inputs) graph.bytes(11, i);
+    else if (f === w.replacedOutput.field) graph.bytes(12, w.output);
+    else graph.raw(m.buf.subarray(f.start, f.end));
   }
   for (const n of w.suffix) graph.bytes(1, n);
   for (const i of w.initializers) graph.bytes(5, i);
-  graph.bytes(11, w.input).bytes(12, w.output);
   const model = new ProtoWriter();
   for (const f of m.rest) model.raw(m.buf.subarray(f.start, f.end));
   return model.bytes(7, graph).finish();
@@ -145,7 +147,7 @@ export function imageEncoderGraph(bytes: Uint8Array, o: EncoderGraphOptions): Ui
       initializer(P + 'axis1', 'int64', [1], [1]),
       initializer(P + 'sf', 'float', [], [o.scalingFactor]),
     ],
-    input: valueInfo(IMAGE_INPUT, OnnxType.uint8, [1, 'height', 'width', 3]),
+    inputs: [valueInfo(IMAGE_INPUT, OnnxType.uint8, [1, 'height', 'width', 3])],
     output: valueInfo(LATENT_OUTPUT, OnnxType.float, [1, o.channels, 'latent_height', 'latent_width']),
   });
 }
@@ -193,7 +195,81 @@ export function imageDecoderGraph(bytes: Uint8Array, o: DecoderGraphOptions): Ui
       initializer(P + 'min', 'float', [], [0]),
       initializer(P + 'max', 'float', [], [255]),
     ],
-    input: valueInfo(LATENT_INPUT, OnnxType.float, [1, o.channels, 'latent_height', 'latent_width']),
+    inputs: [valueInfo(LATENT_INPUT, OnnxType.float, [1, o.channels, 'latent_height', 'latent_width'])],
     output: valueInfo(IMAGE_OUTPUT, OnnxType.uint8, [1, 'height', 'width', 3]),
+  });
+}
+
+/** The denoiser step graph's own inputs and output (the UNet's other inputs keep their names). */
+export const STEP_X0 = 'sds.x0';
+export const STEP_NOISE = 'sds.noise';
+export const STEP_NOISE_SCALES = 'sds.noise_scales';
+export const STEP_X0_ESTIMATE = 'sds.x0_estimate';
+
+export interface DenoiserGraphOptions {
+  predictionType: 'epsilon' | 'v_prediction' | 'sample';
+  channels: number;
+}
+
+/**
+ * unet bytes → a model for one denoising step around it: it takes the clean latent x0, the stream's noise and
+ * [√ᾱ, √(1−ᾱ)] (all float32), noises x0 to x_t, runs the UNet (in its own float type) and gives the x0 estimate in
+ * float32, as models/scheduler.ts addNoise and predictX0 do on the host. The UNet's other inputs (timestep,
+ * conditioning, SDXL's extras) are fed as before. Multi-step: the next step takes the (guided) estimate as its x0.
+ */
+export function denoiserStepGraph(bytes: Uint8Array, o: DenoiserGraphOptions): Uint8Array {
+  const m = parseModel(bytes);
+  const input = pick(m.inputs, ['sample', 'latent_model_input', 'x'], 'input');
+  const output = pick(m.outputs, ['out_sample', 'noise_pred', 'sample'], 'output');
+  const half = input.elemType === OnnxType.float16;
+  const outHalf = output.elemType === OnnxType.float16;
+  const xt = half ? P + 'xt' : input.name;
+  const prefix = [
+    node('Gather', [STEP_NOISE_SCALES, P + 'i0'], [P + 'a'], P + 'sqrt_alpha_bar'),
+    node('Gather', [STEP_NOISE_SCALES, P + 'i1'], [P + 's'], P + 'sqrt_one_minus_alpha_bar'),
+    node('Mul', [STEP_X0, P + 'a'], [P + 'ax0'], P + 'scale_x0'),
+    node('Mul', [STEP_NOISE, P + 's'], [P + 'snoise'], P + 'scale_noise'),
+    node('Add', [P + 'ax0', P + 'snoise'], [xt], P + 'add_noise'),
+    ...(half ? [node('Cast', [xt], [input.name], P + 'to_half', { to: { int: OnnxType.float16 } })] : []),
+  ];
+  const raw = outHalf ? P + 'prediction32' : output.name;
+  const prediction = P + 'prediction';
+  const suffix = [
+    ...(outHalf ? [node('Cast', [output.name], [raw], P + 'to_float', { to: { int: OnnxType.float } })] : []),
+    // Only the latent's channels (an export with learned variance has twice as many), as predictX0 reads them.
+    node('Slice', [raw, P + 'zero', P + 'channels', P + 'axis1'], [prediction], P + 'latent_channels'),
+  ];
+  if (o.predictionType === 'epsilon') {
+    // x0 = (x_t − √(1−ᾱ)·ε) / √ᾱ
+    suffix.push(
+      node('Mul', [prediction, P + 's'], [P + 'seps'], P + 'scale_eps'),
+      node('Sub', [xt, P + 'seps'], [P + 'diff'], P + 'remove_noise'),
+      node('Div', [P + 'diff', P + 'a'], [STEP_X0_ESTIMATE], P + 'x0'),
+    );
+  } else if (o.predictionType === 'v_prediction') {
+    // x0 = √ᾱ·x_t − √(1−ᾱ)·v
+    suffix.push(
+      node('Mul', [xt, P + 'a'], [P + 'axt'], P + 'scale_xt'),
+      node('Mul', [prediction, P + 's'], [P + 'sv'], P + 'scale_v'),
+      node('Sub', [P + 'axt', P + 'sv'], [STEP_X0_ESTIMATE], P + 'x0'),
+    );
+  } else {
+    suffix.push(node('Identity', [prediction], [STEP_X0_ESTIMATE], P + 'x0'));
+  }
+  const latent = (name: string) => valueInfo(name, OnnxType.float, ['batch', o.channels, 'latent_height', 'latent_width']);
+  return assemble(m, {
+    replacedInput: input,
+    replacedOutput: output,
+    prefix,
+    suffix,
+    initializers: [
+      initializer(P + 'i0', 'int64', [], [0]),
+      initializer(P + 'i1', 'int64', [], [1]),
+      initializer(P + 'zero', 'int64', [1], [0]),
+      initializer(P + 'channels', 'int64', [1], [o.channels]),
+      initializer(P + 'axis1', 'int64', [1], [1]),
+    ],
+    inputs: [latent(STEP_X0), latent(STEP_NOISE), valueInfo(STEP_NOISE_SCALES, OnnxType.float, [2])],
+    output: latent(STEP_X0_ESTIMATE),
   });
 }

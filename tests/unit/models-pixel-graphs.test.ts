@@ -9,6 +9,9 @@ import { loadComponents, type DiffusionComponents } from '../../models/diffusion
 import { loadManifest } from '../../models/manifest.js';
 import { ProtoWriter, initializer } from '../../models/onnx-protobuf.js';
 import { imageDecoderGraph, imageEncoderGraph, PixelGraphError } from '../../models/pixel-graphs.js';
+import { ConditioningTable } from '../../models/conditioning.js';
+import { FixedNoise, img2img } from '../../models/img2img.js';
+import { NoiseSchedule } from '../../models/scheduler.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const SESSION = { provider: 'cpu' as const, fallbackToCpu: false, intraOpThreads: 1 };
@@ -72,6 +75,44 @@ describe('pixel graphs match the host path', () => {
       }
       assert.ok(worst <= 1, `bytes differ by up to ${worst}`);
       assert.ok(off <= outA.data.length * 0.01, `${off} of ${outA.data.length} bytes differ (rounding at .5 in float32 vs float64)`);
+    });
+  }
+});
+
+describe('the denoiser step graph matches the host scheduler arithmetic', () => {
+  const cases = [
+    ['the default model (x0-predicting)', 'models/default', 64, 64, undefined],
+    ['sd-tiny (ε)', 'tests/fixtures/sd-tiny', 64, 64, undefined],
+    ['sd-tiny read as v-prediction', 'tests/fixtures/sd-tiny', 64, 64, 'v_prediction'],
+    ['sd-tiny-fp16 (ε, float16)', 'tests/fixtures/sd-tiny-fp16', 64, 64, undefined],
+    ['sdxl-tiny (text_embeds, time_ids)', 'tests/fixtures/sdxl-tiny', 64, 48, undefined],
+  ] as const;
+  for (const [label, dir, width, height, predictionType] of cases) {
+    it(`${label}: two steps give the same output latent`, async () => {
+      const base = loadManifest(join(ROOT, dir));
+      const manifest = predictionType ? { ...base, scheduler: { ...base.scheduler, predictionType } } : base;
+      const graph = await loadComponents(manifest, SESSION);
+      const host = await loadComponents(manifest, { ...SESSION, pixelGraphs: false });
+      loaded.push(graph, host);
+      assert.ok(graph.denoiser.inGraph && !host.denoiser.inGraph);
+      const schedule = new NoiseSchedule(manifest.scheduler);
+      const table = new ConditioningTable(manifest);
+      const run = (components: DiffusionComponents) =>
+        img2img({ manifest, schedule, components }, photoLike(width, height), {
+          steps: 2,
+          strength: 0.6,
+          conditioning: table.embedding(manifest.defaults.style, components.denoiser.contextTokens, components.denoiser.contextDim),
+          noise: new FixedNoise(3),
+        }, []);
+      const [a, b] = [await run(graph), await run(host)];
+      let scale = 0;
+      let diff = 0;
+      for (let i = 0; i < a.outputLatent.length; i++) {
+        scale = Math.max(scale, Math.abs(b.outputLatent[i]!));
+        diff = Math.max(diff, Math.abs(a.outputLatent[i]! - b.outputLatent[i]!));
+      }
+      const tolerance = dir.endsWith('fp16') ? 3e-2 : 1e-3;
+      assert.ok(diff <= tolerance * Math.max(1, scale), `output latent max diff ${diff} (scale ${scale})`);
     });
   }
 });
