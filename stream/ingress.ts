@@ -27,6 +27,8 @@ export interface VideoIngressStats {
   bytesIn: number;
   framesAssembled: number;
   framesLost: number;
+  /** Complete frames dropped because the decoder needs a keyframe first (after a loss, a backlog or at the start). */
+  framesSkippedAwaitingKeyframe: number;
   framesDecoded: number;
   decodeErrors: number;
   malformedPackets: number;
@@ -134,6 +136,7 @@ export class VideoIngress {
       ...this.counters,
       framesAssembled: a.framesAssembled,
       framesLost: a.framesLost,
+      framesSkippedAwaitingKeyframe: a.framesSkippedAwaitingKeyframe,
       malformedPackets: a.malformedPackets,
       paddingPackets: a.paddingPackets,
       inputFps: recent.length / 2,

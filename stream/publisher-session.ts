@@ -69,6 +69,7 @@ const NO_INGRESS_YET: VideoIngressStats = {
   bytesIn: 0,
   framesAssembled: 0,
   framesLost: 0,
+  framesSkippedAwaitingKeyframe: 0,
   framesDecoded: 0,
   decodeErrors: 0,
   malformedPackets: 0,

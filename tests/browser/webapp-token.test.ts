@@ -105,4 +105,20 @@ describe('web app with ?token= on a token-protected server', { skip, timeout: 12
     assert.match(await notice(page, 'The server ended the session'), /^DELETE by client\. Press Start to connect again\.$/);
     await page.context().close();
   });
+
+  // Last: it restarts the server. A shutdown tells the page it may publish again (retry: true; its output falling
+  // silent would lead there too); the page retries with backoff (0.5, 1, 2, 4, 8 s) and so reaches the server once
+  // it is back on the same port.
+  test('a server restart: the page publishes again by itself, with its token, once the server is back', async () => {
+    const page = await pressStart(`?token=${TOKEN}`);
+    await page.waitForFunction(() => /\d+ \/ \d+ ms/.test(document.querySelector('[data-stat="latency"]')?.textContent ?? ''), undefined, { timeout: LIVE_WITHIN_MS });
+    const port = server.port;
+    await server.close();
+    await page.waitForFunction(() => document.getElementById('status').textContent === 'Reconnecting…', undefined, { timeout: REFUSED_WITHIN_MS });
+    server = await startTestServer({ modelDir: DEFAULT_MODEL, token: TOKEN, port, admissionCeiling: Number.POSITIVE_INFINITY });
+    // Within the retries left (up to 15 s of backoff) plus the connect.
+    await until('the page to publish to the restarted server', () => server.sessions.size === 1, 15_000 + LIVE_WITHIN_MS, 100);
+    await page.waitForFunction(() => document.getElementById('status').dataset.state === 'live', undefined, { timeout: LIVE_WITHIN_MS });
+    await page.context().close();
+  });
 });

@@ -12,10 +12,13 @@ import { SdpError, UnsupportedCodecError } from '../../stream/errors.js';
 import { liveResources } from '../../stream/resource-counters.js';
 import type { VideoCodecName } from '../../stream/video-codec.js';
 import { createLoopbackClient, loadTestPhoto, makePanClip } from '../../bench/loopback-client.js';
+import { until } from '../support/until.js';
 
 const TARGET = { width: 320, height: 256 };
 const FPS = 30;
 const FRAMES = 90;
+/** 3 s of clip at even 3 fps of echo, what a starved 2-core machine still manages (idle: all 90). */
+const MIN_ECHOED = 9;
 
 /** Test-only WHIP endpoint: POST /whip answers with an echoing session; DELETE /whip/:id closes it. */
 interface EchoServer {
@@ -44,7 +47,8 @@ function startEchoServer(): Promise<EchoServer> {
           codecs: ['VP8', 'H264'],
           maxBitrateKbps: 1500,
           network: { announcedAddresses: ['127.0.0.1'] },
-          mediaTimeoutMs: 2000,
+          // Also counts from the answer to the first packet, which a loaded machine can delay by seconds.
+          mediaTimeoutMs: 5000,
           onData: (text) => session?.sendData(`echo:${text}`),
           onClosed: (reason) => closed.push(reason),
           onSent: (frame, firstPacketMs) => {
@@ -120,7 +124,7 @@ describe('PublisherSession echo over real WebRTC', { timeout: 120_000 }, () => {
   });
 
   for (const codec of ['VP8', 'H264'] as VideoCodecName[]) {
-    test(`${codec}: ≥90% of frames come back with their RTP timestamps and the sent pixels`, { timeout: 60_000 }, async () => {
+    test(`${codec}: frames come back throughout the clip with their RTP timestamps and the sent pixels`, { timeout: 60_000 }, async () => {
       server.stages.clear();
       const received = new Map<number, { rgb: RgbImage; receivedMs: number }>();
       const dataReplies: string[] = [];
@@ -137,7 +141,11 @@ describe('PublisherSession echo over real WebRTC', { timeout: 120_000 }, () => {
       });
       await client.finished;
       client.sendData('ping');
-      await new Promise((r) => setTimeout(r, 700)); // the last frames in flight
+      // The egress keeps one frame waiting while it encodes (latest wins), so a loaded machine sends fewer back, but
+      // output never stops: a frame of the clip's last second comes back (a few ms idle; 10 s for a loaded machine).
+      const fromLastSecond = (): boolean => [...received.keys()].some((ts) => (client.sent.get(ts)?.index ?? -1) >= FRAMES - FPS);
+      await until("a frame of the clip's last second to come back", fromLastSecond, 10_000);
+      await until('the DataChannel echo', () => dataReplies.length > 0, 10_000);
       const session = [...server.sessions.values()].at(-1)!;
       const stats: PublisherStats = session.stats();
       assert.equal(session.codec, codec);
@@ -168,7 +176,8 @@ describe('PublisherSession echo over real WebRTC', { timeout: 120_000 }, () => {
       );
       for (const name of ['depacketize', 'decode', 'scale', 'encode', 'packetize']) assert.ok(server.stages.has(name), `stage ${name} recorded`);
       assert.equal(unmatched, 0, 'every output frame carries an input RTP timestamp');
-      assert.ok(received.size >= 0.9 * FRAMES, `received ${received.size} of ${FRAMES}`);
+      // How many come back is the machine's speed (reported above); that they keep coming is the echo's job.
+      assert.ok(received.size >= MIN_ECHOED, `received ${received.size} of ${FRAMES}`);
       assert.ok(median(psnrs) > 25, `median PSNR ${median(psnrs)}`);
       assert.ok(stats.decodeErrors === 0, 'no decode errors on a clean loopback');
       assert.deepEqual(dataReplies, ['echo:ping']);
