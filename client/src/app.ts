@@ -51,8 +51,12 @@ interface LiveSession {
 const STALL_MS = 3000;
 /** Output silent this long: ask whether the session still exists (behind a cluster's front door, its worker may have died). */
 const PROBE_AFTER_MS = 1000;
-/** Publishing again after the server lost the session: this many tries, 0.5 s apart and doubling, before giving up. */
-const REPUBLISH_TRIES = 5;
+/**
+ * Publishing again after the server lost the session: tries 0.5 s apart, doubling to 4 s, for up to a minute — a
+ * restarted server loads and warms up its model before it answers, which takes seconds on a busy machine.
+ */
+const REPUBLISH_FOR_MS = 60_000;
+const REPUBLISH_BACKOFF_MAX_MS = 4000;
 
 let model: ModelInfo | undefined;
 let session: LiveSession | undefined;
@@ -130,7 +134,8 @@ async function publish(camera: MediaStream): Promise<{ publisher: Publisher; gla
 /**
  * The server lost the session (a cluster worker died or restarted; the network dropped): publish the same camera
  * again, with the form's parameters. Through a front door that reaches a live worker; the user does nothing.
- * After REPUBLISH_TRIES failures, or a refusal that retrying cannot fix, the session ends with a message.
+ * After REPUBLISH_FOR_MS of failures, or a refusal that retrying cannot fix, the session ends with a message; a full
+ * server's Retry-After is obeyed.
  */
 async function republish(live: LiveSession): Promise<void> {
   if (republishing || session !== live) return;
@@ -138,7 +143,8 @@ async function republish(live: LiveSession): Promise<void> {
   setStatus('interrupted', 'Reconnecting…');
   retire(live, { keepCamera: true });
   try {
-    for (let attempt = 0; attempt < REPUBLISH_TRIES && session === live; attempt++) {
+    const giveUpAt = Date.now() + REPUBLISH_FOR_MS;
+    for (let backoffMs = 500; session === live && Date.now() < giveUpAt; backoffMs = Math.min(backoffMs * 2, REPUBLISH_BACKOFF_MAX_MS)) {
       try {
         const { publisher, glass } = await publish(live.camera);
         if (session !== live) {
@@ -151,7 +157,8 @@ async function republish(live: LiveSession): Promise<void> {
         return;
       } catch (err) {
         if (err instanceof SignalingError && err.kind === 'rejected') break;
-        await new Promise((resolve) => setTimeout(resolve, 500 * 2 ** attempt));
+        const retryAfterMs = err instanceof SignalingError && err.retryAt ? err.retryAt.getTime() - Date.now() : 0;
+        await new Promise((resolve) => setTimeout(resolve, Math.max(backoffMs, retryAfterMs)));
       }
     }
     if (session === live) {

@@ -116,8 +116,8 @@ describe('web app with ?token= on a token-protected server', { skip, timeout: 12
     await server.close();
     await page.waitForFunction(() => document.getElementById('status').textContent === 'Reconnecting…', undefined, { timeout: REFUSED_WITHIN_MS });
     server = await startTestServer({ modelDir: DEFAULT_MODEL, token: TOKEN, port, admissionCeiling: Number.POSITIVE_INFINITY });
-    // Within the retries left (up to 15 s of backoff) plus the connect.
-    await until('the page to publish to the restarted server', () => server.sessions.size === 1, 15_000 + LIVE_WITHIN_MS, 100);
+    // Within the next retry (at most 4 s apart) plus the connect.
+    await until('the page to publish to the restarted server', () => server.sessions.size === 1, 4000 + LIVE_WITHIN_MS, 100);
     await page.waitForFunction(() => document.getElementById('status').dataset.state === 'live', undefined, { timeout: LIVE_WITHIN_MS });
     await page.context().close();
   });
