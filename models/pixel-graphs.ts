@@ -102,7 +102,7 @@ function assemble(m: ParsedModel, w: Wrapping): Uint8Array {
   return model.bytes(7, graph).finish();
 }
 
-export interface EncoderGraphOptions {
+export interface VaeGraphOptions {
   /** The model's pixel value range, e.g. [-1, 1]. */
   pixelRange: readonly [number, number];
   scalingFactor: number;
@@ -110,17 +110,33 @@ export interface EncoderGraphOptions {
   channels: number;
 }
 
+/** The VAE half a pixel graph wraps: the input and output it replaces, and whether each is float16. */
+interface VaeEnds {
+  m: ParsedModel;
+  input: DeclaredValue;
+  output: DeclaredValue;
+  half: boolean;
+  outHalf: boolean;
+}
+
+function vaeEnds(bytes: Uint8Array, inputNames: readonly string[], outputNames: readonly string[]): VaeEnds {
+  const m = parseModel(bytes);
+  const input = pick(m.inputs, inputNames, 'input');
+  const output = pick(m.outputs, outputNames, 'output');
+  return { m, input, output, half: input.elemType === OnnxType.float16, outHalf: output.elemType === OnnxType.float16 };
+}
+
 /**
  * vae_encoder bytes → a model that takes uint8 RGB [1, H, W, 3] as IMAGE_INPUT and gives the scaled latent mean
  * [1, C, H/8, W/8] in float32 as LATENT_OUTPUT. Throws PixelGraphError when the model cannot be wrapped.
  */
-export function imageEncoderGraph(bytes: Uint8Array, o: EncoderGraphOptions): Uint8Array {
-  const m = parseModel(bytes);
-  const input = pick(m.inputs, ['sample', 'pixel_values', 'images'], 'input');
-  const output = pick(m.outputs, ['latent_parameters', 'latent_sample', 'latent_dist', 'latents'], 'output');
+export function imageEncoderGraph(bytes: Uint8Array, o: VaeGraphOptions): Uint8Array {
+  const { m, input, output, half, outHalf } = vaeEnds(
+    bytes,
+    ['sample', 'pixel_values', 'images'],
+    ['latent_parameters', 'latent_sample', 'latent_dist', 'latents'],
+  );
   const [lo, hi] = o.pixelRange;
-  const half = input.elemType === OnnxType.float16;
-  const outHalf = output.elemType === OnnxType.float16;
   const prefix = [
     node('Cast', [IMAGE_INPUT], [P + 'levels'], P + 'cast_in', { to: { int: OnnxType.float } }),
     node('Mul', [P + 'levels', P + 'step'], [P + 'scaled'], P + 'scale'),
@@ -152,23 +168,13 @@ export function imageEncoderGraph(bytes: Uint8Array, o: EncoderGraphOptions): Ui
   });
 }
 
-export interface DecoderGraphOptions {
-  pixelRange: readonly [number, number];
-  scalingFactor: number;
-  channels: number;
-}
-
 /**
  * vae_decoder bytes → a model that takes a scaled float32 latent [1, C, h, w] as LATENT_INPUT and gives uint8 RGB
  * [1, 8h, 8w, 3] as IMAGE_OUTPUT: clamped, rounded half to even (as the host path's Uint8ClampedArray rounds).
  */
-export function imageDecoderGraph(bytes: Uint8Array, o: DecoderGraphOptions): Uint8Array {
-  const m = parseModel(bytes);
-  const input = pick(m.inputs, ['latent_sample', 'latents', 'z'], 'input');
-  const output = pick(m.outputs, ['sample', 'images'], 'output');
+export function imageDecoderGraph(bytes: Uint8Array, o: VaeGraphOptions): Uint8Array {
+  const { m, input, output, half, outHalf } = vaeEnds(bytes, ['latent_sample', 'latents', 'z'], ['sample', 'images']);
   const [lo, hi] = o.pixelRange;
-  const half = input.elemType === OnnxType.float16;
-  const outHalf = output.elemType === OnnxType.float16;
   const prefix = [
     node('Mul', [LATENT_INPUT, P + 'inv_sf'], [half ? P + 'unscaled' : input.name], P + 'unscale'),
     ...(half ? [node('Cast', [P + 'unscaled'], [input.name], P + 'to_half', { to: { int: OnnxType.float16 } })] : []),
