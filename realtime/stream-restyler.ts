@@ -11,9 +11,8 @@ import type { PromptPart, SeedPart } from '../models/restyle-types.js';
 import { Doubler, halve } from '../models/resample.js';
 import { LatentCache, type TemporalGuidance } from './latent-cache.js';
 
-/** One frame and the stream's parameters for it, as the worker receives them. */
-export interface StreamFrameRequest {
-  image: RgbImage;
+/** A stream's restyle parameters for one frame: what the main thread sends the worker along with the pixels. */
+export interface RestyleSettings {
   style: string | StyleBlend;
   /** Text models: the prompt(s) to condition on, weighted (one part of weight 1 for a plain prompt). */
   prompt: readonly PromptPart[];
@@ -25,6 +24,11 @@ export interface StreamFrameRequest {
   consistency: number;
   /** 0.5 runs the model at half width and height and scales the result back (deadline degradation). */
   scale: 1 | 0.5;
+}
+
+/** One frame and the stream's parameters for it, as the worker receives them. */
+export interface StreamFrameRequest extends RestyleSettings {
+  image: RgbImage;
 }
 
 export interface StreamFrameResult {

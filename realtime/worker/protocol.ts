@@ -2,8 +2,7 @@
 // never as JSON arrays: transferred to the worker, copied back (see serve-inference.ts for why).
 import type { StageTiming } from '../../frame/video-frame.js';
 import type { ExecutionProvider, ImageBlendPlacement } from '../../models/restyle-types.js';
-import type { StyleBlend } from '../../models/conditioning.js';
-import type { PromptPart, SeedPart } from '../params.js';
+import type { RestyleSettings } from '../stream-restyler.js';
 
 export interface WorkerInit {
   modelDir: string;
@@ -17,7 +16,8 @@ export interface WorkerInit {
   imageBlend?: ImageBlendPlacement;
 }
 
-export interface RunRequest {
+/** One frame to restyle: the stream's settings for it and its pixels. */
+export interface RunRequest extends RestyleSettings {
   type: 'run';
   id: number;
   streamId: string;
@@ -25,16 +25,6 @@ export interface RunRequest {
   height: number;
   /** Packed RGB24, transferred. */
   pixels: ArrayBuffer;
-  style: string | StyleBlend;
-  /** Text models: the prompt(s) to condition on, weighted (one part of weight 1 for a plain prompt). */
-  prompt: PromptPart[];
-  strength: number;
-  steps: number;
-  seed: number;
-  seedBlend?: SeedPart[];
-  /** Temporal consistency 0..1 (0: every frame independent, bit for bit). */
-  consistency: number;
-  scale: 1 | 0.5;
 }
 
 /** 'close' ends the thread after the run in progress (never during one). */
