@@ -11,7 +11,7 @@ import pino from 'pino';
 import { startFrontDoor, type RunningFrontDoor } from '../server/cluster/front-door.js';
 import type { WorkerRecord } from '../server/cluster/registry.js';
 import { PACKAGE_ROOT, parseServeConfig } from '../server/config.js';
-import { createLoopbackClient, loadTestPhoto, makePanClip } from './loopback-client.js';
+import { loadTestPhoto, makePanClip, publishLoopedClip } from './loopback-client.js';
 
 export interface ClusterBurstOptions {
   runs: number;
@@ -118,18 +118,9 @@ export async function runClusterBurst(options: ClusterBurstOptions, log: (line: 
     for (let run = 1; run <= options.runs; run++) {
       const clients = await Promise.all(
         Array.from({ length: options.publishers }, (_, i) =>
-          createLoopbackClient({
-            whipUrl: `${fronts[i % fronts.length]!.url}/whip`,
-            codec: 'VP8',
-            fps: 10,
-            frames: clip,
-            width: 320,
-            height: 240,
-            loop: true,
-            direction: 'sendonly',
-            connectTimeoutMs: 30_000,
-            onOutputFrame: () => {},
-          }).catch((err: Error) => err),
+          publishLoopedClip(`${fronts[i % fronts.length]!.url}/whip`, clip, { direction: 'sendonly', connectTimeoutMs: 30_000 }).catch(
+            (err: Error) => err,
+          ),
         ),
       );
       const counts = workers.map((url) => clients.filter((c) => !(c instanceof Error) && new URL(c.location).origin === url).length);

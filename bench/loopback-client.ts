@@ -56,6 +56,28 @@ export interface LoopbackClient {
 }
 
 
+/**
+ * A publisher as the cluster, fan-out and drain tests and benches use one: `clip` looped as VP8 at 10 fps, at
+ * the clip's own size, output frames ignored; `options` overrides any of that.
+ */
+export function publishLoopedClip(
+  whipUrl: string,
+  clip: RgbImage[],
+  options: Partial<Omit<LoopbackClientOptions, 'whipUrl' | 'frames'>> = {},
+): Promise<LoopbackClient> {
+  return createLoopbackClient({
+    whipUrl,
+    codec: 'VP8',
+    fps: 10,
+    frames: clip,
+    width: clip[0]!.width,
+    height: clip[0]!.height,
+    loop: true,
+    onOutputFrame: () => {},
+    ...options,
+  });
+}
+
 export async function createLoopbackClient(options: LoopbackClientOptions): Promise<LoopbackClient> {
   const { codec, fps } = options;
   const encoded = await encodeClip(options);

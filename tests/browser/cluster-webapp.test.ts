@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { chromiumArgs } from '../../bench/browser-bench.js';
-import { createLoopbackClient, loadTestPhoto, makePanClip, type LoopbackClient } from '../../bench/loopback-client.js';
+import { loadTestPhoto, makePanClip, publishLoopedClip, type LoopbackClient } from '../../bench/loopback-client.js';
 import { findSourceImage, writePanningClip } from '../../bench/y4m-clip.js';
 import { startFrontDoor, type RunningFrontDoor } from '../../server/cluster/front-door.js';
 import type { WorkerRecord } from '../../server/cluster/registry.js';
@@ -185,18 +185,7 @@ test(
   async () => {
     const clip = await makePanClip(await loadTestPhoto(), 320, 240, 20);
     const publishShow = async (): Promise<LoopbackClient> => {
-      const client = await createLoopbackClient({
-        whipUrl: `${front!.url}/whip/show`,
-        codec: 'VP8',
-        fps: 10,
-        frames: clip,
-        width: 320,
-        height: 240,
-        loop: true,
-        direction: 'sendonly',
-        connectTimeoutMs: 30_000,
-        onOutputFrame: () => {},
-      });
+      const client = await publishLoopedClip(`${front!.url}/whip/show`, clip, { direction: 'sendonly', connectTimeoutMs: 30_000 });
       publishers.push(client);
       return client;
     };

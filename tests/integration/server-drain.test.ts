@@ -3,7 +3,7 @@
 // closes; a session that does not end is ended at --drain-timeout-ms. Real server, real werift publisher.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { createLoopbackClient, loadTestPhoto, makePanClip } from '../../bench/loopback-client.js';
+import { loadTestPhoto, makePanClip, publishLoopedClip } from '../../bench/loopback-client.js';
 import type { RgbImage } from '../../frame/video-frame.js';
 import { SD_TINY_MODEL, startTestServer } from '../support/server-harness.js';
 import { until } from '../support/until.js';
@@ -13,16 +13,7 @@ let clip: RgbImage[] | undefined;
 
 async function publisher(url: string, onOutputFrame: () => void = () => {}) {
   clip ??= await makePanClip(await loadTestPhoto(), 320, 240, 10);
-  return createLoopbackClient({
-    whipUrl: `${url}/whip`,
-    codec: 'VP8',
-    fps: 10,
-    frames: clip,
-    width: 320,
-    height: 240,
-    loop: true,
-    onOutputFrame,
-  });
+  return publishLoopedClip(`${url}/whip`, clip, { onOutputFrame });
 }
 
 const offer = (url: string) => fetch(`${url}/whip`, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: 'v=0\r\n' });

@@ -4,7 +4,7 @@
 // viewer or the stream ends frees what it held.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { createLoopbackClient, loadTestPhoto, makePanClip, type LoopbackClient } from '../../bench/loopback-client.js';
+import { createLoopbackClient, loadTestPhoto, makePanClip, publishLoopedClip, type LoopbackClient } from '../../bench/loopback-client.js';
 import { liveResources } from '../../stream/resource-counters.js';
 import type { RunningServer } from '../../server/server.js';
 import { DEFAULT_MODEL, startTestServer } from '../support/server-harness.js';
@@ -129,16 +129,7 @@ test('a viewer that vanishes without DELETE is dropped after the media timeout',
 test("a browser-like sendrecv publisher gets its restyled video back from the same encoder its viewers share", { timeout: 30_000 }, async () => {
   const encodersBefore = liveResources().encoders;
   let back = 0;
-  const browser = await createLoopbackClient({
-    whipUrl: `${server.url}/whip/${STREAM}-browser`,
-    codec: 'VP8',
-    fps: 10,
-    frames: clip,
-    width: 320,
-    height: 240,
-    loop: true,
-    onOutputFrame: () => back++,
-  });
+  const browser = await publishLoopedClip(`${server.url}/whip/${STREAM}-browser`, clip, { onOutputFrame: () => back++ });
   const watcher = await startWhepViewer({ whepUrl: `${server.url}/whep/${STREAM}-browser`, codec: 'VP8' });
   try {
     await until('the publisher and its viewer both got restyled frames', () => back >= 5 && watcher.stats().framesDecoded >= 5, 15_000);

@@ -3,7 +3,7 @@
 // stream, whose own encoder must close when the viewer vanishes (no DELETE) and when the stream itself ends.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { createLoopbackClient, loadTestPhoto, makePanClip, type LoopbackClient } from '../../bench/loopback-client.js';
+import { loadTestPhoto, makePanClip, publishLoopedClip, type LoopbackClient } from '../../bench/loopback-client.js';
 import { startWhepViewer, type WhepViewer } from '../../bench/whep-viewer.js';
 import type { RgbImage } from '../../frame/video-frame.js';
 import type { RunningServer } from '../../server/server.js';
@@ -40,18 +40,7 @@ after(async () => {
 });
 
 async function publish(name: string): Promise<LoopbackClient> {
-  const p = await createLoopbackClient({
-    whipUrl: `${server.url}/whip/${name}`,
-    token: TOKEN,
-    codec: 'VP8',
-    fps: 10,
-    frames: clip,
-    width: 320,
-    height: 240,
-    loop: true,
-    direction: 'sendonly',
-    onOutputFrame: () => {},
-  });
+  const p = await publishLoopedClip(`${server.url}/whip/${name}`, clip, { token: TOKEN, direction: 'sendonly' });
   publishers.push(p);
   return p;
 }
