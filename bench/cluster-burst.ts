@@ -3,15 +3,15 @@
 // per run sends N real WHIP publishers (werift, a looped clip) at once, alternating between the front doors, notes
 // which worker each session landed on, ends them all and waits until the workers report none before the next run.
 // Needs redis-server on PATH (Debian: apt-get install redis-server).
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
-import path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { parseArgs } from 'node:util';
-import pino from 'pino';
-import { startFrontDoor, type RunningFrontDoor } from '../server/cluster/front-door.js';
+import type { RunningFrontDoor } from '../server/cluster/front-door.js';
 import type { WorkerRecord } from '../server/cluster/registry.js';
-import { PACKAGE_ROOT, parseServeConfig } from '../server/config.js';
 import { loadTestPhoto, makePanClip, publishLoopedClip } from './loopback-client.js';
+import { clusterWorkers, RedisServer, spawnClusterWorker, startLoopbackFrontDoor } from './loopback-cluster.js';
+import { until } from './until.js';
+
+const HEARTBEAT_MS = 300;
 
 export interface ClusterBurstOptions {
   runs: number;
@@ -21,98 +21,43 @@ export interface ClusterBurstOptions {
   maxSessions: number;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function poll<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await new Promise((r) => setTimeout(r, 100))) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-  }
-  throw new Error(`timed out waiting until ${what}`);
-}
-
 /** Per run, the number of sessions each worker got, in a fixed worker order (e.g. "4+4"). */
 export async function runClusterBurst(options: ClusterBurstOptions, log: (line: string) => void): Promise<string[]> {
-  const redisPort = await freePort();
-  const redisUrl = `redis://127.0.0.1:${redisPort}`;
-  const children: ChildProcess[] = [
-    spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' }),
-  ];
+  const redis = await RedisServer.start();
+  const workers: ChildProcess[] = [];
   const fronts: RunningFrontDoor[] = [];
   try {
-    const frontArgs = [
-      '--role',
-      'front',
-      '--redis',
-      redisUrl,
-      '--host',
-      '127.0.0.1',
-      '--port',
-      '0',
-      '--heartbeat-ms',
-      '300',
-      '--max-sessions-per-client',
-      '1000',
-    ];
     for (let i = 0; i < options.frontDoors; i++) {
-      fronts.push(
-        await poll(
-          'the front door connects to Redis',
-          () => startFrontDoor(parseServeConfig(frontArgs), pino({ level: 'silent' })),
-          10_000,
-        ),
-      );
+      fronts.push(await startLoopbackFrontDoor(redis.url, HEARTBEAT_MS, ['--max-sessions-per-client', '1000']));
     }
     for (let i = 0; i < 2; i++) {
-      children.push(
-        spawn(
-          process.execPath,
-          [
-            path.join(PACKAGE_ROOT, 'dist', 'bin', 'sds.js'),
-            'serve',
-            '--role',
-            'worker',
-            '--redis',
-            redisUrl,
-            '--host',
-            '127.0.0.1',
-            '--port',
-            '0',
-            '--heartbeat-ms',
-            '300',
-            '--max-sessions',
-            String(options.maxSessions),
-            '--max-sessions-per-client',
-            '1000',
-            '--admission-ceiling',
-            '1',
-            '--workers',
-            '1',
-            '--intra-op-threads',
-            '1',
-            '--log-level',
-            'warn',
-          ],
-          { stdio: ['ignore', 'ignore', 'inherit'] },
-        ),
+      workers.push(
+        spawnClusterWorker(redis.url, HEARTBEAT_MS, [
+          '--max-sessions',
+          String(options.maxSessions),
+          '--max-sessions-per-client',
+          '1000',
+          '--admission-ceiling',
+          '1',
+          '--workers',
+          '1',
+          '--intra-op-threads',
+          '1',
+          '--log-level',
+          'warn',
+        ]),
       );
     }
-    const cluster = async (): Promise<WorkerRecord[]> =>
-      ((await (await fetch(`${fronts[0]!.url}/api/cluster`)).json()) as { workers: WorkerRecord[] }).workers;
-    const workers = (
-      await poll('two workers registered', async () => ((await cluster()).length === 2 ? await cluster() : undefined), 60_000)
-    )
-      .map((w) => w.url)
-      .sort();
+    const cluster = (): Promise<WorkerRecord[] | undefined> => clusterWorkers(fronts[0]!.url).catch(() => undefined);
+    const registered = await until(
+      'two workers registered',
+      async () => {
+        const ws = await cluster();
+        return ws?.length === 2 ? ws : undefined;
+      },
+      60_000,
+    );
+    const workerUrls = registered.map((w) => w.url).sort();
     const clip = await makePanClip(await loadTestPhoto(), 320, 240, 10);
     const spreads: string[] = [];
     for (let run = 1; run <= options.runs; run++) {
@@ -123,22 +68,19 @@ export async function runClusterBurst(options: ClusterBurstOptions, log: (line: 
           ),
         ),
       );
-      const counts = workers.map((url) => clients.filter((c) => !(c instanceof Error) && new URL(c.location).origin === url).length);
+      const counts = workerUrls.map((url) => clients.filter((c) => !(c instanceof Error) && new URL(c.location).origin === url).length);
       const refused = clients.filter((c) => c instanceof Error).length;
       const spread = counts.join('+') + (refused > 0 ? ` (${refused} refused)` : '');
       spreads.push(spread);
       log(`run ${run}: ${spread}`);
       await Promise.all(clients.map((c) => (c instanceof Error ? undefined : c.close())));
-      await poll(
-        'the workers report no session',
-        async () => ((await cluster()).every((w) => w.sessions === 0) ? true : undefined),
-        30_000,
-      );
+      await until('the workers report no session', async () => (await cluster())?.every((w) => w.sessions === 0), 30_000);
     }
     return spreads;
   } finally {
     for (const f of fronts) await f.close();
-    for (const c of children) c.kill('SIGKILL');
+    for (const w of workers) w.kill('SIGKILL');
+    await redis.stop();
   }
 }
 

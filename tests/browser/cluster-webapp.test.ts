@@ -5,21 +5,20 @@
 // restyled video resumes. Then the same for the overlay page watching a named stream whose publisher (here a
 // werift client, as OBS would) publishes again after its worker died. Prints the times from kill to resumed output.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import pino from 'pino';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { chromiumArgs } from '../../bench/browser-bench.js';
 import { loadTestPhoto, makePanClip, publishLoopedClip, type LoopbackClient } from '../../bench/loopback-client.js';
 import { findSourceImage, writePanningClip } from '../../bench/y4m-clip.js';
-import { startFrontDoor, type RunningFrontDoor } from '../../server/cluster/front-door.js';
+import { clusterWorkers, RedisServer, spawnClusterWorker, startLoopbackFrontDoor } from '../../bench/loopback-cluster.js';
+import type { RunningFrontDoor } from '../../server/cluster/front-door.js';
 import type { WorkerRecord } from '../../server/cluster/registry.js';
-import { parseServeConfig } from '../../server/config.js';
-import { hasRedisServer, NO_REDIS, RedisServer } from '../support/redis-server.js';
+import { hasRedisServer, NO_REDIS } from '../support/redis-server.js';
 import { requireChromium, requireOrSkip } from '../support/test-dependency.js';
 import { until } from '../support/until.js';
 
@@ -30,7 +29,6 @@ declare const window: any;
 const { executablePath: CHROMIUM, skip: noChromium } = requireChromium();
 const skip = noChromium || requireOrSkip('Redis', hasRedisServer ? false : NO_REDIS);
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const SDS = path.join(REPO_ROOT, 'dist', 'bin', 'sds.js');
 const HEARTBEAT_MS = 300;
 
 let redis: RedisServer | undefined;
@@ -40,38 +38,21 @@ let context: BrowserContext | undefined;
 let workDir = '';
 const publishers: LoopbackClient[] = [];
 
-const cluster = async (): Promise<WorkerRecord[]> =>
-  ((await (await fetch(`${front!.url}/api/cluster`)).json()) as { workers: WorkerRecord[] }).workers;
+const cluster = (): Promise<WorkerRecord[]> => clusterWorkers(front!.url);
 
 function startWorker(redisUrl: string): ChildProcess {
-  const child = spawn(
-    process.execPath,
-    [
-      SDS,
-      'serve',
-      '--role',
-      'worker',
-      '--redis',
-      redisUrl,
-      '--host',
-      '127.0.0.1',
-      '--port',
-      '0',
-      '--heartbeat-ms',
-      String(HEARTBEAT_MS),
-      '--cors-origin',
-      '*',
-      '--admission-ceiling',
-      '1',
-      '--workers',
-      '1',
-      '--intra-op-threads',
-      '1',
-      '--log-level',
-      'warn',
-    ],
-    { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'inherit'] },
-  );
+  const child = spawnClusterWorker(redisUrl, HEARTBEAT_MS, [
+    '--cors-origin',
+    '*',
+    '--admission-ceiling',
+    '1',
+    '--workers',
+    '1',
+    '--intra-op-threads',
+    '1',
+    '--log-level',
+    'warn',
+  ]);
   workers.push(child);
   return child;
 }
@@ -95,21 +76,7 @@ before(async () => {
   const clip = path.join(workDir, 'camera.y4m');
   const clipReady = writePanningClip(clip, { source: findSourceImage(REPO_ROOT), frames: 60, fps: 30 });
   redis = await RedisServer.start();
-  front = await startFrontDoor(
-    parseServeConfig([
-      '--role',
-      'front',
-      '--redis',
-      redis.url,
-      '--host',
-      '127.0.0.1',
-      '--port',
-      '0',
-      '--heartbeat-ms',
-      String(HEARTBEAT_MS),
-    ]),
-    pino({ level: 'silent' }),
-  );
+  front = await startLoopbackFrontDoor(redis.url, HEARTBEAT_MS);
   startWorker(redis.url);
   startWorker(redis.url);
   await Promise.all([clipReady, until('two workers registered', async () => ((await cluster()).length === 2 ? true : undefined), 60_000)]);

@@ -8,10 +8,10 @@ import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { after, before, test } from 'node:test';
 import pino from 'pino';
-import { startFrontDoor, type RunningFrontDoor } from '../../server/cluster/front-door.js';
+import { RedisServer, startLoopbackFrontDoor } from '../../bench/loopback-cluster.js';
+import type { RunningFrontDoor } from '../../server/cluster/front-door.js';
 import { connectRedis, KEYS, WorkerRegistration, type RedisClient, type WorkerRecord } from '../../server/cluster/registry.js';
-import { parseServeConfig } from '../../server/config.js';
-import { hasRedisServer, NO_REDIS, RedisServer } from '../support/redis-server.js';
+import { hasRedisServer, NO_REDIS } from '../support/redis-server.js';
 import { requireOrSkip } from '../support/test-dependency.js';
 import { until } from '../support/until.js';
 
@@ -102,23 +102,9 @@ before(async () => {
   if (skip) return;
   redis = await RedisServer.start();
   for (let i = 0; i < 2; i++) {
-    const config = parseServeConfig([
-      '--role',
-      'front',
-      '--redis',
-      redis.url,
-      '--host',
-      '127.0.0.1',
-      '--port',
-      '0',
-      '--heartbeat-ms',
-      String(HEARTBEAT_MS),
-      '--max-sessions-per-client',
-      String(PER_CLIENT),
-      '--registry-grace-ms',
-      '20000',
-    ]);
-    fronts.push(await startFrontDoor(config, silent));
+    fronts.push(
+      await startLoopbackFrontDoor(redis.url, HEARTBEAT_MS, ['--max-sessions-per-client', String(PER_CLIENT), '--registry-grace-ms', '20000']),
+    );
   }
 });
 

@@ -7,23 +7,18 @@
 // the redirected requests pass on the front door's signed tickets. Skipped (with a message) where
 // redis-server is missing; .ci/run installs it.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import pino from 'pino';
 import { createLoopbackClient, loadTestPhoto, makePanClip, type LoopbackClient } from '../../bench/loopback-client.js';
 import type { RgbImage } from '../../frame/video-frame.js';
-import { startFrontDoor, type RunningFrontDoor } from '../../server/cluster/front-door.js';
+import { clusterWorkers, RedisServer, spawnClusterWorker, startLoopbackFrontDoor } from '../../bench/loopback-cluster.js';
+import type { RunningFrontDoor } from '../../server/cluster/front-door.js';
 import type { WorkerRecord } from '../../server/cluster/registry.js';
-import { parseServeConfig } from '../../server/config.js';
 import { startWhepViewer, type WhepViewer } from '../../bench/whep-viewer.js';
-import { hasRedisServer, NO_REDIS, RedisServer } from '../support/redis-server.js';
+import { hasRedisServer, NO_REDIS } from '../support/redis-server.js';
 import { until } from '../support/until.js';
 import { requireOrSkip } from '../support/test-dependency.js';
 
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const SDS = path.join(ROOT, 'dist', 'bin', 'sds.js');
 const HEARTBEAT_MS = 300;
 // The whole cluster is token-protected: redirected requests must get through on the front door's signed ticket.
 const TOKEN = 'cluster-test-token';
@@ -44,7 +39,7 @@ const byName = new Map<string, LoopbackClient>();
 const viewers: WhepViewer[] = [];
 let clip: RgbImage[];
 
-const cluster = async (): Promise<WorkerRecord[]> => ((await (await fetch(`${front!.url}/api/cluster`, { headers: AUTH })).json()) as { workers: WorkerRecord[] }).workers;
+const cluster = (): Promise<WorkerRecord[]> => clusterWorkers(front!.url, AUTH);
 
 /** A worker process and how it ended (its exit code; null while it runs or when killed by a signal). */
 interface WorkerProcess {
@@ -56,13 +51,8 @@ interface WorkerProcess {
 const processOf = (record: WorkerRecord): WorkerProcess => workers.find((w) => w.child.pid === Number(record.id.split('-').pop()))!;
 
 function startWorker(redisUrl: string): WorkerProcess {
-  const child = spawn(
-    process.execPath,
-    [SDS, 'serve', '--role', 'worker', '--redis', redisUrl, '--host', '127.0.0.1', '--port', '0', '--heartbeat-ms', String(HEARTBEAT_MS),
-      '--max-sessions', '8', '--max-sessions-per-client', '16', '--admission-ceiling', '1', '--workers', '1', '--intra-op-threads', '1', '--log-level', 'warn', '--token', TOKEN,
-      '--admin-token', ADMIN_TOKEN, '--drain-timeout-ms', '60000'],
-    { stdio: ['ignore', 'ignore', 'inherit'] },
-  );
+  const child = spawnClusterWorker(redisUrl, HEARTBEAT_MS, ['--max-sessions', '8', '--max-sessions-per-client', '16', '--admission-ceiling', '1', '--workers', '1',
+    '--intra-op-threads', '1', '--log-level', 'warn', '--token', TOKEN, '--admin-token', ADMIN_TOKEN, '--drain-timeout-ms', '60000']);
   const worker = { child, exited: new Promise<{ code: number | null; atMs: number }>((resolve) => child.once('exit', (code) => resolve({ code, atMs: Date.now() }))) };
   workers.push(worker);
   return worker;
@@ -97,7 +87,7 @@ before(async () => {
   // The front door waits for Redis by retrying its first connection.
   front = await until(
     'the front door connects to Redis',
-    () => startFrontDoor(parseServeConfig(['--role', 'front', '--redis', redisUrl, '--host', '127.0.0.1', '--port', '0', '--heartbeat-ms', String(HEARTBEAT_MS), '--max-sessions-per-client', '16', '--token', TOKEN]), pino({ level: 'silent' })).catch(() => undefined),
+    () => startLoopbackFrontDoor(redisUrl, HEARTBEAT_MS, ['--max-sessions-per-client', '16', '--token', TOKEN]).catch(() => undefined),
     10_000,
   );
   startWorker(redisUrl);
