@@ -21,6 +21,7 @@ import type { WorkerRecord } from '../../server/cluster/registry.js';
 import { hasRedisServer, NO_REDIS } from '../support/redis-server.js';
 import { requireChromium, requireOrSkip } from '../support/test-dependency.js';
 import { until } from '../support/until.js';
+import { openAndStart } from '../support/web-app-page.js';
 
 // Callbacks passed to page.evaluate run in the page; this file compiles without the DOM lib.
 declare const document: any;
@@ -101,9 +102,7 @@ test(
   { skip, timeout: 120_000 },
   async () => {
     const page = context!.pages()[0] ?? (await context!.newPage());
-    await page.goto(`${front!.url}/`);
-    await page.waitForFunction(() => document.getElementById('model-name').textContent !== '', undefined, { timeout: 20_000 });
-    await page.click('#start');
+    await openAndStart(page, `${front!.url}/`, 20_000);
     await page.waitForFunction(() => document.getElementById('status').dataset.state === 'live', undefined, { timeout: 30_000 });
     await watchOutputFrames(page);
     const holder = await until('a worker reports the session', async () => (await cluster()).find((w) => w.sessions === 1), 5000);

@@ -16,6 +16,7 @@ import { findSourceImage, writePanningClip } from '../../bench/y4m-clip.js';
 import { PACKAGE_ROOT } from '../../server/config.js';
 import { namespaceSkip, TestNetwork } from '../support/netns.js';
 import { requireChromium } from '../support/test-dependency.js';
+import { awaitRestyledVideo, openAndStart } from '../support/web-app-page.js';
 
 // Callbacks passed to page.evaluate run in the page; this file compiles without the DOM lib.
 declare const document: any;
@@ -100,23 +101,9 @@ describe('the web app over HTTPS at a LAN address', { skip, timeout: 120_000 }, 
   });
 
   test('the page is a secure context, gets the camera and shows it restyled', async () => {
-    await page.goto(`https://${LAN_IP}:${PORT}/`);
+    await openAndStart(page, `https://${LAN_IP}:${PORT}/`);
     assert.equal(await page.evaluate(() => window.isSecureContext), true, 'https://<LAN address> is a secure context');
-    await page.waitForFunction(() => document.getElementById('model-name').textContent !== '', undefined, { timeout: 10_000 });
-    await page.click('#start');
-    await page
-      .waitForFunction(
-        () => {
-          const v = document.getElementById('output');
-          return v.readyState >= 2 && v.videoWidth > 0 && !v.paused && v.getVideoPlaybackQuality().totalVideoFrames >= 10;
-        },
-        undefined,
-        { timeout: 30_000 },
-      )
-      .catch(async (err: Error) => {
-        const notice = await page.textContent('#notice-detail').catch(() => '');
-        throw new Error(`no restyled video within 30 s (page: ${notice})\n${err.message}\nserver log:\n${serverLog}`);
-      });
+    await awaitRestyledVideo(page, { timeoutMs: 30_000, minFrames: 10, serverLog: () => serverLog });
     // Restyled, not echoed: the output differs from the camera image it shows beside it.
     const difference = await page.evaluate(() => {
       const sample = (id: string): number[] => {

@@ -10,6 +10,7 @@ import type { RunningServer } from '../../server/server.js';
 import { DEFAULT_MODEL, startTestServer } from '../support/server-harness.js';
 import { requireChromium, requireDefaultModel } from '../support/test-dependency.js';
 import { until } from '../support/until.js';
+import { openAndStart } from '../support/web-app-page.js';
 
 const { executablePath: CHROMIUM, skip: noChromium } = requireChromium();
 const skip = noChromium || requireDefaultModel();
@@ -42,9 +43,7 @@ describe('web app with ?token= on a token-protected server', { skip, timeout: 12
 
   async function pressStart(query: string): Promise<Page> {
     const page = await (await browser.newContext()).newPage();
-    await page.goto(`${server.url}/${query}`);
-    await page.waitForFunction(() => document.getElementById('model-name').textContent !== '', undefined, { timeout: 10_000 });
-    await page.click('#start');
+    await openAndStart(page, `${server.url}/${query}`);
     return page;
   }
 

@@ -15,6 +15,7 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { findSourceImage, writePanningClip } from '../../bench/y4m-clip.js';
 import { chromiumArgs } from '../../bench/browser-bench.js';
 import { requireChromium } from '../support/test-dependency.js';
+import { awaitRestyledVideo, openAndStart } from '../support/web-app-page.js';
 
 // Callbacks passed to page.evaluate run in the page; this file compiles without the DOM lib.
 declare const document: any;
@@ -79,22 +80,8 @@ describe('web app at /', { skip, timeout: 90_000 }, () => {
     page = context.pages()[0] ?? (await context.newPage());
     page.on('pageerror', (err) => pageErrors.push(err.message));
 
-    await page.goto(`${baseUrl}/`);
-    // The model description has loaded once its name shows.
-    await page.waitForFunction(() => document.getElementById('model-name').textContent !== '', undefined, { timeout: 10_000 });
-    await page.click('#start');
-    await page
-      .waitForFunction(
-        () => {
-          const v = document.getElementById('output');
-          return v.readyState >= 2 && v.videoWidth > 0 && !v.paused;
-        },
-        undefined,
-        { timeout: 20_000 },
-      )
-      .catch(async (err: Error) => {
-        throw new Error(`no restyled video within 20 s: ${await pageNotice(page)}\n${err.message}\nserver log:\n${serverLog}`);
-      });
+    await openAndStart(page, `${baseUrl}/`);
+    await awaitRestyledVideo(page, { timeoutMs: 20_000, serverLog: () => serverLog });
   });
 
   after(async () => {
@@ -280,12 +267,6 @@ function correlation(a: number[], b: number[]): number {
     bb += (b[i] - mb) ** 2;
   }
   return aa === 0 || bb === 0 ? 0 : ab / Math.sqrt(aa * bb);
-}
-
-async function pageNotice(page: Page): Promise<string> {
-  const title = await page.textContent('#notice-title').catch(() => '');
-  const detail = await page.textContent('#notice-detail').catch(() => '');
-  return `page says “${title}” — ${detail}`;
 }
 
 // ---- server ----------------------------------------------------------------------------------
