@@ -31,6 +31,17 @@ function photoLike(width: number, height: number): RgbImage {
   return { width, height, data };
 }
 
+/** The largest difference between `got` and `want`, and the largest magnitude in `want` (to scale a tolerance by). */
+function maxDiff(got: ArrayLike<number>, want: ArrayLike<number>): { diff: number; scale: number } {
+  let scale = 0;
+  let diff = 0;
+  for (let i = 0; i < got.length; i++) {
+    scale = Math.max(scale, Math.abs(want[i]!));
+    diff = Math.max(diff, Math.abs(got[i]! - want[i]!));
+  }
+  return { diff, scale };
+}
+
 const MODELS = [
   ['the default model', 'models/default', 320, 256],
   ['sd-tiny (float32)', 'tests/fixtures/sd-tiny', 64, 64],
@@ -53,12 +64,7 @@ describe('pixel graphs match the host path', () => {
       const b = await host.encoder.encode(image, []);
       assert.deepEqual(a.dims, b.dims);
       assert.deepEqual(stages.map((s) => s.name), ['vae_encode'], 'no host preprocessing stage');
-      let scale = 0;
-      let diff = 0;
-      for (let i = 0; i < a.data.length; i++) {
-        scale = Math.max(scale, Math.abs(b.data[i]!));
-        diff = Math.max(diff, Math.abs(a.data[i]! - b.data[i]!));
-      }
+      const { diff, scale } = maxDiff(a.data, b.data);
       // float16 models differ by a rounding of the input here and there; float32 ones only in the last bits.
       const tolerance = dir.endsWith('fp16') ? 2e-2 : 1e-4;
       assert.ok(diff <= tolerance * Math.max(1, scale), `latent max diff ${diff} (scale ${scale})`);
@@ -105,12 +111,7 @@ describe('the denoiser step graph matches the host scheduler arithmetic', () => 
           noise: new FixedNoise(3),
         }, []);
       const [a, b] = [await run(graph), await run(host)];
-      let scale = 0;
-      let diff = 0;
-      for (let i = 0; i < a.outputLatent.length; i++) {
-        scale = Math.max(scale, Math.abs(b.outputLatent[i]!));
-        diff = Math.max(diff, Math.abs(a.outputLatent[i]! - b.outputLatent[i]!));
-      }
+      const { diff, scale } = maxDiff(a.outputLatent, b.outputLatent);
       const tolerance = dir.endsWith('fp16') ? 3e-2 : 1e-3;
       assert.ok(diff <= tolerance * Math.max(1, scale), `output latent max diff ${diff} (scale ${scale})`);
     });
