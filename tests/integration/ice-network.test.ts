@@ -5,11 +5,12 @@ import assert from 'node:assert/strict';
 import { networkInterfaces } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { createLoopbackClient, loadTestPhoto, makePanClip } from '../../bench/loopback-client.js';
+import { loadTestPhoto, makePanClip, publishLoopedClip } from '../../bench/loopback-client.js';
 import { startWhepViewer } from '../../bench/whep-viewer.js';
 import type { RgbImage } from '../../frame/video-frame.js';
 import { parseServeConfig } from '../../server/config.js';
 import type { RunningServer } from '../../server/server.js';
+import { sdpCandidates } from '../support/sdp-candidates.js';
 import { DEFAULT_MODEL, startTestServer } from '../support/server-harness.js';
 import { requireDefaultModel } from '../support/test-dependency.js';
 import { until } from '../support/until.js';
@@ -48,17 +49,8 @@ after(async () => {
   await server?.close();
 });
 
-/** The host candidates of an SDP: address and port of each `a=candidate` line. */
-function candidates(sdp: string): Array<{ address: string; port: number; type: string }> {
-  return [...sdp.matchAll(/^a=candidate:\S+ \d+ (\S+) \d+ (\S+) (\d+) typ (\S+)/gm)].map((m) => ({
-    address: m[2]!,
-    port: Number(m[3]),
-    type: m[4]!,
-  }));
-}
-
 function assertCandidates(sdp: string, who: string): void {
-  const found = candidates(sdp);
+  const found = sdpCandidates(sdp);
   const addresses = [...new Set(found.map((c) => c.address))].sort();
   // `lo`'s addresses (127.0.0.1, and ::1 where loopback has IPv6) and nothing from the machine's other interfaces.
   const loopback = (networkInterfaces().lo ?? []).map((i) => i.address);
@@ -71,16 +63,7 @@ function assertCandidates(sdp: string, who: string): void {
 
 test('publisher and viewer answers carry the announced and chosen addresses on ports in the range, and media flows', { skip }, async () => {
   let restyled = 0;
-  const client = await createLoopbackClient({
-    whipUrl: `${server.url}/whip/cam`,
-    codec: 'VP8',
-    fps: 30,
-    frames: clip,
-    width: 320,
-    height: 240,
-    loop: true,
-    onOutputFrame: () => restyled++,
-  });
+  const client = await publishLoopedClip(`${server.url}/whip/cam`, clip, { fps: 30, onOutputFrame: () => restyled++ });
   try {
     assertCandidates(client.answerSdp, 'publisher');
     await until('restyled frames come back over loopback', () => restyled >= 5, 60_000);

@@ -1,8 +1,9 @@
 // The NAT test's client (tests/integration/nat.test.ts), run inside the client's network namespace: publishes a
 // short pan clip to the server by WHIP with the shared werift client, counts the restyled frames that come back,
 // and prints one JSON line with what happened. A connection that never comes up is a result, not a crash.
-import { createLoopbackClient, loadTestPhoto, makePanClip } from '../../bench/loopback-client.js';
+import { loadTestPhoto, makePanClip, publishLoopedClip } from '../../bench/loopback-client.js';
 import type { ClientIce } from '../../bench/werift-client.js';
+import { sdpCandidates } from './sdp-candidates.js';
 
 export interface NatClientRequest {
   whipUrl: string;
@@ -28,20 +29,14 @@ async function main(request: NatClientRequest): Promise<NatClientResult> {
   const clip = await makePanClip(await loadTestPhoto(request.photo), 320, 240, 30);
   let received = 0;
   try {
-    const client = await createLoopbackClient({
-      whipUrl: request.whipUrl,
-      codec: 'VP8',
+    const client = await publishLoopedClip(request.whipUrl, clip, {
       fps: 30,
-      frames: clip,
-      width: 320,
-      height: 240,
-      loop: true,
       connectTimeoutMs: request.connectTimeoutMs,
       ...(request.ice ? { ice: request.ice } : {}),
       onOutputFrame: () => received++,
     });
-    const answerCandidates = [...client.answerSdp.matchAll(/^a=candidate:\S+ \d+ \S+ \d+ (\S+) (\d+) typ/gm)].map((m) => `${m[1]}:${m[2]}`);
-    const offerCandidateTypes = [...client.offerSdp.matchAll(/^a=candidate:.* typ (\S+)/gm)].map((m) => m[1]!);
+    const answerCandidates = sdpCandidates(client.answerSdp).map((c) => `${c.address}:${c.port}`);
+    const offerCandidateTypes = sdpCandidates(client.offerSdp).map((c) => c.type);
     await new Promise((r) => setTimeout(r, request.seconds * 1000));
     const { framesSent } = client.stats();
     await client.close();
