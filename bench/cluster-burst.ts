@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import type { RunningFrontDoor } from '../server/cluster/front-door.js';
 import type { WorkerRecord } from '../server/cluster/registry.js';
 import { loadTestPhoto, makePanClip, publishLoopedClip } from './loopback-client.js';
-import { clusterWorkers, RedisServer, spawnClusterWorker, startLoopbackFrontDoor } from './loopback-cluster.js';
+import { clusterWorkers, RedisServer, SMALL_WORKER_ARGS, spawnClusterWorker, startLoopbackFrontDoor } from './loopback-cluster.js';
 import { until } from './until.js';
 
 const HEARTBEAT_MS = 300;
@@ -37,14 +37,7 @@ export async function runClusterBurst(options: ClusterBurstOptions, log: (line: 
           String(options.maxSessions),
           '--max-sessions-per-client',
           '1000',
-          '--admission-ceiling',
-          '1',
-          '--workers',
-          '1',
-          '--intra-op-threads',
-          '1',
-          '--log-level',
-          'warn',
+          ...SMALL_WORKER_ARGS,
         ]),
       );
     }

@@ -11,7 +11,7 @@ import type { ChildProcess } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import { createLoopbackClient, loadTestPhoto, makePanClip, type LoopbackClient } from '../../bench/loopback-client.js';
 import type { RgbImage } from '../../frame/video-frame.js';
-import { clusterWorkers, RedisServer, spawnClusterWorker, startLoopbackFrontDoor } from '../../bench/loopback-cluster.js';
+import { clusterWorkers, RedisServer, SMALL_WORKER_ARGS, spawnClusterWorker, startLoopbackFrontDoor } from '../../bench/loopback-cluster.js';
 import type { RunningFrontDoor } from '../../server/cluster/front-door.js';
 import type { WorkerRecord } from '../../server/cluster/registry.js';
 import { startWhepViewer, type WhepViewer } from '../../bench/whep-viewer.js';
@@ -51,8 +51,8 @@ interface WorkerProcess {
 const processOf = (record: WorkerRecord): WorkerProcess => workers.find((w) => w.child.pid === Number(record.id.split('-').pop()))!;
 
 function startWorker(redisUrl: string): WorkerProcess {
-  const child = spawnClusterWorker(redisUrl, HEARTBEAT_MS, ['--max-sessions', '8', '--max-sessions-per-client', '16', '--admission-ceiling', '1', '--workers', '1',
-    '--intra-op-threads', '1', '--log-level', 'warn', '--token', TOKEN, '--admin-token', ADMIN_TOKEN, '--drain-timeout-ms', '60000']);
+  const child = spawnClusterWorker(redisUrl, HEARTBEAT_MS, ['--max-sessions', '8', '--max-sessions-per-client', '16', ...SMALL_WORKER_ARGS,
+    '--token', TOKEN, '--admin-token', ADMIN_TOKEN, '--drain-timeout-ms', '60000']);
   const worker = { child, exited: new Promise<{ code: number | null; atMs: number }>((resolve) => child.once('exit', (code) => resolve({ code, atMs: Date.now() }))) };
   workers.push(worker);
   return worker;
