@@ -75,10 +75,23 @@ function pick(values: DeclaredValue[], names: readonly string[], what: string): 
   return hit;
 }
 
+/** The model a graph wraps: the input its prefix nodes now produce, the output its suffix nodes consume. */
+interface WrappedEnds {
+  m: ParsedModel;
+  input: DeclaredValue;
+  output: DeclaredValue;
+  half: boolean;
+  outHalf: boolean;
+}
+
+function wrappedEnds(bytes: Uint8Array, inputNames: readonly string[], outputNames: readonly string[]): WrappedEnds {
+  const m = parseModel(bytes);
+  const input = pick(m.inputs, inputNames, 'input');
+  const output = pick(m.outputs, outputNames, 'output');
+  return { m, input, output, half: input.elemType === OnnxType.float16, outHalf: output.elemType === OnnxType.float16 };
+}
+
 interface Wrapping {
-  /** The model input the prefix nodes now produce, and the output the suffix nodes consume. */
-  replacedInput: DeclaredValue;
-  replacedOutput: DeclaredValue;
   prefix: ProtoWriter[];
   suffix: ProtoWriter[];
   initializers: ProtoWriter[];
@@ -87,12 +100,12 @@ interface Wrapping {
   output: ProtoWriter;
 }
 
-function assemble(m: ParsedModel, w: Wrapping): Uint8Array {
+function assemble({ m, input, output }: WrappedEnds, w: Wrapping): Uint8Array {
   const graph = new ProtoWriter();
   for (const n of w.prefix) graph.bytes(1, n);
   for (const f of m.graph) {
-    if (f === w.replacedInput.field) for (const i of w.inputs) graph.bytes(11, i);
-    else if (f === w.replacedOutput.field) graph.bytes(12, w.output);
+    if (f === input.field) for (const i of w.inputs) graph.bytes(11, i);
+    else if (f === output.field) graph.bytes(12, w.output);
     else graph.raw(m.buf.subarray(f.start, f.end));
   }
   for (const n of w.suffix) graph.bytes(1, n);
@@ -110,32 +123,17 @@ export interface VaeGraphOptions {
   channels: number;
 }
 
-/** The VAE half a pixel graph wraps: the input and output it replaces, and whether each is float16. */
-interface VaeEnds {
-  m: ParsedModel;
-  input: DeclaredValue;
-  output: DeclaredValue;
-  half: boolean;
-  outHalf: boolean;
-}
-
-function vaeEnds(bytes: Uint8Array, inputNames: readonly string[], outputNames: readonly string[]): VaeEnds {
-  const m = parseModel(bytes);
-  const input = pick(m.inputs, inputNames, 'input');
-  const output = pick(m.outputs, outputNames, 'output');
-  return { m, input, output, half: input.elemType === OnnxType.float16, outHalf: output.elemType === OnnxType.float16 };
-}
-
 /**
  * vae_encoder bytes → a model that takes uint8 RGB [1, H, W, 3] as IMAGE_INPUT and gives the scaled latent mean
  * [1, C, H/8, W/8] in float32 as LATENT_OUTPUT. Throws PixelGraphError when the model cannot be wrapped.
  */
 export function imageEncoderGraph(bytes: Uint8Array, o: VaeGraphOptions): Uint8Array {
-  const { m, input, output, half, outHalf } = vaeEnds(
+  const ends = wrappedEnds(
     bytes,
     ['sample', 'pixel_values', 'images'],
     ['latent_parameters', 'latent_sample', 'latent_dist', 'latents'],
   );
+  const { input, output, half, outHalf } = ends;
   const [lo, hi] = o.pixelRange;
   const prefix = [
     node('Cast', [IMAGE_INPUT], [P + 'levels'], P + 'cast_in', { to: { int: OnnxType.float } }),
@@ -150,9 +148,7 @@ export function imageEncoderGraph(bytes: Uint8Array, o: VaeGraphOptions): Uint8A
     node('Slice', [raw, P + 'zero', P + 'channels', P + 'axis1'], [P + 'mean'], P + 'mean'),
     node('Mul', [P + 'mean', P + 'sf'], [LATENT_OUTPUT], P + 'scale_latent'),
   ];
-  return assemble(m, {
-    replacedInput: input,
-    replacedOutput: output,
+  return assemble(ends, {
     prefix,
     suffix,
     initializers: [
@@ -173,7 +169,8 @@ export function imageEncoderGraph(bytes: Uint8Array, o: VaeGraphOptions): Uint8A
  * [1, 8h, 8w, 3] as IMAGE_OUTPUT: clamped, rounded half to even (as the host path's Uint8ClampedArray rounds).
  */
 export function imageDecoderGraph(bytes: Uint8Array, o: VaeGraphOptions): Uint8Array {
-  const { m, input, output, half, outHalf } = vaeEnds(bytes, ['latent_sample', 'latents', 'z'], ['sample', 'images']);
+  const ends = wrappedEnds(bytes, ['latent_sample', 'latents', 'z'], ['sample', 'images']);
+  const { input, output, half, outHalf } = ends;
   const [lo, hi] = o.pixelRange;
   const prefix = [
     node('Mul', [LATENT_INPUT, P + 'inv_sf'], [half ? P + 'unscaled' : input.name], P + 'unscale'),
@@ -189,9 +186,7 @@ export function imageDecoderGraph(bytes: Uint8Array, o: VaeGraphOptions): Uint8A
     node('Transpose', [P + 'rounded'], [P + 'nhwc'], P + 'to_nhwc', { perm: { ints: [0, 2, 3, 1] } }),
     node('Cast', [P + 'nhwc'], [IMAGE_OUTPUT], P + 'to_bytes', { to: { int: OnnxType.uint8 } }),
   ];
-  return assemble(m, {
-    replacedInput: input,
-    replacedOutput: output,
+  return assemble(ends, {
     prefix,
     suffix,
     initializers: [
@@ -224,11 +219,8 @@ export interface DenoiserGraphOptions {
  * conditioning, SDXL's extras) are fed as before. Multi-step: the next step takes the (guided) estimate as its x0.
  */
 export function denoiserStepGraph(bytes: Uint8Array, o: DenoiserGraphOptions): Uint8Array {
-  const m = parseModel(bytes);
-  const input = pick(m.inputs, ['sample', 'latent_model_input', 'x'], 'input');
-  const output = pick(m.outputs, ['out_sample', 'noise_pred', 'sample'], 'output');
-  const half = input.elemType === OnnxType.float16;
-  const outHalf = output.elemType === OnnxType.float16;
+  const ends = wrappedEnds(bytes, ['sample', 'latent_model_input', 'x'], ['out_sample', 'noise_pred', 'sample']);
+  const { input, output, half, outHalf } = ends;
   const xt = half ? P + 'xt' : input.name;
   const prefix = [
     node('Gather', [STEP_NOISE_SCALES, P + 'i0'], [P + 'a'], P + 'sqrt_alpha_bar'),
@@ -263,9 +255,7 @@ export function denoiserStepGraph(bytes: Uint8Array, o: DenoiserGraphOptions): U
     suffix.push(node('Identity', [prediction], [STEP_X0_ESTIMATE], P + 'x0'));
   }
   const latent = (name: string) => valueInfo(name, OnnxType.float, ['batch', o.channels, 'latent_height', 'latent_width']);
-  return assemble(m, {
-    replacedInput: input,
-    replacedOutput: output,
+  return assemble(ends, {
     prefix,
     suffix,
     initializers: [
