@@ -40,8 +40,15 @@ $PY $T/train_denoiser.py --device "$DEVICE" --threads "$THREADS" --ae $O/ae.pt -
   --rollout-frac 0 --pix-weight 1.0 --pix-batch 8 --ckpt-every 250 > $O/den_train.log 2>&1
 wait $DEC_PID
 
-# 4. evaluation on the held-out photos, export (AE_CKPT: encoder and fine-tuned decoder)
-export AE_CKPT=$O/ae_dec_best.pt DEN_CKPT=$O/denoiser.pt
+# 4. evaluation on the held-out photos, export. The decoder: step 2's or step 3a's best, whichever has
+#    the higher held-out round-trip PSNR (photos + targets; logged in each checkpoint)
+AE_CKPT=$($PY -c "
+import sys, torch
+c = [p for p in sys.argv[1:] if __import__('os').path.exists(p)]
+s = lambda p: sum(torch.load(p, map_location='cpu')['heldout_psnr'].values())
+print(max(c, key=s))" $O/ae.pt $O/ae_dec_best.pt)
+echo "autoencoder checkpoint: $AE_CKPT"
+export AE_CKPT DEN_CKPT=$O/denoiser.pt
 $PY $T/eval.py > $O/eval.log 2>&1
 $PY $T/export_onnx.py --out "${EXPORT_DIR:-$O/export}" > $O/export.log 2>&1
 tail -n 3 $O/eval.log
