@@ -10,13 +10,12 @@ import { PACKAGE_ROOT, parseServeConfig } from '../server/config.js';
 import { parseBenchArgs } from './bench-args.js';
 import { createLogger, startServer } from '../server/server.js';
 import { findSourceImage, writePanningClip } from './y4m-clip.js';
+import { findChromium } from './chromium-path.js';
 import { type BrowserRunReport, renderBrowserMarkdown, type RtpCounters, rtpStatsAverages, renderBrowserTable, type ServerFrame, summarizeBrowserRun } from './browser-report.js';
 
 // Callbacks given to page.evaluate run in the page; this file compiles without the DOM lib.
 declare const document: any;
 declare const window: any;
-
-export const DEFAULT_CHROMIUM = '/usr/bin/chromium';
 
 export interface BrowserBenchOptions {
   seconds: number;
@@ -59,7 +58,9 @@ interface PageGlassLog {
 }
 
 export async function runBrowserBench(options: BrowserBenchOptions): Promise<BrowserRunReport> {
-  const executablePath = options.chromium ?? DEFAULT_CHROMIUM;
+  const found = options.chromium !== undefined ? { path: options.chromium } : findChromium();
+  if ('missing' in found) throw new ChromiumMissingError(`${found.missing} (or pass --chromium PATH) to run the browser benchmark.`);
+  const executablePath = found.path;
   if (!existsSync(executablePath)) {
     throw new ChromiumMissingError(`Chromium not found at ${executablePath}: install Debian's chromium package (or pass --chromium PATH) to run the browser benchmark.`);
   }

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { nowMs } from '../frame/clock.js';
 import type { RgbImage } from '../frame/video-frame.js';
 import { VideoEncoder, type EncodedPicture, type VideoCodecName } from '../stream/video-codec.js';
-import { authHeader, exchangeOffer, loopbackPeerConnection, ReceivedVideo } from './werift-client.js';
+import { authHeader, exchangeOffer, loopbackPeerConnection, ReceivedVideo, type ClientIce } from './werift-client.js';
 
 export interface LoopbackClientOptions {
   whipUrl: string;
@@ -30,6 +30,10 @@ export interface LoopbackClientOptions {
   onData?(text: string): void;
   /** Sent as `Authorization: Bearer` on the WHIP POST and the DELETE (a server started with --token). */
   token?: string;
+  /** TURN servers and relay-only policy (the NAT test's client); default: host candidates only. */
+  ice?: ClientIce;
+  /** ICE + DTLS must complete within this long after the answer, or creation fails (default 10000). */
+  connectTimeoutMs?: number;
 }
 
 export interface LoopbackClient {
@@ -37,6 +41,8 @@ export interface LoopbackClient {
   readonly location: string;
   /** The server's SDP answer. */
   readonly answerSdp: string;
+  /** The client's own offer, with its candidates. */
+  readonly offerSdp: string;
   /** RTP timestamp → index into `frames`, and when it was sent (epoch ms). */
   readonly sent: Map<number, { index: number; sentMs: number }>;
   /** Resolves when every frame has been sent once (never, with `loop`, until close). */
@@ -53,7 +59,7 @@ export interface LoopbackClient {
 export async function createLoopbackClient(options: LoopbackClientOptions): Promise<LoopbackClient> {
   const { codec, fps } = options;
   const encoded = await encodeClip(options);
-  const pc = loopbackPeerConnection(codec, [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }, { type: 'goog-remb' }]);
+  const pc = loopbackPeerConnection(codec, [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }, { type: 'goog-remb' }], options.ice);
   if (options.audio) pc.addTransceiver('audio', { direction: 'sendonly' });
   const transceiver = pc.addTransceiver('video', { direction: options.direction ?? 'sendrecv' });
   let dc: RTCDataChannel | undefined;
@@ -69,12 +75,17 @@ export async function createLoopbackClient(options: LoopbackClientOptions): Prom
   try {
     answered = await exchangeOffer(pc, options.whipUrl, { token: options.token, protocol: 'WHIP' });
   } catch (error) {
+    // A refused or unreachable server: free the peer connection too (its sockets would keep the process alive).
+    await pc.close();
     await received.close();
     throw error;
   }
   const { location, answerSdp } = answered;
   const auth = authHeader(options.token);
-  await waitFor(() => pc.connectionState === 'connected', pc.connectionStateChange, 10000);
+  await waitFor(() => pc.connectionState === 'connected', pc.connectionStateChange, options.connectTimeoutMs ?? 10000).catch(async (error: unknown) => {
+    await Promise.all([pc.close(), received.close()]);
+    throw error;
+  });
 
   const sent = new Map<number, { index: number; sentMs: number }>();
   const packetizer = codec === 'VP8' ? new Vp8Packetizer({ maxPayloadSize: 1200 }) : new H264Packetizer({ maxPayloadSize: 1200 });
@@ -109,6 +120,7 @@ export async function createLoopbackClient(options: LoopbackClientOptions): Prom
   return {
     location,
     answerSdp,
+    offerSdp: pc.localDescription?.sdp ?? '',
     sent,
     finished,
     sendData: (text) => {

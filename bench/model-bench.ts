@@ -17,6 +17,8 @@ export interface ModelBenchOptions {
   iterations?: number;
   warmup?: number;
   intraOpThreads?: number;
+  /** false: the host converts pixels (the path before pixel graphs), to measure both in one run. */
+  pixelGraphs?: boolean;
   /** Write the JSON report here. */
   out?: string;
   /** Print the table (default true). */
@@ -37,7 +39,7 @@ export interface ModelBenchRow {
   steps: number;
   iterations: number;
   /** Milliseconds. denoise_step = denoise / steps; total = restyle() round trip from the main thread. */
-  stages: Record<'preprocess' | 'vae_encode' | 'denoise' | 'denoise_step' | 'vae_decode' | 'postprocess' | 'total', LatencyStats>;
+  stages: Record<'preprocess' | 'vae_encode' | 'denoise' | 'denoise_step' | 'vae_decode' | 'postprocess' | 'host' | 'total', LatencyStats>;
   fps: number;
 }
 
@@ -45,7 +47,7 @@ export interface ModelBenchReport {
   model: string;
   provider: ExecutionProvider;
   intraOpThreads: number | 'default';
-  runner: 'ModelRuntime (1 worker thread)';
+  runner: string;
   date: string;
   rows: ModelBenchRow[];
 }
@@ -67,6 +69,7 @@ export async function runModelBench(options: ModelBenchOptions): Promise<ModelBe
     fallbackToCpu: options.fallbackToCpu ?? true,
     workers: 1,
     intraOpThreads: options.intraOpThreads,
+    pixelGraphs: options.pixelGraphs ?? true,
   });
   try {
     const { info } = runtime;
@@ -81,13 +84,18 @@ export async function runModelBench(options: ModelBenchOptions): Promise<ModelBe
         const { stages } = await runtime.restyle(request);
         const total = performance.now() - t0;
         if (i < warmup) continue;
+        let model = 0;
         for (const s of stages) {
           add(s.name, s.endMs - s.startMs);
           if (s.name === 'denoise') add('denoise_step', (s.endMs - s.startMs) / steps);
+          if (s.name === 'vae_encode' || s.name === 'denoise' || s.name === 'vae_decode') model += s.endMs - s.startMs;
         }
         add('total', total);
+        // Everything but the model's runs: pixel conversions (none where the VAE runs in pixel graphs), the thread hop, copies.
+        add('host', total - model);
       }
-      const stat = (k: StageName | 'denoise_step' | 'total'): LatencyStats => latencyStats(samples.get(k) ?? [NaN]);
+      // A stage that never ran (pre/postprocess inside pixel graphs) took no time.
+      const stat = (k: StageName | 'denoise_step' | 'total' | 'host'): LatencyStats => latencyStats(samples.get(k) ?? [k === 'preprocess' || k === 'postprocess' ? 0 : NaN]);
       const totals = stat('total');
       rows.push({
         width,
@@ -101,6 +109,7 @@ export async function runModelBench(options: ModelBenchOptions): Promise<ModelBe
           denoise_step: stat('denoise_step'),
           vae_decode: stat('vae_decode'),
           postprocess: stat('postprocess'),
+          host: stat('host'),
           total: totals,
         },
         fps: 1000 / totals.median,
@@ -110,7 +119,7 @@ export async function runModelBench(options: ModelBenchOptions): Promise<ModelBe
       model: info.name,
       provider: info.provider,
       intraOpThreads: options.intraOpThreads ?? 'default',
-      runner: 'ModelRuntime (1 worker thread)',
+      runner: `ModelRuntime (1 worker thread), pixels ${options.pixelGraphs === false ? 'converted on the host' : 'in graphs where the model allows'}`,
       date: new Date().toISOString(),
       rows,
     };
@@ -139,7 +148,7 @@ function dedupe(list: [number, number][]): [number, number][] {
 }
 
 export function formatTable(report: ModelBenchReport): string {
-  const cols = ['preprocess', 'vae_encode', 'denoise_step', 'denoise', 'vae_decode', 'postprocess', 'total'] as const;
+  const cols = ['preprocess', 'vae_encode', 'denoise_step', 'denoise', 'vae_decode', 'postprocess', 'host', 'total'] as const;
   const lines = [
     `model ${report.model} · times in ms · provider ${report.provider} · intra-op threads ${report.intraOpThreads} · ${report.runner}`,
     `${'resolution'.padEnd(12)}${'steps'.padStart(6)}  ${cols.map((c) => `${c} p50/p95`.padStart(22)).join('')}${'fps'.padStart(8)}`,

@@ -1,7 +1,7 @@
 // The werift client side that the benchmarks and the tests share (WHIP publisher: loopback-client.ts; WHEP
 // viewer: whep-viewer.ts): a peer connection for loopback, the offer → POST → answer exchange, and a
 // received video track decoded to RGB (depacketize → decode → scale), counted.
-import { RTCPeerConnection, useSdesMid, type MediaStreamTrack } from 'werift';
+import { RTCPeerConnection, useSdesMid, type MediaStreamTrack, type RTCIceServer } from 'werift';
 import { nowMs } from '../frame/clock.js';
 import type { RgbImage } from '../frame/video-frame.js';
 import { iceGatheringComplete } from '../stream/ice-gathering.js';
@@ -9,12 +9,21 @@ import { opusParameters, videoCodecParameters } from '../stream/rtp-codecs.js';
 import { FrameAssembler } from '../stream/rtp-depacketizer.js';
 import { PictureScaler, VideoDecoder, type VideoCodecName } from '../stream/video-codec.js';
 
+/** How a client reaches the server besides its host candidates: TURN servers, and whether to use only relayed candidates. */
+export interface ClientIce {
+  iceServers?: RTCIceServer[];
+  iceTransportPolicy?: 'all' | 'relay';
+}
+
 /** A peer connection that gathers a loopback candidate and bundles everything on one transport. */
-export function loopbackPeerConnection(codec: VideoCodecName, rtcpFeedback: { type: string; parameter?: string }[]): RTCPeerConnection {
+export function loopbackPeerConnection(codec: VideoCodecName, rtcpFeedback: { type: string; parameter?: string }[], ice: ClientIce = {}): RTCPeerConnection {
   return new RTCPeerConnection({
     codecs: { video: [videoCodecParameters(codec, rtcpFeedback)], audio: [opusParameters()] },
     headerExtensions: { video: [useSdesMid()], audio: [useSdesMid()] },
     iceAdditionalHostAddresses: ['127.0.0.1'],
+    // Always a list: werift's default holds a public STUN server.
+    iceServers: ice.iceServers ?? [],
+    iceTransportPolicy: ice.iceTransportPolicy ?? 'all',
     // With werift's default policy the offer gathers one transport per m-line; the server bundles them, and
     // close() then leaves the unused transport's UDP sockets open (the process never exits).
     bundlePolicy: 'max-bundle',

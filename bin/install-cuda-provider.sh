@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs onnxruntime-node's CUDA execution provider, which `npm install` skips (.npmrc) because onnxruntime-node's
-# own installer downloads it from NuGet, outside the npm registry. `npm run install:cuda` runs this.
+# Installs onnxruntime-node's CUDA execution provider, which `npm install` skips (package.json's `allowScripts` denies
+# onnxruntime-node's install script) because that installer downloads it from NuGet, outside the npm registry. `npm run install:cuda` runs this.
 #
 #   bash bin/install-cuda-provider.sh cuda13   # default. CUDA 13 + cuDNN 9: ONNX Runtime 1.29.0's CUDA provider from
 #                                              # the npm registry (com.github.asus4.onnxruntime.linux-x64-gpu@0.4.9,

@@ -4,3 +4,11 @@
 export function nowMs(): number {
   return performance.timeOrigin + performance.now();
 }
+
+/** A source of the time, for code whose decisions depend on it: the engine takes one, tests pass a manual one. */
+export interface Clock {
+  /** Epoch milliseconds, as nowMs(). */
+  now(): number;
+}
+
+export const systemClock: Clock = { now: nowMs };

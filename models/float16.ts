@@ -1,5 +1,6 @@
-// IEEE 754 half-precision conversion for float16 ONNX models. Node 20 has no Float16Array, and
-// onnxruntime-node takes the raw half bits in a Uint16Array for 'float16' tensors.
+// IEEE 754 half-precision conversion for float16 ONNX models. Node 20 and 22 have no Float16Array, and
+// onnxruntime-node takes the raw half bits in a Uint16Array for 'float16' tensors (on Node 24 it keeps them in a
+// Float16Array over the same bytes; models/onnx-component.ts reads either).
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);

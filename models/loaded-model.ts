@@ -7,7 +7,8 @@ import { loadComponents, type DiffusionComponents } from './diffusion-components
 import { ConditioningTable, type ConditioningEmbeds, type StyleBlend } from './conditioning.js';
 import { loadManifest, type ModelManifest } from './manifest.js';
 import type { LineLog } from '../frame/log.js';
-import type { ExecutionProvider, PromptPart } from './restyle-types.js';
+import type { ExecutionProvider, ImageBlendPlacement, PromptPart } from './restyle-types.js';
+import { ImageBlendGraph } from './image-blend-graph.js';
 import { NoiseSchedule } from './scheduler.js';
 import type { TextEncoder } from './text-encoder.js';
 
@@ -15,6 +16,10 @@ export interface LoadModelOptions {
   provider: ExecutionProvider;
   fallbackToCpu: boolean;
   intraOpThreads: number;
+  /** Wrap the VAE in pixel graphs (default true). */
+  pixelGraphs?: boolean;
+  /** Where consistency's image warp and blend runs (default auto: the graph on a GPU provider, else the host). */
+  imageBlend?: ImageBlendPlacement;
   logger: LineLog;
 }
 
@@ -27,11 +32,18 @@ export class LoadedModel {
     readonly components: DiffusionComponents,
     private readonly styles: ConditioningTable,
     private readonly text: { module: TextModule; encoder: TextEncoder } | undefined,
+    /** Consistency's image warp and blend on the execution provider; undefined: the host does it. */
+    readonly imageBlend: ImageBlendGraph | undefined,
   ) {}
 
   static async load(modelDir: string, opts: LoadModelOptions): Promise<LoadedModel> {
     const manifest = loadManifest(modelDir);
     const components = await loadComponents(manifest, opts);
+    const placement = opts.imageBlend ?? 'auto';
+    const imageBlend =
+      placement === 'graph' || (placement === 'auto' && components.provider !== 'cpu')
+        ? await ImageBlendGraph.load({ provider: components.provider, fallbackToCpu: true, intraOpThreads: opts.intraOpThreads, logger: opts.logger })
+        : undefined;
     // Text models encode their prompts here (once per distinct prompt: cached); a text model exported
     // without its text encoder runs unconditioned, which the log says once. The text module is loaded only
     // for such a model, so a style model (and a GPU bundle without the tokenizer package) never needs it.
@@ -45,7 +57,7 @@ export class LoadedModel {
       text = { module, encoder: await module.TextEncoder.load(manifest, sessionConfig, components.denoiser) };
     }
     if (manifest.conditioning.kind === 'text' && !text) opts.logger.warn(`${manifest.name}: no text_encoder/tokenizer in the model folder; prompts are ignored`);
-    return new LoadedModel(manifest, new NoiseSchedule(manifest.scheduler), components, new ConditioningTable(manifest), text);
+    return new LoadedModel(manifest, new NoiseSchedule(manifest.scheduler), components, new ConditioningTable(manifest), text, imageBlend);
   }
 
   get provider(): ExecutionProvider {

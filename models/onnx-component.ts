@@ -51,7 +51,9 @@ export class OnnxComponent {
     this.outputs = specsOf(session.outputMetadata, session.outputNames);
   }
 
-  static async load(path: string, config: SessionConfig): Promise<OnnxComponent> {
+  /** `bytes`: a model built from the file at `path` (a pixel graph around it) to load instead; `path` names it in messages. */
+  static async load(path: string, config: SessionConfig, bytes?: Uint8Array): Promise<OnnxComponent> {
+    const create = (o: ort.InferenceSession.SessionOptions) => (bytes ? ort.InferenceSession.create(bytes, o) : ort.InferenceSession.create(path, o));
     const options = (provider: ExecutionProvider): ort.InferenceSession.SessionOptions => ({
       executionProviders: [provider],
       graphOptimizationLevel: 'all',
@@ -63,7 +65,7 @@ export class OnnxComponent {
       extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
     });
     try {
-      return new OnnxComponent(path, await ort.InferenceSession.create(path, options(config.provider)), config.provider);
+      return new OnnxComponent(path, await create(options(config.provider)), config.provider);
     } catch (err) {
       const why = (err as Error).message.split('\n')[0];
       if (config.provider === 'cpu') throw new ModelComponentError(`cannot load ${path}: ${why}`);
@@ -71,7 +73,7 @@ export class OnnxComponent {
         throw new ModelComponentError(`execution provider "${config.provider}" failed for ${path}: ${why} (CPU fallback is disabled)`);
       config.logger?.warn(`execution provider "${config.provider}" unavailable for ${path} (${why}); falling back to CPU`);
       try {
-        return new OnnxComponent(path, await ort.InferenceSession.create(path, options('cpu')), 'cpu');
+        return new OnnxComponent(path, await create(options('cpu')), 'cpu');
       } catch (err2) {
         throw new ModelComponentError(`cannot load ${path}: ${(err2 as Error).message.split('\n')[0]}`);
       }
@@ -113,7 +115,7 @@ export class OnnxComponent {
   }
 }
 
-/** The float element types a model's tensors come in; float16 data is the raw half bits (Node 20 has no Float16Array). */
+/** The float element types a model's tensors come in; float16 data is the raw half bits (Node 20 and 22 have no Float16Array). */
 export type FloatTensorType = 'float32' | 'float16';
 export type FloatTensorData = Float32Array | Uint16Array;
 
@@ -134,18 +136,27 @@ export function floatTensor(spec: TensorSpec, data: FloatTensorData, dims: reado
 
 /** A float tensor's data as the model produced it: float32, or float16 as half bits. */
 export function readFloatData(tensor: ort.Tensor): FloatTensorData {
-  if (tensor.type === 'float16' && tensor.data instanceof Uint16Array) return tensor.data;
+  if (tensor.type === 'float16') return halfBits(tensor.data);
   return readFloat(tensor);
+}
+
+/**
+ * A float16 tensor's raw half bits. Where the runtime has a global Float16Array (Node 24), ort stores float16 data
+ * in one, even data handed to it as Uint16Array bits: view the same bytes, so float16 stays on the half-bits path.
+ */
+function halfBits(data: unknown): Uint16Array {
+  if (data instanceof Uint16Array) return data;
+  if (ArrayBuffer.isView(data) && (data as { BYTES_PER_ELEMENT?: number }).BYTES_PER_ELEMENT === 2)
+    return new Uint16Array(data.buffer, data.byteOffset, data.byteLength / 2);
+  throw new ModelComponentError('a float16 output holds neither Uint16Array nor Float16Array data');
 }
 
 /** A tensor's data as float32, whatever float type the model produced. */
 export function readFloat(tensor: ort.Tensor): Float32Array {
   if (tensor.type === 'float32') return tensor.data as Float32Array;
   if (tensor.type === 'float16') {
-    const d = tensor.data as unknown;
-    // ort may hand back Uint16Array bits, or Float16Array where the runtime has it.
-    if (d instanceof Uint16Array) return float16ToFloat32(d);
-    return Float32Array.from(d as ArrayLike<number>);
+    // ort may hand back Uint16Array bits, or Float16Array where the runtime has it: both are the same half bits.
+    return float16ToFloat32(halfBits(tensor.data));
   }
   throw new ModelComponentError(`output has type ${tensor.type}; expected float32 or float16`);
 }

@@ -6,6 +6,12 @@ import type { StyleBlend } from './conditioning.js';
 
 export type ExecutionProvider = 'cpu' | 'cuda' | 'webgpu';
 
+/**
+ * Where temporal consistency warps and blends the previous output image: on the host, in a GridSample graph on the
+ * execution provider, or auto (the graph off the CPU: onnxruntime's CPU GridSample is slower than the host loop).
+ */
+export type ImageBlendPlacement = 'auto' | 'host' | 'graph';
+
 export interface RestyleRequest {
   /** Stream identity: the worker keeps per-stream state (fixed noise, caches) under this key. */
   streamId: string;

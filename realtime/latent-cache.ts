@@ -14,6 +14,11 @@ import { FlowEstimator, grayFromRgb, type FlowField, type FlowFrame, type GrayIm
 import type { RgbImage } from '../frame/video-frame.js';
 import type { LatentDims, LatentGuidance } from '../models/latent-guidance.js';
 
+/** What blends the warped previous output in elsewhere than this thread's loop (models/image-blend-graph.ts). */
+export interface ImageBlender {
+  blend(current: RgbImage, previous: RgbImage, flow: FlowField, mask: Float32Array, weight: number): Promise<RgbImage>;
+}
+
 /**
  * Blend weights at `consistency = 1` where the mask is fully valid (they scale linearly with it).
  * Both are below 1 so that every frame still contributes: the output tracks the input instead of
@@ -172,6 +177,16 @@ export class LatentCache {
     blendWarpedImage(out, prev, guidance.gridFlow, guidance.gridMask, Math.min(1, guidance.consistency) * IMAGE_BLEND_WEIGHT);
     const end = nowMs();
     stages.push({ name: 'warp', startMs: start, endMs: end });
+  }
+
+  /** blendImage on another engine (a graph on the execution provider): gives the blended image, `out` untouched. */
+  async blendImageWith(blender: ImageBlender, out: RgbImage, guidance: TemporalGuidance | undefined, stages: StageTiming[]): Promise<RgbImage> {
+    const prev = this.previous?.image;
+    if (!guidance || !prev || prev.width !== out.width || prev.height !== out.height) return out;
+    const start = nowMs();
+    const blended = await blender.blend(out, prev, guidance.gridFlow, guidance.gridMask, Math.min(1, guidance.consistency) * IMAGE_BLEND_WEIGHT);
+    stages.push({ name: 'warp', startMs: start, endMs: nowMs() });
+    return blended;
   }
 
   reset(): void {

@@ -6,7 +6,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { loadManifest, type ModelManifest } from '../models/manifest.js';
 import type { LineLog } from '../frame/log.js';
-import type { ExecutionProvider, RestyleRequest, RestyleResult, Restyler, RestylerInfo } from '../models/restyle-types.js';
+import type { ExecutionProvider, ImageBlendPlacement, RestyleRequest, RestyleResult, Restyler, RestylerInfo } from '../models/restyle-types.js';
 import type { FromWorker, RunRequest, ToWorker, WorkerInit } from './worker/protocol.js';
 
 export interface ModelRuntimeOptions {
@@ -19,6 +19,15 @@ export interface ModelRuntimeOptions {
   /** onnxruntime intra-op threads per worker (default: available cores / workers, at least 1). */
   intraOpThreads?: number;
   logger?: LineLog;
+  /**
+   * The size frames will come at (the server's --resolution): the workers warm up there and at its half, so the
+   * first frames and the first switch to half resolution do not pay onnxruntime's first-run cost at a new shape.
+   */
+  servedResolution?: { width: number; height: number };
+  /** Run the VAE in pixel graphs where the model allows (default true; models/pixel-graphs.ts). */
+  pixelGraphs?: boolean;
+  /** Where consistency's image warp and blend runs (default auto). */
+  imageBlend?: ImageBlendPlacement;
   /**
    * The module each worker thread runs (default: worker/inference-worker.js). Another entry calls
    * serveInference (worker/serve-inference.ts) with its own restylers: how tests inject a failing worker.
@@ -62,8 +71,11 @@ class WorkerSlot {
   }
 
   private spawn(): Promise<ExecutionProvider> {
-    // Workers inherit the parent's node flags; --input-type (from `node -e`) would stop a file worker.
-    const execArgv = process.execArgv.filter((a) => !a.startsWith('--input-type'));
+    // Workers inherit the parent's node flags, and --input-type (from `node -e`) would stop a file worker: drop it
+    // only then. An explicit execArgv is validated, and Node 24's test runner hands its children process-wide flags
+    // (--stack-trace-limit, --secure-heap, ...) that a worker refuses, so otherwise the inherited flags stand.
+    const inputType = (a: string): boolean => a.startsWith('--input-type');
+    const execArgv = process.execArgv.some(inputType) ? process.execArgv.filter((a) => !inputType(a)) : undefined;
     const worker = new Worker(this.entry, { workerData: this.init, name: `inference-${this.index}`, execArgv });
     this.worker = worker;
     let wasReady = false;
@@ -198,6 +210,9 @@ export class ModelRuntime implements Restyler {
       provider: options.provider ?? 'cpu',
       fallbackToCpu: options.fallbackToCpu ?? true,
       intraOpThreads: Math.max(1, Math.floor(options.intraOpThreads ?? availableParallelism() / workers)),
+      ...(options.servedResolution ? { servedResolution: options.servedResolution } : {}),
+      ...(options.pixelGraphs === false ? { pixelGraphs: false } : {}),
+      ...(options.imageBlend ? { imageBlend: options.imageBlend } : {}),
     };
     const slots = Array.from({ length: workers }, (_, i) => new WorkerSlot(i, options.workerEntry ?? WORKER_ENTRY, init, options.logger));
     try {

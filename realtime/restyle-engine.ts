@@ -2,7 +2,7 @@
 // with the stream's live parameters, and hands the restyled frame to egress. It owns the stream's
 // mailbox, parameters and latency accounting; the pixels' heavy lifting happens in models/ workers.
 import type { Restyler } from '../models/restyle-types.js';
-import { nowMs } from '../frame/clock.js';
+import { systemClock, type Clock } from '../frame/clock.js';
 import { type VideoFrame, recordStage } from '../frame/video-frame.js';
 import { LatestWinsMailbox } from './mailbox.js';
 import { type ParamsPatch, type PromptPart, type SessionParams } from './params.js';
@@ -32,6 +32,8 @@ export interface RestyleEngineOptions {
   onError?(error: Error): void;
   /** A waiting frame was replaced by a newer one (latest frame wins). */
   onDropped?(frame: VideoFrame): void;
+  /** The time its deadline decisions, stage records and rates are read from (default: the system clock). */
+  clock?: Clock;
 }
 
 export interface RestyleEngineStats {
@@ -76,7 +78,10 @@ export class RestyleEngine {
   /** The last computed output and the thumbnail of the input it was made from. */
   private last: { inputThumb: Float32Array; image: VideoFrame['image'] } | undefined;
 
+  private readonly clock: Clock;
+
   constructor(private readonly options: RestyleEngineOptions) {
+    this.clock = options.clock ?? systemClock;
     this.params = { ...options.params };
     this.scheduler = new DeadlineScheduler({ budgetMs: options.budgetMs });
     this.mailbox = new LatestWinsMailbox(
@@ -110,9 +115,9 @@ export class RestyleEngine {
   push(frame: VideoFrame): void {
     if (this.closed) return;
     this.framesIn++;
-    this.inputRate.mark(nowMs());
+    this.inputRate.mark(this.clock.now());
     // The mailbox stage starts when the frame is offered; its end is stamped when the engine takes it.
-    frame.stages.push({ name: 'mailbox', startMs: nowMs(), endMs: NaN });
+    frame.stages.push({ name: 'mailbox', startMs: this.clock.now(), endMs: NaN });
     this.mailbox.put(frame);
   }
 
@@ -127,7 +132,7 @@ export class RestyleEngine {
   }
 
   stats(): RestyleEngineStats {
-    const now = nowMs();
+    const now = this.clock.now();
     return {
       framesIn: this.framesIn,
       framesOut: this.framesOut,
@@ -154,7 +159,7 @@ export class RestyleEngine {
   }
 
   private async process(frame: VideoFrame): Promise<void> {
-    const taken = nowMs();
+    const taken = this.clock.now();
     const mailboxStage = frame.stages.find((s) => s.name === 'mailbox' && Number.isNaN(s.endMs));
     if (mailboxStage) mailboxStage.endMs = taken;
     const p = this.params;
@@ -194,7 +199,7 @@ export class RestyleEngine {
         consistency: p.consistency,
         scale: plan.scale,
       });
-      const returned = nowMs();
+      const returned = this.clock.now();
       let denoiseMs = 0;
       for (const st of result.stages) if (st.name === 'denoise') denoiseMs += st.endMs - st.startMs;
       this.scheduler.recordRun({ steps: plan.steps, scale: plan.scale, fixedMs: returned - taken - denoiseMs, denoiseMs, atMs: returned });
@@ -243,7 +248,7 @@ export class RestyleEngine {
     frame.path = { kind: 'reuse' };
     this.reused++;
     this.reusedInARow++;
-    const now = nowMs();
+    const now = this.clock.now();
     recordStage(frame, 'reuse', taken, now);
     this.emit(frame, now);
   }

@@ -8,7 +8,7 @@ import type { StyleBlend } from '../models/conditioning.js';
 import { FixedNoise, img2img } from '../models/img2img.js';
 import type { LoadedModel } from '../models/loaded-model.js';
 import type { PromptPart, SeedPart } from '../models/restyle-types.js';
-import { double, halve } from '../models/resample.js';
+import { Doubler, halve } from '../models/resample.js';
 import { LatentCache, type TemporalGuidance } from './latent-cache.js';
 
 /** One frame and the stream's parameters for it, as the worker receives them. */
@@ -37,6 +37,8 @@ export class StreamRestyler {
   private cache: LatentCache;
   /** Flow runs at twice the latent grid: image pixels per flow pixel = the VAE's reduction / 2. */
   private readonly flowFactor: number;
+  /** The half-resolution path's upscale back to the stream's size, with its buffer kept between frames. */
+  private readonly doubler = new Doubler();
 
   constructor(private readonly model: LoadedModel) {
     this.flowFactor = Math.max(1, model.manifest.latent.downscale / 2);
@@ -77,14 +79,16 @@ export class StreamRestyler {
       },
       stages,
     );
-    if (gray) {
-      cache.blendImage(result.image, guidance, stages);
-      cache.commit(gray, result.outputLatent, result.dims, result.image); // the cache keeps a copy
-    }
     let out = result.image;
+    if (gray) {
+      const graph = this.model.imageBlend;
+      if (graph) out = await cache.blendImageWith(graph, out, guidance, stages);
+      else cache.blendImage(out, guidance, stages);
+      cache.commit(gray, result.outputLatent, result.dims, out); // the cache keeps a copy
+    }
     if (req.scale === 0.5) {
       const start = nowMs();
-      out = double(out);
+      out = this.doubler.double(out);
       stages.push({ name: 'postprocess', startMs: start, endMs: nowMs() });
     }
     return { image: out, stages };

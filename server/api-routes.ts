@@ -12,6 +12,7 @@ import type { ServerMetrics } from './metrics.js';
 import type { SessionManager } from './sessions.js';
 import { whepRoutes } from './whep-routes.js';
 import { TICKET_PARAM } from './cluster/redirect-ticket.js';
+import { SLOT_PARAM } from './cluster/registry.js';
 
 // Shared with the cluster's front door; re-exported for the modules and tests that import them from here.
 export { checkBearer, CLIENT_DIR, tokenMatches } from './http-server.js';
@@ -22,13 +23,39 @@ export interface HttpAppDeps {
   restyler: Restyler;
   metrics: ServerMetrics;
   logger: Logger;
+  /** A cluster worker: a redirected publisher brings the slot the front door reserved for it here. */
+  slotArrived?(slot: string): void;
+  /** Start draining (POST /admin/drain); returns at once with what is still live. */
+  drain(reason: string): DrainStatus;
+  /** Whether the server is draining. */
+  draining(): boolean;
+}
+
+export interface DrainStatus {
+  draining: true;
+  sessions: number;
+  viewers: number;
+  /** When the sessions still live will be ended (epoch ms). */
+  deadlineMs: number;
 }
 
 export async function buildHttpApp(deps: HttpAppDeps) {
   const { sessions, restyler, metrics } = deps;
   const app = createHttpApp(deps.config, deps.logger);
 
-  app.get('/healthz', async () => ({ status: 'ok', sessions: sessions.size, model: restyler.info.name }));
+  app.get('/healthz', async () => ({ status: 'ok', sessions: sessions.size, model: restyler.info.name, draining: deps.draining() }));
+
+  // Draining for a rolling restart (README "Scaling out"): behind the admin token, or off without one.
+  app.post('/admin/drain', async (request, reply) => {
+    const adminToken = deps.config.adminToken ?? deps.config.token;
+    if (adminToken === undefined) return sendError(reply, httpError(403, 'the admin endpoints are off: start the server with --admin-token (or --token)'));
+    const verdict = checkBearer(adminToken, request.headers.authorization);
+    if (verdict !== 'ok') {
+      void reply.header('WWW-Authenticate', verdict === 'missing' ? 'Bearer realm="sds-admin"' : 'Bearer realm="sds-admin", error="invalid_token"');
+      return sendError(reply, httpError(verdict === 'missing' ? 401 : 403, 'this endpoint needs `Authorization: Bearer <admin token>` (--admin-token, or --token without one)'));
+    }
+    return reply.code(202).send(deps.drain('POST /admin/drain'));
+  });
 
   app.get('/metrics', async (_request, reply) => {
     reply.type(metrics.registry.contentType);
@@ -62,6 +89,9 @@ export async function buildHttpApp(deps: HttpAppDeps) {
     if (!hasContentType(request.headers, 'application/sdp')) {
       return sendError(reply, httpError(415, 'WHIP offers must have Content-Type: application/sdp'));
     }
+    // The front door reserved a slot for this publisher; from here on this worker's own count holds it.
+    const slot = (request.query as Record<string, unknown> | undefined)?.[SLOT_PARAM];
+    if (typeof slot === 'string') deps.slotArrived?.(slot);
     const offer = request.body;
     if (typeof offer !== 'string' || offer.trim() === '') return sendError(reply, httpError(400, 'empty SDP offer'));
     const session = await sessions.create(offer, queryToParams(request.query), request.socket.remoteAddress ?? request.ip, name);
@@ -143,8 +173,8 @@ export async function buildHttpApp(deps: HttpAppDeps) {
 /** Query-string values are strings; give numbers and booleans their types so validation can judge them. */
 function queryToParams(query: unknown): Record<string, unknown> | undefined {
   if (typeof query !== 'object' || query === null) return undefined;
-  // The front door's redirect ticket is authorization, not a parameter.
-  const entries = Object.entries(query as Record<string, unknown>).filter(([key]) => key !== TICKET_PARAM);
+  // The front door's redirect ticket and slot reservation are for the cluster, not parameters.
+  const entries = Object.entries(query as Record<string, unknown>).filter(([key]) => key !== TICKET_PARAM && key !== SLOT_PARAM);
   if (entries.length === 0) return undefined;
   return Object.fromEntries(
     entries.map(([key, value]) => {

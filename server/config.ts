@@ -1,10 +1,16 @@
 // Server configuration from command-line flags and environment variables (flags win). Parsed and
 // validated once at start-up; a bad value stops the server with a message naming the flag.
+import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { createSecureContext } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { ExecutionProvider } from '../models/restyle-types.js';
+import type { ExecutionProvider, ImageBlendPlacement } from '../models/restyle-types.js';
+import { cachedSnapshot, DEFAULT_REVISION, hubCacheDir, parseHubModelRef } from '../models/hub-cache.js';
+import type { IceNetwork } from '../stream/ice-network.js';
+import { ConfigError } from './config-error.js';
+import { checkPortRangeCapacity, parseIceNetwork, type Interfaces } from './network-config.js';
 
 export type VideoCodec = 'VP8' | 'H264';
 
@@ -20,6 +26,8 @@ export interface ServerConfig {
   budgetMs: number;
   /** Model input resolution; undefined = the model's native resolution. */
   resolution?: { width: number; height: number };
+  /** Where temporal consistency warps and blends the previous output image (models/image-blend-graph.ts). */
+  imageBlend: ImageBlendPlacement;
   codecs: VideoCodec[];
   maxBitrateKbps: number;
   maxSessions: number;
@@ -43,6 +51,11 @@ export interface ServerConfig {
    * Credentials are secrets: sent only to authorized requests, never logged.
    */
   iceServers: IceServerConfig[];
+  /**
+   * The addresses and UDP ports of the server's own peer connections (publishers and viewers alike):
+   * announced addresses, chosen interfaces, port range (README "Behind NAT and in containers").
+   */
+  network: IceNetwork;
   /** Live WHEP viewers over all streams before 503. */
   maxViewers: number;
   /**
@@ -51,6 +64,11 @@ export interface ServerConfig {
    */
   playoutDelayMaxMs?: number;
   logLevel: string;
+  /**
+   * Serve HTTPS (app, API, WHIP/WHEP and the WebSocket) with this PEM certificate (chain) and key;
+   * undefined = plain HTTP. The key is a secret: never log it.
+   */
+  tls?: TlsFiles;
   /**
    * standalone: one machine, no Redis (the default). worker: serve sessions and register in Redis.
    * front: the stateless front door that redirects WHIP/WHEP to workers (README "Scaling out").
@@ -62,6 +80,20 @@ export interface ServerConfig {
   publicUrl?: string;
   /** How often a worker refreshes its registry entry; the entry expires after 3 missed beats. */
   heartbeatMs: number;
+  /**
+   * Bearer token for the operator's endpoints (POST /admin/drain); undefined = the --token, and with
+   * neither the endpoints answer 403. A secret: never log it.
+   */
+  adminToken?: string;
+  /** A draining server (SIGTERM, POST /admin/drain) ends the sessions still live after this long, then exits. */
+  drainTimeoutMs: number;
+  /** While Redis is unreachable, the front door answers stream lookups from its last registry read for this long. */
+  registryGraceMs: number;
+}
+
+export interface TlsFiles {
+  cert: string;
+  key: string;
 }
 
 export type ServerRole = 'standalone' | 'worker' | 'front';
@@ -77,21 +109,23 @@ export interface IceServerConfig {
 export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const DEFAULT_MODEL_DIR = path.join(PACKAGE_ROOT, 'models', 'default');
 
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
+export { ConfigError };
+
+/** Flags that may be given more than once (their values join a comma-separated list). */
+const REPEATABLE = new Set(['announce-address']);
 
 /** Flag name → [environment variable, description]. Drives both parsing and `--help`. */
 export const SERVE_OPTIONS = {
   host: ['HOST', 'address to listen on (default 0.0.0.0)'],
   port: ['PORT', 'HTTP port (default 8080)'],
-  model: ['MODEL', 'model folder: sds-model/1 manifest or diffusers ONNX export (default: embedded model)'],
+  model: ['MODEL', 'model folder (sds-model/1 manifest or diffusers ONNX export), or hf:<org>/<name>[@rev] pulled with `sds models pull` (default: embedded model)'],
   provider: ['PROVIDER', 'execution provider: cpu | cuda | webgpu (default cpu)'],
   'no-cpu-fallback': ['NO_CPU_FALLBACK', 'fail instead of falling back to CPU when the provider is unavailable'],
   workers: ['WORKERS', 'inference worker threads (default 1)'],
   'intra-op-threads': ['INTRA_OP_THREADS', 'ONNX Runtime threads per worker (default: CPU count)'],
   'budget-ms': ['BUDGET_MS', 'per-frame latency budget in ms (default 40)'],
   resolution: ['RESOLUTION', 'model input WxH, e.g. 320x256 (default: the model\'s native resolution)'],
+  'image-blend': ['IMAGE_BLEND', 'where consistency warps and blends the previous output: auto | host | graph (default auto: a GridSample graph on cuda/webgpu, the host on cpu)'],
   codecs: ['CODECS', 'video codecs offered, in preference order (default VP8,H264)'],
   'max-bitrate-kbps': ['MAX_BITRATE_KBPS', 'cap on the encoder bitrate (default 2000)'],
   'max-sessions': ['MAX_SESSIONS', 'concurrent publisher sessions before 503 (default 4)'],
@@ -102,13 +136,21 @@ export const SERVE_OPTIONS = {
   'media-timeout-ms': ['MEDIA_TIMEOUT_MS', 'end a session after this long without media (default 10000)'],
   'cors-origin': ['CORS_ORIGIN', 'comma-separated origins allowed cross-origin, or * (default: none)'],
   'ice-server': ['ICE_SERVERS', 'comma-separated STUN/TURN URIs advertised to WHIP/WHEP clients, e.g. stun:stun.example.net:3478,turn:user:pass@turn.example.net:3478?transport=udp (default: none)'],
+  'announce-address': ['ANNOUNCE_ADDRESSES', 'IP address announced as an ICE host candidate besides the local ones, for 1:1 NAT or published container ports; repeat the flag or comma-separate (default: none)'],
+  'ice-interfaces': ['ICE_INTERFACES', 'comma-separated interface names (eth0, lo) or local addresses to gather ICE candidates on (default: every non-loopback interface)'],
+  'udp-port-range': ['UDP_PORT_RANGE', 'MIN-MAX: the UDP ports every peer connection binds, e.g. 40000-40100 (default: any free port)'],
   'max-viewers': ['MAX_VIEWERS', 'live WHEP viewers over all streams before 503 (default 32)'],
   'playout-delay-ms': ['PLAYOUT_DELAY_MS', 'ask receivers to buffer at most this many ms before showing a frame (RTP playout-delay), or off (default 0: show at once)'],
+  'tls-cert': ['TLS_CERT', 'PEM certificate (chain) file: serve HTTPS with it and --tls-key; `sds cert` makes a self-signed one (default: plain HTTP)'],
+  'tls-key': ['TLS_KEY', 'PEM private key file for --tls-cert'],
   'log-level': ['LOG_LEVEL', 'trace | debug | info | warn | error (default info)'],
   role: ['ROLE', 'standalone | worker | front: scale out over several machines through Redis (default standalone)'],
   redis: ['REDIS_URL', 'Redis URL for --role worker and front, e.g. redis://127.0.0.1:6379'],
   'public-url': ['PUBLIC_URL', 'a worker\'s base URL as clients reach it, e.g. http://10.0.0.5:8080 (default: http://<host>:<port>)'],
   'heartbeat-ms': ['HEARTBEAT_MS', 'how often a worker refreshes its registry entry; it expires after 3 missed (default 1000)'],
+  'admin-token': ['ADMIN_TOKEN', 'bearer token for POST /admin/drain (default: the --token; with neither, the endpoint is off)'],
+  'drain-timeout-ms': ['DRAIN_TIMEOUT_MS', 'a draining worker (SIGTERM, POST /admin/drain) ends sessions still live after this long, then exits (default 600000)'],
+  'registry-grace-ms': ['REGISTRY_GRACE_MS', 'front door: while Redis is unreachable, route viewers from the last registry read for this long (default 30000)'],
 } as const;
 
 /**
@@ -116,10 +158,14 @@ export const SERVE_OPTIONS = {
  * that a serve flag's value (`--model DIR`) is read as its value and passed on, not as a stray positional.
  */
 export const SERVE_PARSE_OPTIONS = Object.fromEntries(
-  Object.keys(SERVE_OPTIONS).map((k) => [k, { type: k === 'no-cpu-fallback' ? 'boolean' : 'string' }]),
-) as Record<keyof typeof SERVE_OPTIONS, { type: 'string' | 'boolean' }>;
+  Object.keys(SERVE_OPTIONS).map((k) => [k, { type: k === 'no-cpu-fallback' ? 'boolean' : 'string', ...(REPEATABLE.has(k) ? { multiple: true } : {}) }]),
+) as Record<keyof typeof SERVE_OPTIONS, { type: 'string' | 'boolean'; multiple?: boolean }>;
 
-export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): ServerConfig {
+/**
+ * `interfaces` is this machine's network interfaces (os.networkInterfaces()), against which --ice-interfaces is
+ * resolved and --udp-port-range's size checked.
+ */
+export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = process.env, interfaces?: Interfaces): ServerConfig {
   const { values } = parseArgs({
     args: argv,
     strict: true,
@@ -129,20 +175,22 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
   const get = (flag: keyof typeof SERVE_OPTIONS): string | undefined => {
     const v = values[flag];
     if (typeof v === 'string') return v;
+    if (Array.isArray(v)) return v.join(',');
     if (v === true) return 'true';
     return env[SERVE_OPTIONS[flag][0]];
   };
   const cpus = availableParallelism();
-  return {
+  const config: ServerConfig = {
     host: get('host') ?? '0.0.0.0',
     port: int('port', get('port'), 8080, 0, 65535),
-    modelDir: path.resolve(get('model') ?? DEFAULT_MODEL_DIR),
+    modelDir: modelDir(get('model'), env),
     provider: oneOf('provider', get('provider') ?? 'cpu', ['cpu', 'cuda', 'webgpu'] as const),
     fallbackToCpu: !truthy(get('no-cpu-fallback')),
     workers: int('workers', get('workers'), 1, 1, 64),
     intraOpThreads: int('intra-op-threads', get('intra-op-threads'), cpus, 1, 256),
     budgetMs: int('budget-ms', get('budget-ms'), 40, 1, 10_000),
     resolution: resolution(get('resolution')),
+    imageBlend: oneOf('image-blend', get('image-blend') ?? 'auto', ['auto', 'host', 'graph'] as const),
     codecs: codecs(get('codecs') ?? 'VP8,H264'),
     maxBitrateKbps: int('max-bitrate-kbps', get('max-bitrate-kbps'), 2000, 100, 50_000),
     maxSessions: int('max-sessions', get('max-sessions'), 4, 1, 1000),
@@ -153,11 +201,19 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     corsOrigins: (get('cors-origin') ?? '').split(',').map((o) => o.trim()).filter(Boolean),
     mediaTimeoutMs: int('media-timeout-ms', get('media-timeout-ms'), 10_000, 500, 600_000),
     iceServers: iceServers(get('ice-server')),
+    network: parseIceNetwork({ announce: get('announce-address'), interfaces: get('ice-interfaces'), portRange: get('udp-port-range') }, interfaces),
     maxViewers: int('max-viewers', get('max-viewers'), 32, 0, 10_000),
     playoutDelayMaxMs: get('playout-delay-ms') === 'off' ? undefined : int('playout-delay-ms', get('playout-delay-ms'), 0, 0, 40_950),
+    ...tlsFiles(get('tls-cert'), get('tls-key')),
     logLevel: oneOf('log-level', get('log-level') ?? 'info', ['trace', 'debug', 'info', 'warn', 'error', 'silent'] as const),
     ...cluster(get('role'), get('redis'), get('public-url'), get('heartbeat-ms')),
+    adminToken: token(get('admin-token'), 'admin-token'),
+    drainTimeoutMs: int('drain-timeout-ms', get('drain-timeout-ms'), 600_000, 0, 86_400_000),
+    registryGraceMs: int('registry-grace-ms', get('registry-grace-ms'), 30_000, 0, 3_600_000),
   };
+  // The front door holds no peer connections; everyone else needs a port for each.
+  if (config.role !== 'front') checkPortRangeCapacity(config.network, config, interfaces);
+  return config;
 }
 
 function cluster(role: string | undefined, redis: string | undefined, publicUrl: string | undefined, heartbeat: string | undefined): Pick<ServerConfig, 'role' | 'redisUrl' | 'publicUrl' | 'heartbeatMs'> {
@@ -175,6 +231,40 @@ function cluster(role: string | undefined, redis: string | undefined, publicUrl:
     }
   }
   return { role: r, redisUrl: redis, publicUrl: url, heartbeatMs: int('heartbeat-ms', heartbeat, 1000, 100, 60_000) };
+}
+
+/** A folder, or `hf:<org>/<name>[@revision]`: a model pulled into the Hugging Face cache (sds models pull). */
+function modelDir(raw: string | undefined, env: NodeJS.ProcessEnv): string {
+  if (!raw?.startsWith('hf:')) return path.resolve(raw ?? DEFAULT_MODEL_DIR);
+  const ref = parseHubModelRef(raw.slice(3));
+  if (!ref) throw new ConfigError(`--model hf:<org>/<name>[@revision] names a Hugging Face model, e.g. hf:onnxruntime/sd-turbo (got "${raw}")`);
+  const cache = hubCacheDir(env);
+  const snapshot = cachedSnapshot(ref, cache);
+  if (!snapshot) {
+    const revision = ref.revision === DEFAULT_REVISION ? '' : ` --revision ${ref.revision}`;
+    throw new ConfigError(`--model ${raw}: not in the Hugging Face cache (${cache}); download it first with: sds models pull ${ref.repo}${revision}`);
+  }
+  return snapshot;
+}
+
+function tlsFiles(certFile: string | undefined, keyFile: string | undefined): Pick<ServerConfig, 'tls'> {
+  if (!certFile && !keyFile) return {};
+  if (!certFile || !keyFile) throw new ConfigError(`--tls-cert and --tls-key go together (got only ${certFile ? '--tls-cert' : '--tls-key'})`);
+  const read = (flag: string, file: string): string => {
+    try {
+      return readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`--${flag}: cannot read "${file}" (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+  };
+  const tls = { cert: read('tls-cert', certFile), key: read('tls-key', keyFile) };
+  // Checked here, so a wrong file or a key of another certificate stops the start with the flags' names.
+  try {
+    createSecureContext(tls);
+  } catch (err) {
+    throw new ConfigError(`--tls-cert/--tls-key: "${certFile}" and "${keyFile}" are not a PEM certificate and its private key (${(err as Error).message})`);
+  }
+  return { tls };
 }
 
 function truthy(v: string | undefined): boolean {
@@ -204,12 +294,12 @@ function oneOf<T extends string>(flag: string, raw: string, allowed: readonly T[
   return raw as T;
 }
 
-function token(raw: string | undefined): string | undefined {
+function token(raw: string | undefined, flag = 'token'): string | undefined {
   if (raw === undefined || raw === '') return undefined;
   // Visible ASCII only, so the token fits an HTTP header and a URL query as-is. The value itself is
   // never echoed: error messages and logs must not carry the secret.
   if (!/^[\x21-\x7e]+$/.test(raw)) {
-    throw new ConfigError('--token must be printable ASCII without spaces (got a value that is not)');
+    throw new ConfigError(`--${flag} must be printable ASCII without spaces (got a value that is not)`);
   }
   return raw;
 }

@@ -9,14 +9,16 @@ export function httpError(status: number, message: string): Error & { status: nu
   return Object.assign(new Error(message), { status });
 }
 
-export function sendError(reply: FastifyReply, error: Error & { status?: number; statusCode?: number }): FastifyReply {
+export function sendError(reply: FastifyReply, error: Error & { status?: number; statusCode?: number; retryAfterSeconds?: number }): FastifyReply {
   let status = error.status ?? error.statusCode ?? 500;
   if (error instanceof ParamsError) status = 400;
-  if (error instanceof CapacityError) void reply.header('Retry-After', String(error.retryAfterSeconds));
-  if (status >= 500 && !(error instanceof CapacityError) && status !== 507) {
+  // A refusal that says when to come back (a full server, an unreachable registry) is for the user, not a fault.
+  const retryable = error instanceof CapacityError || typeof error.retryAfterSeconds === 'number';
+  if (retryable) void reply.header('Retry-After', String(error.retryAfterSeconds));
+  if (status >= 500 && !retryable && status !== 507) {
     reply.log.error({ err: error }, 'request failed');
   }
-  const message = status >= 500 && !(error instanceof CapacityError) && status !== 507 ? 'internal error (see server log)' : error.message;
+  const message = status >= 500 && !retryable && status !== 507 ? 'internal error (see server log)' : error.message;
   return reply.code(status).type('text/plain; charset=utf-8').send(`${message}\n`);
 }
 

@@ -3,7 +3,8 @@
 // by configuration, Bearer-token auth, plain-text errors and 404s, and the static web app.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { createServer } from 'node:http';
+import { createServer, type ServerOptions } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import path from 'node:path';
 import fastifyStatic from '@fastify/static';
 import Fastify, { LogController } from 'fastify';
@@ -58,15 +59,14 @@ export function createHttpApp(config: ServerConfig, logger: Logger) {
     // CONNECTION_TIMEOUT_MS. Node only checks request deadlines every connectionsCheckingInterval
     // (30 s by default), so the server is created here with an interval matched to the timeout.
     serverFactory: (handler) => {
-      const server = createServer(
-        {
-          requestTimeout,
-          headersTimeout: Math.min(60_000, requestTimeout),
-          connectionsCheckingInterval: Math.min(30_000, Math.max(50, Math.floor(requestTimeout / 4))),
-          keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
-        },
-        handler,
-      );
+      const options: ServerOptions = {
+        requestTimeout,
+        headersTimeout: Math.min(60_000, requestTimeout),
+        connectionsCheckingInterval: Math.min(30_000, Math.max(50, Math.floor(requestTimeout / 4))),
+        keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+      };
+      // With --tls-cert/--tls-key everything on this port is HTTPS, the WebSocket upgrade (wss:) included.
+      const server = config.tls ? createHttpsServer({ ...options, cert: config.tls.cert, key: config.tls.key }, handler) : createServer(options, handler);
       server.setTimeout(CONNECTION_TIMEOUT_MS);
       return server;
     },
@@ -125,6 +125,12 @@ export function createHttpApp(config: ServerConfig, logger: Logger) {
 }
 
 export type HttpApp = ReturnType<typeof createHttpApp>;
+
+/** The base URL the server prints and a worker registers: https when serving TLS; a wildcard host reads as localhost. */
+export function serverUrl(config: Pick<ServerConfig, 'host' | 'tls'>, port: number): string {
+  const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host.includes(':') ? `[${config.host}]` : config.host;
+  return `${config.tls ? 'https' : 'http'}://${host}:${port}`;
+}
 
 /** The web app at `/` and the overlay page at `/overlay/<name>` (or a 503 saying how to build them). */
 export async function registerWebApp(app: HttpApp): Promise<void> {

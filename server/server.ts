@@ -7,10 +7,11 @@ import type { Restyler } from '../models/restyle-types.js';
 import type { OpenEncoder } from '../stream/egress.js';
 import type { ServerConfig } from './config.js';
 import { buildHttpApp } from './api-routes.js';
+import { serverUrl } from './http-server.js';
 import { ServerMetrics } from './metrics.js';
 import { SessionManager } from './sessions.js';
 import { attachWebSocketFallback } from './websocket-fallback.js';
-import { connectRedis, WorkerRegistration } from './cluster/registry.js';
+import { connectRedis, WorkerRegistration, type WorkerRecord } from './cluster/registry.js';
 
 export interface RunningServer {
   url: string;
@@ -19,6 +20,14 @@ export interface RunningServer {
   metrics: ServerMetrics;
   restyler: Restyler;
   logger: Logger;
+  /**
+   * Drain: refuse new publishers (and leave the cluster's choice at once, as a worker), let the live
+   * sessions and their viewers run until they end or --drain-timeout-ms passes, then close. Idempotent;
+   * resolves when the server is closed. SIGTERM on a worker and POST /admin/drain both call it.
+   */
+  drain(reason: string): Promise<void>;
+  /** Resolves once a drain, however started, has closed the server (the CLI exits 0 then). */
+  readonly drained: Promise<void>;
   close(): Promise<void>;
 }
 
@@ -48,6 +57,8 @@ export async function startServer(given: ServerConfig, logger = createLogger(giv
     fallbackToCpu: config.fallbackToCpu,
     workers: config.workers,
     intraOpThreads: config.intraOpThreads,
+    ...(config.resolution ? { servedResolution: config.resolution } : {}),
+    imageBlend: config.imageBlend,
     logger,
     ...(deps.inferenceWorker ? { workerEntry: deps.inferenceWorker } : {}),
   }).catch(async (err: unknown) => {
@@ -71,23 +82,71 @@ export async function startServer(given: ServerConfig, logger = createLogger(giv
       );
     },
   });
-  sessions = new SessionManager(config, restyler, metrics, logger, deps.openEncoder);
-  const app = await buildHttpApp({ config, sessions, restyler, metrics, logger });
+  const manager = new SessionManager(config, restyler, metrics, logger, deps.openEncoder);
+  sessions = manager;
+  let registration: WorkerRegistration | undefined;
+  let draining: { done: Promise<void>; deadlineMs: number } | undefined;
+  let closing: Promise<void> | undefined;
+  let markDrained: () => void = () => {};
+  const drained = new Promise<void>((resolve) => (markDrained = resolve));
+  const startDrain = (reason: string): { done: Promise<void>; deadlineMs: number } => {
+    if (draining) return draining;
+    const deadlineMs = Date.now() + config.drainTimeoutMs;
+    manager.refuseNewPublishers('this server is draining for a restart and takes no new streams; try again shortly (through the front door, another worker takes it)');
+    logger.info({ reason, sessions: manager.size + manager.starting, viewers: manager.viewerCount, timeoutMs: config.drainTimeoutMs }, 'draining');
+    const done = (async () => {
+      // The record says `draining` at once, so no front door reserves a slot here any more.
+      await registration?.beatNow();
+      await waitForSessionsToEnd(sessions!, deadlineMs);
+      const left = manager.size;
+      if (left > 0) logger.warn({ sessions: left }, 'drain timeout: ending the sessions still live');
+      else logger.info('drained: every session ended by itself');
+      await close();
+      markDrained();
+    })();
+    draining = { done, deadlineMs };
+    return draining;
+  };
+  const app = await buildHttpApp({
+    config,
+    sessions,
+    restyler,
+    metrics,
+    logger,
+    slotArrived: (slot) => registration?.slotArrived(slot),
+    drain: (reason) => {
+      const { deadlineMs } = startDrain(reason);
+      return { draining: true, sessions: manager.size + manager.starting, viewers: manager.viewerCount, deadlineMs };
+    },
+    draining: () => draining !== undefined,
+  });
   const ws = attachWebSocketFallback(app.server, { config, restyler, sessions, logger });
   await app.listen({ host: config.host, port: config.port });
   const port = (app.server.address() as AddressInfo).port;
-  const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
-  const url = `http://${host}:${port}`;
+  const url = serverUrl(config, port);
   logger.info({ url, model: restyler.info.name, provider: restyler.info.provider }, 'serving');
-  let registration: WorkerRegistration | undefined;
   if (redis) {
     config.publicUrl ??= url;
     const id = `${new URL(config.publicUrl).host}-${process.pid}`;
-    registration = new WorkerRegistration(redis, config.heartbeatMs, () => workerSnapshot(id, config, sessions, restyler), logger);
+    registration = new WorkerRegistration(redis, config.heartbeatMs, () => workerSnapshot(id, config, sessions, restyler, draining !== undefined), logger);
     await registration.start();
     logger.info({ worker: id, publicUrl: config.publicUrl }, 'registered as a cluster worker');
   }
-  let closing: Promise<void> | undefined;
+  // Hoisted: a drain (started by a request) closes the server, and requests come in once it listens.
+  function close(): Promise<void> {
+    return (closing ??= (async () => {
+      // Leave the registry first, so the front door stops sending clients here.
+      await registration?.stop().catch((err: Error) => logger.warn({ err: err.message }, 'could not leave the registry'));
+      await redis?.quit().catch(() => redis.destroy());
+      // Sessions first, so each client is told why (a WebSocket gets the reason and a close frame); then
+      // whatever socket is left (one still opening) is cut.
+      await manager.closeAll('server shutting down');
+      await ws.close();
+      await app.close();
+      await restyler.close();
+      metrics.close();
+    })());
+  }
   return {
     url,
     port,
@@ -95,22 +154,21 @@ export async function startServer(given: ServerConfig, logger = createLogger(giv
     metrics,
     restyler,
     logger,
-    close: () =>
-      (closing ??= (async () => {
-        // Leave the registry first, so the front door stops sending clients here.
-        await registration?.stop().catch((err: Error) => logger.warn({ err: err.message }, 'could not leave the registry'));
-        await redis?.quit().catch(() => redis.destroy());
-        await ws.close();
-        await sessions.closeAll('server shutting down');
-        await app.close();
-        await restyler.close();
-        metrics.close();
-      })()),
+    drain: (reason) => startDrain(reason).done,
+    drained,
+    close,
   };
 }
 
+/** Resolves when no session is live or being set up, or at `deadlineMs`. Sessions end on their own (DELETE, media timeout). */
+async function waitForSessionsToEnd(sessions: SessionManager, deadlineMs: number): Promise<void> {
+  while (sessions.size + sessions.starting > 0 && Date.now() < deadlineMs) {
+    await new Promise((resolve) => setTimeout(resolve, Math.min(200, Math.max(1, deadlineMs - Date.now()))));
+  }
+}
+
 /** What a worker tells the registry about itself (see cluster/registry.ts WorkerRecord). */
-function workerSnapshot(id: string, config: ServerConfig, sessions: SessionManager, restyler: Restyler) {
+function workerSnapshot(id: string, config: ServerConfig, sessions: SessionManager, restyler: Restyler, draining: boolean): Omit<WorkerRecord, 'updatedAtMs'> {
   // Sessions still being set up count already: a heartbeat between the redirect and the session's start
   // must not make this worker look emptier than it is.
   const n = sessions.size + sessions.starting;
@@ -127,5 +185,7 @@ function workerSnapshot(id: string, config: ServerConfig, sessions: SessionManag
     streams: sessions.streamNames(),
     headroom,
     model: restyler.info.name,
+    clients: sessions.clientCounts(),
+    draining,
   };
 }

@@ -161,9 +161,12 @@ export class Session<P extends StreamPublisher = StreamPublisher, E extends Fram
     };
   }
 
-  close(reason: string): Promise<void> {
+  /** `retry`: the session ended for the server's sake (shutdown, drain), not the client's: it may publish again. */
+  close(reason: string, { retry = false }: { retry?: boolean } = {}): Promise<void> {
     this.closing ??= (async () => {
       if (this.statsTimer) clearInterval(this.statsTimer);
+      // Tell the publisher why before its connection goes (DataChannel or WebSocket text; a vanished one hears nothing).
+      this.publisher.sendData(JSON.stringify({ type: 'closed', reason, retry }));
       this.engine.close();
       // The stream ends for its viewers too; their players (the overlay) reconnect and wait for the name.
       await Promise.all([...this.viewers.keys()].map((v) => this.removeViewer(v, `stream ended: ${reason}`)));
@@ -220,6 +223,8 @@ export class SessionManager {
   /** Live and pending sessions per client address (only for sessions created with an address). */
   private readonly perClient = new Map<string, number>();
   private readonly clientOf = new Map<string, string>();
+  /** Set while the server drains: new publishers are refused with this message; live sessions carry on. */
+  private refusal: string | undefined;
   readonly frameObservers = new Set<FrameObserver>();
 
   constructor(
@@ -298,6 +303,16 @@ export class SessionManager {
     return { styles: this.restyler.info.styles, steps: this.restyler.info.steps };
   }
 
+  /** From now on refuse new publishers (503 with `message`); live sessions and their viewers carry on. */
+  refuseNewPublishers(message: string): void {
+    this.refusal = message;
+  }
+
+  /** Live and pending sessions per client address (a cluster worker reports them for the cluster-wide limit). */
+  clientCounts(): Record<string, number> {
+    return Object.fromEntries(this.perClient);
+  }
+
   /** Live (and pending) sessions held by one client address. */
   sessionsOf(clientAddress: string): number {
     return this.perClient.get(normalizeAddress(clientAddress)) ?? 0;
@@ -320,6 +335,7 @@ export class SessionManager {
           codecs: this.config.codecs,
           maxBitrateKbps: this.config.maxBitrateKbps,
           mediaTimeoutMs: this.config.mediaTimeoutMs,
+          network: this.config.network,
           playoutDelayMaxMs: this.config.playoutDelayMaxMs,
           logger,
           onFrame: (frame) => pipeline.push(frame),
@@ -353,6 +369,10 @@ export class SessionManager {
       throw new StreamConflictError(
         `stream "${streamName}" already has a live publisher; stop it (DELETE its session) or wait ${Math.round(this.config.mediaTimeoutMs / 1000)} s after it vanished`,
       );
+    }
+    if (this.refusal !== undefined) {
+      this.metrics.sessionErrors.inc({ kind: 'capacity' });
+      throw new CapacityError(this.refusal, 2);
     }
     if (this.sessions.size + this.pending >= this.config.maxSessions) {
       this.metrics.sessionErrors.inc({ kind: 'capacity' });
@@ -464,6 +484,7 @@ export class SessionManager {
       const viewer = await createViewerSession(offerSdp, {
         codecs: this.config.codecs,
         mediaTimeoutMs: this.config.mediaTimeoutMs,
+        network: this.config.network,
         playoutDelayMaxMs: this.config.playoutDelayMaxMs,
         logger: log,
         onClosed: (reason) => void this.closeViewer(id, reason),
@@ -494,7 +515,7 @@ export class SessionManager {
     return session.removeViewer(id, reason);
   }
 
-  async close(id: string, reason: string): Promise<boolean> {
+  async close(id: string, reason: string, how: { retry?: boolean } = {}): Promise<boolean> {
     const session = this.sessions.get(id);
     if (!session) return false;
     this.sessions.delete(id);
@@ -505,12 +526,13 @@ export class SessionManager {
       this.clientOf.delete(id);
       this.releaseClient(client);
     }
-    await session.close(reason);
+    await session.close(reason, how);
     return true;
   }
 
+  /** Every session, for the server's sake (its clients are told they may publish again). */
   async closeAll(reason: string): Promise<void> {
-    await Promise.all([...this.sessions.keys()].map((id) => this.close(id, reason)));
+    await Promise.all([...this.sessions.keys()].map((id) => this.close(id, reason, { retry: true })));
   }
 
   droppedFrames(): number {

@@ -18,7 +18,7 @@ import type { Log } from '../frame/log.js';
 import type { VideoFrame } from '../frame/video-frame.js';
 import type { RtpConsumer } from './egress.js';
 import { NegotiationError } from './errors.js';
-import { VideoIngress } from './ingress.js';
+import { VideoIngress, type VideoIngressStats } from './ingress.js';
 import { PeerLifecycle } from './peer-lifecycle.js';
 import { playoutDelayStamper, usePlayoutDelay } from './playout-delay.js';
 import { opusParameters, videoCodecParameters } from './rtp-codecs.js';
@@ -27,6 +27,7 @@ import { buildRemb, isKeyframeRequest } from './rtcp-feedback.js';
 import { acceptBundleOnly, chooseCodec, parseOffer } from './sdp-offer.js';
 import type { VideoCodecName } from './video-codec.js';
 import { iceGatheringComplete } from './ice-gathering.js';
+import { peerNetworkConfig, type IceNetwork } from './ice-network.js';
 
 export interface PublisherOptions {
   /** Model resolution: input is cover-cropped and scaled to it; output frames must have it. */
@@ -35,8 +36,8 @@ export interface PublisherOptions {
   codecs: VideoCodecName[];
   maxBitrateKbps: number;
   iceServers?: RTCIceServer[];
-  /** Extra host addresses to gather (e.g. 127.0.0.1 for same-machine tests). */
-  iceAdditionalHostAddresses?: string[];
+  /** Which addresses and ports ICE uses (--announce-address, --ice-interfaces, --udp-port-range); default: werift's. */
+  network?: IceNetwork;
   /** No RTP for this long ends the session (default 10000). */
   mediaTimeoutMs?: number;
   /** Bitrate to announce with REMB so the publisher ramps up quickly (default 2500). */
@@ -51,25 +52,29 @@ export interface PublisherOptions {
   logger?: Log;
 }
 
-export interface PublisherStats {
+/** What the ingress counts, plus the publisher's own RTP out and RTCP feedback. */
+export interface PublisherStats extends VideoIngressStats {
   codec: VideoCodecName;
-  packetsIn: number;
-  bytesIn: number;
   packetsOut: number;
   bytesOut: number;
-  framesAssembled: number;
-  framesLost: number;
-  framesDecoded: number;
-  decodeErrors: number;
-  malformedPackets: number;
-  paddingPackets: number;
   keyframeRequestsSent: number;
   keyframeRequestsReceived: number;
   /** REMB packets sent to the publisher (bandwidth announcements). */
   rembSent: number;
-  /** Decoded input frames per second over the last ~2 s. */
-  inputFps: number;
 }
+
+/** Before the first track arrives there is no ingress: every count is zero. */
+const NO_INGRESS_YET: VideoIngressStats = {
+  packetsIn: 0,
+  bytesIn: 0,
+  framesAssembled: 0,
+  framesLost: 0,
+  framesDecoded: 0,
+  decodeErrors: 0,
+  malformedPackets: 0,
+  paddingPackets: 0,
+  inputFps: 0,
+};
 
 export interface PublisherSession {
   readonly answerSdp: string;
@@ -126,8 +131,7 @@ class Publisher extends PeerLifecycle implements PublisherSession {
         },
         // No transport-cc: with werift's TWCC feedback Chromium's estimate stays low (NOTES-webrtc.md); REMB instead.
         headerExtensions: { video: [useSdesMid(), usePlayoutDelay()], audio: [useSdesMid()] },
-        iceServers: options.iceServers ?? [],
-        ...(options.iceAdditionalHostAddresses ? { iceAdditionalHostAddresses: options.iceAdditionalHostAddresses } : {}),
+        ...peerNetworkConfig(options.network, options.iceServers),
       }),
       'publisher',
       (reason) => options.onClosed(reason),
@@ -249,7 +253,8 @@ class Publisher extends PeerLifecycle implements PublisherSession {
 
   private requestKeyframeLimited(reason: string): void {
     if (nowMs() - this.lastPliMs < PLI_MIN_INTERVAL_MS) return;
-    this.log?.info({ reason }, 'requesting keyframe');
+    // The repeats while a keyframe is awaited come up to every PLI_MIN_INTERVAL_MS: counted in stats, not logged.
+    if (reason !== 'still awaiting a keyframe') this.log?.info({ reason }, 'requesting keyframe');
     this.requestKeyframe();
   }
 
@@ -263,21 +268,7 @@ class Publisher extends PeerLifecycle implements PublisherSession {
   }
 
   stats(): PublisherStats {
-    const { packetsIn = 0, bytesIn = 0, framesDecoded = 0, decodeErrors = 0, framesAssembled = 0, framesLost = 0, malformedPackets = 0, paddingPackets = 0, inputFps = 0 } =
-      this.ingress?.stats() ?? {};
-    return {
-      codec: this.codec,
-      packetsIn,
-      bytesIn,
-      ...this.counters,
-      framesDecoded,
-      decodeErrors,
-      framesAssembled,
-      framesLost,
-      malformedPackets,
-      paddingPackets,
-      inputFps,
-    };
+    return { codec: this.codec, ...(this.ingress?.stats() ?? NO_INGRESS_YET), ...this.counters };
   }
 
   // ---- lifecycle -----------------------------------------------------------------------------------------

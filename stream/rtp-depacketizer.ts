@@ -37,7 +37,8 @@ export interface DepacketizerStats {
   framesSkippedAwaitingKeyframe: number;
 }
 
-export type LossReason = 'loss' | 'malformed' | 'resync';
+/** Why a keyframe is needed: a loss, a malformed frame, a resync, or a frame skipped while one is still awaited. */
+export type LossReason = 'loss' | 'malformed' | 'resync' | 'still awaiting a keyframe';
 
 interface PayloadInfo {
   /** True when this packet starts a frame (VP8: S=1 and PID=0; H.264: not a FU-A continuation). */
@@ -316,6 +317,9 @@ export class FrameAssembler {
     }
     if (this.awaitingKeyframe && !keyframe) {
       this.stats.framesSkippedAwaitingKeyframe++;
+      // Ask again for every frame skipped (the owner rate-limits): a PLI that was lost or ignored must not freeze
+      // the stream, and browsers send no periodic keyframes to end the wait.
+      this.onLoss('still awaiting a keyframe');
       return null;
     }
     this.awaitingKeyframe = false;

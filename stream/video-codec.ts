@@ -15,7 +15,10 @@ import {
   AVERROR_EAGAIN,
   AVERROR_EOF,
   FF_DECODER_H264,
+  FF_DECODER_H264_CUVID,
   FF_DECODER_VP8,
+  FF_DECODER_VP8_CUVID,
+  FF_ENCODER_H264_NVENC,
   FF_ENCODER_LIBVPX_VP8,
   FF_ENCODER_LIBX264,
 } from 'node-av/constants';
@@ -65,9 +68,14 @@ export class VideoDecoder {
     acquire('decoders');
   }
 
-  static async create(codec: VideoCodecName): Promise<VideoDecoder> {
-    const dec = Codec.findDecoderByName(codec === 'VP8' ? FF_DECODER_VP8 : FF_DECODER_H264);
-    if (!dec) throw new CodecUnavailableError(`No ${codec} decoder in this FFmpeg build`);
+  /**
+   * `cuvid`: NVIDIA's hardware decoder (NVDEC) through FFmpeg, where the build has it and a GPU is there to open it;
+   * its pictures come back in system memory (NV12). Measured by `sds bench codec`; the server uses `software`.
+   */
+  static async create(codec: VideoCodecName, implementation: DecoderImplementation = 'software'): Promise<VideoDecoder> {
+    const name = implementation === 'cuvid' ? (codec === 'VP8' ? FF_DECODER_VP8_CUVID : FF_DECODER_H264_CUVID) : codec === 'VP8' ? FF_DECODER_VP8 : FF_DECODER_H264;
+    const dec = Codec.findDecoderByName(name);
+    if (!dec) throw new CodecUnavailableError(`No ${codec} decoder (${name}) in this FFmpeg build`);
     const ctx = new CodecContext();
     ctx.allocContext3(dec);
     ctx.codecId = codec === 'VP8' ? AV_CODEC_ID_VP8 : AV_CODEC_ID_H264;
@@ -185,6 +193,24 @@ export interface EncoderOptions {
   maxBitrateKbps: number;
   /** Nominal frame rate, for rate control only; timestamps come from the frames. */
   fps?: number;
+  /**
+   * `nvenc`: H.264 on NVIDIA's hardware encoder (NVENC) through FFmpeg, with the same low-delay settings (no B-frames,
+   * constrained baseline, forced IDR on request, SPS/PPS before each IDR). Measured by `sds bench codec`; the server
+   * uses `software` (libvpx, libx264). VP8 has no hardware encoder.
+   */
+  implementation?: EncoderImplementation;
+}
+
+export type EncoderImplementation = 'software' | 'nvenc';
+export type DecoderImplementation = 'software' | 'cuvid';
+
+/** Which NVIDIA hardware codecs this FFmpeg build has (whether a GPU can open them is found by opening one). */
+export function hardwareCodecsInBuild(): { nvencH264: boolean; cuvidH264: boolean; cuvidVp8: boolean } {
+  return {
+    nvencH264: Codec.findEncoderByName(FF_ENCODER_H264_NVENC) !== null,
+    cuvidH264: Codec.findDecoderByName(FF_DECODER_H264_CUVID) !== null,
+    cuvidVp8: Codec.findDecoderByName(FF_DECODER_VP8_CUVID) !== null,
+  };
 }
 
 /** Real-time encoder for RGB24 pictures; keyframes at start and on request. Calls must not overlap. */
@@ -205,8 +231,11 @@ export class VideoEncoder {
 
   static async create(options: EncoderOptions): Promise<VideoEncoder> {
     const { codec, width, height } = options;
-    const enc = Codec.findEncoderByName(codec === 'VP8' ? FF_ENCODER_LIBVPX_VP8 : FF_ENCODER_LIBX264);
-    if (!enc) throw new CodecUnavailableError(`No ${codec} encoder (${codec === 'VP8' ? 'libvpx' : 'libx264'}) in this FFmpeg build`);
+    const nvenc = options.implementation === 'nvenc';
+    if (nvenc && codec !== 'H264') throw new CodecUnavailableError(`No hardware ${codec} encoder: NVENC encodes H.264`);
+    const name = nvenc ? FF_ENCODER_H264_NVENC : codec === 'VP8' ? FF_ENCODER_LIBVPX_VP8 : FF_ENCODER_LIBX264;
+    const enc = Codec.findEncoderByName(name);
+    if (!enc) throw new CodecUnavailableError(`No ${codec} encoder (${name}) in this FFmpeg build`);
     const fps = options.fps ?? 30;
     const bitrate = BigInt(Math.max(50, options.maxBitrateKbps) * 1000);
     const ctx = new CodecContext();
@@ -230,6 +259,16 @@ export class VideoEncoder {
       ctx.setOption('error-resilient', 'default');
       ctx.setOption('auto-alt-ref', '0');
       ctx.setOption('static-thresh', '0');
+    } else if (nvenc) {
+      // Lowest-latency preset and tuning; without a global header NVENC repeats SPS/PPS before every IDR.
+      ctx.setOption('preset', 'p1');
+      ctx.setOption('tune', 'ull');
+      ctx.setOption('zerolatency', '1');
+      ctx.setOption('delay', '0');
+      ctx.setOption('profile', 'baseline');
+      ctx.setOption('level', '3.1');
+      ctx.setOption('forced-idr', '1');
+      ctx.setOption('rc', 'cbr');
     } else {
       ctx.setOption('preset', 'ultrafast');
       ctx.setOption('tune', 'zerolatency');

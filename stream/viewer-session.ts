@@ -22,12 +22,14 @@ import { isKeyframeRequest } from './rtcp-feedback.js';
 import { acceptBundleOnly, chooseCodec, parseOffer } from './sdp-offer.js';
 import type { VideoCodecName } from './video-codec.js';
 import { iceGatheringComplete } from './ice-gathering.js';
+import { peerNetworkConfig, type IceNetwork } from './ice-network.js';
 
 export interface ViewerOptions {
   /** Codecs the server will encode for viewers, in order of preference; the first the viewer offers wins. */
   codecs: readonly VideoCodecName[];
   iceServers?: RTCIceServer[];
-  iceAdditionalHostAddresses?: string[];
+  /** Which addresses and ports ICE uses (--announce-address, --ice-interfaces, --udp-port-range); default: werift's. */
+  network?: IceNetwork;
   /** Not connected (ICE + DTLS) this long after the answer: the viewer never came (default 15000). */
   connectTimeoutMs?: number;
   /** No RTCP from the viewer for this long while we send to it: it is gone (default 10000). */
@@ -96,8 +98,7 @@ class Viewer extends PeerLifecycle implements ViewerSession {
         // Explicit codecs (werift issue #511) and the H264 name in upper case (NOTES-webrtc.md).
         codecs: { video: [videoCodecParameters(codec, rtcpFeedback)], audio: [opusParameters()] },
         headerExtensions: { video: [useSdesMid(), usePlayoutDelay()], audio: [useSdesMid()] },
-        iceServers: options.iceServers ?? [],
-        ...(options.iceAdditionalHostAddresses ? { iceAdditionalHostAddresses: options.iceAdditionalHostAddresses } : {}),
+        ...peerNetworkConfig(options.network, options.iceServers),
       }),
       'viewer',
       (reason) => options.onClosed(reason),

@@ -49,11 +49,17 @@ interface LiveSession {
 
 /** Output silent this long while connected: say so instead of showing a frozen "Live". */
 const STALL_MS = 3000;
+/** Output silent this long: ask whether the session still exists (behind a cluster's front door, its worker may have died). */
+const PROBE_AFTER_MS = 1000;
+/** Publishing again after the server lost the session: this many tries, 0.5 s apart and doubling, before giving up. */
+const REPUBLISH_TRIES = 5;
 
 let model: ModelInfo | undefined;
 let session: LiveSession | undefined;
 let starting = false;
 let retryCountdown: ReturnType<typeof setInterval> | undefined;
+let republishing = false;
+let probing = false;
 
 const form = new ParamsForm((change, delayMs) => session?.sender.update(change, delayMs));
 
@@ -82,6 +88,7 @@ async function start(): Promise<void> {
   showNotice('info', 'Starting camera…', 'Allow camera access if the browser asks.');
   let camera: MediaStream | undefined;
   let glass: GlassToGlassProbe | undefined;
+  let publisher: Publisher;
   try {
     if (!(await loadModel())) return;
     camera = await openCamera();
@@ -89,17 +96,9 @@ async function start(): Promise<void> {
     ui.cameraOff.hidden = true;
     setStatus('connecting', 'Connecting…');
     showNotice('info', 'Connecting to the server…', 'Negotiating the video connection.');
-    const publisher = await Publisher.start(WHIP_ENDPOINT, camera.getVideoTracks()[0], {
-      onOutput: (stream) => {
-        ui.output.srcObject = stream;
-      },
-      onHealth,
-      onSender: (sender) => {
-        glass = new GlassToGlassProbe(sender, ui.input, ui.output);
-      },
-    });
-    session = begin(camera, publisher, glass!);
-    exposeGlassLog(glass!, publisher.pc);
+    ({ publisher, glass } = await publish(camera));
+    session = begin(camera, publisher, glass);
+    exposeGlassLog(glass, publisher.pc);
   } catch (err) {
     glass?.stop();
     camera?.getTracks().forEach((t) => t.stop());
@@ -110,6 +109,73 @@ async function start(): Promise<void> {
     starting = false;
     ui.start.disabled = false;
     renderStartButton();
+  }
+}
+
+/** One WHIP session for the camera (through the page's own origin: behind a cluster's front door, to a worker with room). */
+async function publish(camera: MediaStream): Promise<{ publisher: Publisher; glass: GlassToGlassProbe }> {
+  let glass: GlassToGlassProbe | undefined;
+  const publisher = await Publisher.start(WHIP_ENDPOINT, camera.getVideoTracks()[0], {
+    onOutput: (stream) => {
+      ui.output.srcObject = stream;
+    },
+    onHealth,
+    onSender: (sender) => {
+      glass = new GlassToGlassProbe(sender, ui.input, ui.output);
+    },
+  });
+  return { publisher, glass: glass! };
+}
+
+/**
+ * The server lost the session (a cluster worker died or restarted; the network dropped): publish the same camera
+ * again, with the form's parameters. Through a front door that reaches a live worker; the user does nothing.
+ * After REPUBLISH_TRIES failures, or a refusal that retrying cannot fix, the session ends with a message.
+ */
+async function republish(live: LiveSession): Promise<void> {
+  if (republishing || session !== live) return;
+  republishing = true;
+  setStatus('interrupted', 'Reconnecting…');
+  retire(live, { keepCamera: true });
+  try {
+    for (let attempt = 0; attempt < REPUBLISH_TRIES && session === live; attempt++) {
+      try {
+        const { publisher, glass } = await publish(live.camera);
+        if (session !== live) {
+          glass.stop();
+          void publisher.close();
+          return;
+        }
+        session = begin(live.camera, publisher, glass);
+        exposeGlassLog(glass, publisher.pc);
+        return;
+      } catch (err) {
+        if (err instanceof SignalingError && err.kind === 'rejected') break;
+        await new Promise((resolve) => setTimeout(resolve, 500 * 2 ** attempt));
+      }
+    }
+    if (session === live) {
+      stop({ title: 'Connection to the server was lost', detail: 'The network dropped or the server stopped. Press Start to connect again.' });
+    }
+  } finally {
+    republishing = false;
+  }
+}
+
+/** Output has stopped: if the session is gone from its server (unreachable, or 404), publish again. */
+async function probeSession(live: LiveSession): Promise<void> {
+  if (probing || republishing) return;
+  probing = true;
+  try {
+    let gone: boolean;
+    try {
+      gone = (await fetch(live.publisher.resourceUrl, { headers: authHeaders(), cache: 'no-store' })).status === 404;
+    } catch {
+      gone = true;
+    }
+    if (gone) await republish(live);
+  } finally {
+    probing = false;
   }
 }
 
@@ -152,19 +218,23 @@ function onOutputPlaying(): void {
   setStatus('live', 'Live');
 }
 
+/** Frees what a session holds: its timers, meters, probe, parameter sender and WHIP session (DELETE); the camera too unless kept. */
+function retire(live: LiveSession, options: { keepalive?: boolean; keepCamera?: boolean } = {}): void {
+  live.timers.forEach((t) => clearTimeout(t));
+  live.timers = [];
+  live.inputMeter.stop();
+  live.outputMeter.stop();
+  live.glass.stop();
+  live.sender.close();
+  void live.publisher.close(options);
+  if (!options.keepCamera) live.camera.getTracks().forEach((t) => t.stop());
+}
+
 /** Ends the session: stops the camera and DELETEs the session resource. */
 function stop(reason?: { title: string; detail: string }, options: { keepalive?: boolean } = {}): void {
   const live = session;
   session = undefined;
-  if (live) {
-    live.timers.forEach((t) => clearTimeout(t));
-    live.inputMeter.stop();
-    live.outputMeter.stop();
-    live.glass.stop();
-    live.sender.close();
-    void live.publisher.close(options);
-    live.camera.getTracks().forEach((t) => t.stop());
-  }
+  if (live) retire(live, options);
   ui.output.removeEventListener('playing', onOutputPlaying);
   ui.input.srcObject = null;
   ui.cameraOff.hidden = false;
@@ -190,12 +260,10 @@ function onHealth(health: ConnectionHealth): void {
       break;
     case 'interrupted':
       setStatus('interrupted', 'Reconnecting…');
+      void probeSession(session);
       break;
     case 'lost':
-      stop({
-        title: 'Connection to the server was lost',
-        detail: 'The network dropped or the server stopped. Press Start to connect again.',
-      });
+      void republish(session);
       break;
     case 'connecting':
       break;
@@ -215,6 +283,13 @@ function onServerMessage(live: LiveSession, data: unknown): void {
     case 'error':
       toast(message.message);
       void resyncParams(live);
+      break;
+    case 'closed':
+      // Only for the session on screen: after Stop, the server's answer to our own DELETE is no news. A server going
+      // away (shutdown, a cluster worker draining) invites a new publish: through a front door, another worker takes it.
+      if (session !== live) break;
+      if (message.retry) void republish(live);
+      else stop({ title: 'The server ended the session', detail: `${message.reason}. Press Start to connect again.` });
       break;
   }
 }
@@ -389,6 +464,7 @@ function trackStall(live: LiveSession, outputFps: number | undefined): void {
     return;
   }
   live.stalledSince ??= performance.now();
+  if (performance.now() - live.stalledSince > PROBE_AFTER_MS) void probeSession(live);
   if (performance.now() - live.stalledSince > STALL_MS && ui.status.dataset.state === 'live') {
     setStatus('interrupted', 'No video from server');
   }

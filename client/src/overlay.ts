@@ -1,16 +1,21 @@
 // The viewer overlay at /overlay/:name: chrome-less and transparent (for OBS browser sources), it
-// plays the named stream by WHEP full-window and reconnects with exponential backoff when it drops.
+// plays the named stream by WHEP full-window and reconnects with exponential backoff when it drops. Behind a
+// cluster's front door, a stream whose worker died is found again wherever its publisher comes back.
 // A small status line shows while the stream is unavailable; `?status=off` hides it (for broadcasts).
 // Audio: the publisher's Opus is forwarded, but the player stays muted unless `?audio=on` — in OBS the
 // publisher is usually the same OBS, and its own microphone coming back through a Browser Source would
 // double it in the broadcast.
 
-import { deleteResource, negotiate, SignalingError } from './signaling.js';
+import { authHeaders, deleteResource, negotiate, SignalingError } from './signaling.js';
 
 const BACKOFF_MIN_MS = 1000;
 const BACKOFF_MAX_MS = 30_000;
 /** A connection that shows no new frame for this long is treated as gone (werift sends no close). */
 const STALL_MS = 8000;
+/** No new frame for this long: ask whether the viewer resource still exists (its server, e.g. a cluster worker, may be gone). */
+const PROBE_AFTER_MS = 1500;
+/** While the stream is not published, look for it this often: a publisher coming back is seen soon. */
+const WAITING_RETRY_MS = 2000;
 
 const player = document.getElementById('player') as HTMLVideoElement;
 const state = document.getElementById('state') as HTMLElement;
@@ -51,8 +56,10 @@ async function connect(): Promise<void> {
         lastProgress = performance.now();
       } else if (performance.now() - lastProgress > STALL_MS) {
         drop('no video');
+      } else if (performance.now() - lastProgress > PROBE_AFTER_MS) {
+        void probe(resourceUrl);
       }
-    }, 1000);
+    }, 500);
     current = { pc, resourceUrl, watchdog };
     pc.addEventListener('connectionstatechange', () => {
       if (pc.connectionState === 'failed' || pc.connectionState === 'closed') drop('connection lost');
@@ -67,6 +74,27 @@ async function connect(): Promise<void> {
           ? err.message
           : String(err);
     retryLater(message, err instanceof SignalingError ? err.retryAt : undefined);
+    // Waiting for a publisher is not a failure to back off from for long.
+    if (err instanceof SignalingError && err.kind === 'not-found') backoff = Math.min(backoff, WAITING_RETRY_MS);
+  }
+}
+
+let probing = false;
+
+/** The video stopped: if the viewer resource is gone (its server unreachable, or 404), reconnect now. */
+async function probe(resourceUrl: string): Promise<void> {
+  if (probing) return;
+  probing = true;
+  try {
+    let gone: boolean;
+    try {
+      gone = (await fetch(resourceUrl, { headers: authHeaders(), cache: 'no-store' })).status === 404;
+    } catch {
+      gone = true;
+    }
+    if (gone && current?.resourceUrl === resourceUrl) drop('stream ended');
+  } finally {
+    probing = false;
   }
 }
 

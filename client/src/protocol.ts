@@ -36,7 +36,9 @@ export type ClientMessage = { type: 'params'; params: Partial<SessionParams> };
 export type ServerMessage =
   | { type: 'params'; params: Partial<SessionParams> }
   | ({ type: 'stats' } & Partial<ServerStats>)
-  | { type: 'error'; message: string };
+  | { type: 'error'; message: string }
+  /** The server ended the session, and why; `retry`: for its own sake (shutdown, drain), so publish again. */
+  | { type: 'closed'; reason: string; retry: boolean };
 
 export async function fetchModelInfo(): Promise<ModelInfo> {
   const response = await fetch('/api/model', { headers: { Accept: 'application/json' } });
@@ -65,6 +67,8 @@ export function parseServerMessage(data: unknown): ServerMessage | undefined {
       return m as ServerMessage;
     case 'error':
       return { type: 'error', message: typeof m.message === 'string' ? m.message : 'The server reported an error.' };
+    case 'closed':
+      return { type: 'closed', reason: typeof m.reason === 'string' ? m.reason : 'the session ended', retry: m.retry === true };
     default:
       return undefined;
   }

@@ -1,7 +1,7 @@
 // Messages between ModelRuntime (main thread) and an inference worker. Pixels travel as ArrayBuffers,
 // never as JSON arrays: transferred to the worker, copied back (see serve-inference.ts for why).
 import type { StageTiming } from '../../frame/video-frame.js';
-import type { ExecutionProvider } from '../../models/restyle-types.js';
+import type { ExecutionProvider, ImageBlendPlacement } from '../../models/restyle-types.js';
 import type { StyleBlend } from '../../models/conditioning.js';
 import type { PromptPart, SeedPart } from '../params.js';
 
@@ -10,6 +10,11 @@ export interface WorkerInit {
   provider: ExecutionProvider;
   fallbackToCpu: boolean;
   intraOpThreads: number;
+  /** The size streams are served at (warm-up runs there and at its half); default: the model's native size. */
+  servedResolution?: { width: number; height: number };
+  /** false: convert pixels on the host instead of in graphs around the VAE (for before/after measurements). */
+  pixelGraphs?: boolean;
+  imageBlend?: ImageBlendPlacement;
 }
 
 export interface RunRequest {

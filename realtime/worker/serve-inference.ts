@@ -18,6 +18,9 @@ export interface ServeInferenceOptions {
   restylerFor?(model: LoadedModel, streamId: string): FrameRestyler;
 }
 
+/** The stream id the warm-up frames run under (never a session id: those are UUIDs). */
+export const WARM_UP_STREAM = '(warm-up)';
+
 /** Serve this worker thread's requests until the main thread sends 'close'. */
 export function serveInference(options: ServeInferenceOptions = {}): void {
   const port = parentPort;
@@ -38,7 +41,7 @@ async function main(
     info: (message: string) => post({ type: 'log', level: 'info', message }),
     warn: (message: string) => post({ type: 'log', level: 'warn', message }),
   };
-  const model = await LoadedModel.load(init.modelDir, { provider: init.provider, fallbackToCpu: init.fallbackToCpu, intraOpThreads: init.intraOpThreads, logger });
+  const model = await LoadedModel.load(init.modelDir, { provider: init.provider, fallbackToCpu: init.fallbackToCpu, intraOpThreads: init.intraOpThreads, logger, pixelGraphs: init.pixelGraphs ?? true, imageBlend: init.imageBlend ?? 'auto' });
   const manifest = model.manifest;
   const streams = new Map<string, FrameRestyler>();
   const restyle = (req: RunRequest) => {
@@ -51,7 +54,9 @@ async function main(
   const run = async (req: RunRequest): Promise<void> => {
     try {
       const { image: out, stages } = await restyle(req);
-      const buf = out.data.buffer as ArrayBuffer;
+      // A view into a larger buffer (an output onnxruntime allocated) is cut to the frame before it is posted.
+      const whole = out.data.byteOffset === 0 && out.data.byteLength === out.data.buffer.byteLength;
+      const buf = (whole ? out.data.buffer : out.data.slice().buffer) as ArrayBuffer;
       // Copied, not transferred: detaching any ArrayBuffer in this isolate makes V8 add a detach check
       // to every typed-array access from then on, and all the per-pixel code here (pre/postprocess,
       // flow, warps) ran 15-25 % slower for it; copying 245 kB costs far less than that.
@@ -73,18 +78,20 @@ async function main(
   // Warm up before taking traffic, through the same path requests take: onnxruntime's first run at
   // each input shape allocates and plans (often 10× a normal run), and the first calls of the flow and
   // warp loops run unoptimised JavaScript; either would otherwise land on a stream's first frames and
-  // skew the deadline scheduler's cost estimates. A few moving frames at native size with consistency
-  // on, then the half size used under load.
-  const { width, height } = manifest.resolution;
+  // skew the deadline scheduler's cost estimates. A few moving frames at the served size with consistency
+  // on, then the half size used under load: a run at a new shape re-plans and re-allocates onnxruntime's
+  // buffers, and a stream's first switch to half resolution paid that cost when warm-up used the native size.
+  const { width, height } = init.servedResolution ?? manifest.resolution;
   const warmFrame = (t: number) => {
     const data = new Uint8Array(width * height * 3);
     for (let y = 0, i = 0; y < height; y++) for (let x = 0; x < width; x++, i += 3) data[i] = data[i + 1] = data[i + 2] = ((x + 2 * t) * 3 + y * 5) & 0xff;
     return { width, height, data };
   };
   const halfFits = (width / 2) % manifest.sizeMultiple === 0 && (height / 2) % manifest.sizeMultiple === 0;
-  const scales: Array<1 | 0.5> = [1, 1, 1, 1, 1, ...(halfFits ? [0.5 as const] : [])];
+  const scales: Array<1 | 0.5> = [1, 1, 1, 1, 1, ...(halfFits ? [0.5, 0.5] as const : [])];
   chain = chain.then(async () => {
-    const warmUp = new StreamRestyler(model);
+    // Through restylerFor, as a stream's frames go (a test's recording restyler sees the warm-up too).
+    const warmUp = restylerFor(model, WARM_UP_STREAM);
     for (const [t, scale] of scales.entries()) {
       await warmUp.restyle({ image: warmFrame(t), style: '', prompt: [{ prompt: '', weight: 1 }], strength: 0.5, steps: 1, seed: 0, consistency: 1, scale });
     }

@@ -1,15 +1,16 @@
 // The front door (`serve --role front`): one public URL in front of many workers. It holds no state of its
-// own: every decision reads the registry in Redis. WHIP publishers are redirected (307, RFC 9725 §4.5) to
-// the worker with the most room; WHEP viewers and per-stream requests to the worker that holds the stream.
-// It also serves the web app and overlay pages, whose WHIP/WHEP requests it redirects like any client's.
+// own: every decision reads the registry in Redis, so any number of front doors give the same answers.
+// WHIP publishers are redirected (307, RFC 9725 §4.5) to a slot reserved atomically on the worker with the
+// most room; WHEP viewers and per-stream requests to the worker that holds the stream (from the last known
+// registry while Redis is briefly away). It also serves the web app and overlay pages.
 import type { AddressInfo } from 'node:net';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { ServerConfig } from '../config.js';
-import { checkBearer, createHttpApp, registerWebApp } from '../http-server.js';
+import { checkBearer, createHttpApp, registerWebApp, serverUrl } from '../http-server.js';
 import { httpError, sendError } from '../http-responses.js';
 import { signTicket, TICKET_PARAM } from './redirect-ticket.js';
-import { chooseWorker, connectRedis, RegistryReader, type WorkerRecord } from './registry.js';
+import { connectRedis, RegistryReader, SLOT_PARAM, type WorkerRecord } from './registry.js';
 
 export interface RunningFrontDoor {
   url: string;
@@ -23,30 +24,46 @@ const RETRY_AFTER_S = 2;
 
 export async function startFrontDoor(config: ServerConfig, logger: Logger): Promise<RunningFrontDoor> {
   const redis = await connectRedis(config.redisUrl!, logger);
-  const registry = new RegistryReader(redis);
+  const registry = new RegistryReader(redis, config.registryGraceMs, logger);
+  registry.startRefreshing(config.heartbeatMs);
   const app = createHttpApp(config, logger);
 
   // 307 keeps the method and body (the SDP offer); the worker answers with an absolute Location. With a
   // token, the URL carries a signed ticket: clients drop Authorization on a cross-origin redirect.
-  const redirect = (reply: FastifyReply, worker: WorkerRecord, request: FastifyRequest): FastifyReply => {
+  const redirect = (reply: FastifyReply, worker: WorkerRecord, request: FastifyRequest, slot?: string): FastifyReply => {
     const target = new URL(request.url, worker.url);
     if (config.token !== undefined) target.searchParams.set(TICKET_PARAM, signTicket(config.token, request.method, target.pathname));
+    if (slot !== undefined) target.searchParams.set(SLOT_PARAM, slot);
     return reply.code(307).header('Location', target.href).header('Cache-Control', 'no-store').send();
   };
-  const noWorker = (reply: FastifyReply): FastifyReply => {
-    void reply.header('Retry-After', String(RETRY_AFTER_S));
-    return sendError(reply, httpError(503, 'no worker has room for another stream; try again shortly'));
-  };
+  const refuse = (reply: FastifyReply, message: string, retryAfterSeconds = RETRY_AFTER_S): FastifyReply =>
+    sendError(reply, Object.assign(httpError(503, message), { retryAfterSeconds }));
 
   const publish = async (request: FastifyRequest, reply: FastifyReply, name?: string): Promise<FastifyReply> => {
-    // A name already live stays with its worker, which answers (409) for a second publisher itself.
-    const holder = name === undefined ? undefined : await registry.holderOf(name);
-    if (holder) return redirect(reply, holder, request);
-    const target = chooseWorker(await registry.workers());
-    if (!target) return noWorker(reply);
-    await registry.claim(target.id, config.heartbeatMs);
-    logger.info({ worker: target.id, stream: name }, 'publisher sent to worker');
-    return redirect(reply, target, request);
+    let reservation;
+    try {
+      reservation = await registry.reserve(request.socket.remoteAddress ?? request.ip, config.maxSessionsPerClient, name);
+    } catch (err) {
+      // A slot must be reserved in the shared registry, or two front doors could fill one worker twice.
+      logger.warn({ err: (err as Error).message }, 'cannot reserve a slot: the registry is unreachable');
+      return refuse(reply, 'the cluster registry is unreachable, so no slot can be reserved; try again shortly');
+    }
+    switch (reservation.kind) {
+      case 'holder':
+        // A name already live stays with its worker, which answers (409) for a second publisher itself.
+        return redirect(reply, reservation.worker, request);
+      case 'worker':
+        logger.info({ worker: reservation.worker.id, stream: name }, 'publisher sent to worker');
+        return redirect(reply, reservation.worker, request, reservation.slot);
+      case 'client-limit':
+        return refuse(
+          reply,
+          `too many sessions from your address: it already holds ${reservation.held} live sessions in this cluster (limit set by --max-sessions-per-client); end one (DELETE) or retry later`,
+          10,
+        );
+      default:
+        return refuse(reply, 'no worker has room for another stream; try again shortly');
+    }
   };
   app.post('/whip', async (request, reply) => publish(request, reply));
   app.post<{ Params: { name: string } }>('/whip/:name', async (request, reply) => publish(request, reply, request.params.name));
@@ -68,22 +85,26 @@ export async function startFrontDoor(config: ServerConfig, logger: Logger): Prom
 
   // The web app asks for the model's description before it publishes: any worker can answer.
   app.get('/api/model', async (request, reply) => {
-    const any = chooseWorker(await registry.workers()) ?? (await registry.workers())[0];
-    return any ? redirect(reply, any, request) : noWorker(reply);
+    const workers = await registry.workers();
+    const any = workers.find((w) => !w.draining) ?? workers[0];
+    return any ? redirect(reply, any, request) : refuse(reply, 'no worker is registered; try again shortly');
   });
 
   /** Worker URLs are for operators: behind the token when one is set. */
   app.get('/api/cluster', async (request, reply) => {
     if (config.token !== undefined && checkBearer(config.token, request.headers.authorization) !== 'ok') return sendError(reply, httpError(401, 'this endpoint needs the bearer token'));
-    return { workers: await registry.workers() };
+    // Client addresses (kept per worker for the per-client limit) are not for anyone's eyes: counts only.
+    return { workers: (await registry.workers()).map(({ clients, ...w }) => ({ ...w, clients: Object.keys(clients ?? {}).length })) };
   });
-  app.get('/healthz', async () => ({ status: 'ok', role: 'front', workers: (await registry.workers()).length }));
+  app.get('/healthz', async () => {
+    const workers = await registry.workers();
+    return { status: 'ok', role: 'front', workers: workers.length, draining: workers.filter((w) => w.draining).length };
+  });
 
   await registerWebApp(app);
   await app.listen({ host: config.host, port: config.port });
   const port = (app.server.address() as AddressInfo).port;
-  const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
-  const url = `http://${host}:${port}`;
+  const url = serverUrl(config, port);
   logger.info({ url, redis: config.redisUrl?.replace(/\/\/[^@]*@/, '//***@') }, 'front door serving');
   let closing: Promise<void> | undefined;
   return {
@@ -92,6 +113,7 @@ export async function startFrontDoor(config: ServerConfig, logger: Logger): Prom
     registry,
     close: () =>
       (closing ??= (async () => {
+        registry.stop();
         await app.close();
         await redis.quit().catch(() => redis.destroy());
       })()),

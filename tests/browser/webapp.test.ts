@@ -1,5 +1,5 @@
 // End-to-end specification of the web app: real server, headless Chromium with a fake camera playing
-// a panning photo, and assertions on the pixels of the restyled <video>. Skipped where Chromium is absent.
+// a panning photo, and assertions on the pixels of the restyled <video>. Skipped where Chromium is absent (failed under CI=true).
 // SDS_TEST_BASE_URL=http://host:port runs it against an already running server instead of starting one;
 // SDS_TEST_MODEL=<folder> starts the server with another model (as the other end-to-end tests do).
 import assert from 'node:assert/strict';
@@ -14,11 +14,12 @@ import { fileURLToPath } from 'node:url';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { findSourceImage, writePanningClip } from '../../bench/y4m-clip.js';
 import { chromiumArgs } from '../../bench/browser-bench.js';
+import { requireChromium } from '../support/test-dependency.js';
 
 // Callbacks passed to page.evaluate run in the page; this file compiles without the DOM lib.
 declare const document: any;
 
-const CHROMIUM = '/usr/bin/chromium';
+const { executablePath: CHROMIUM, skip } = requireChromium();
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const SDS_BIN = path.join(REPO_ROOT, 'dist', 'bin', 'sds.js');
 
@@ -28,14 +29,13 @@ const SDS_BIN = path.join(REPO_ROOT, 'dist', 'bin', 'sds.js');
 const MIN_OUTPUT_MEAN = 12; // not black
 const MIN_STRUCTURE_CORRELATION = 0.5; // the output keeps the camera image's layout
 const MIN_RESTYLE_DIFFERENCE = 6; // … but is not the camera image passed through
-const STYLE_CHANGE_WINDOW_MS = 2500;
+// A style change is fully in after STYLE_TRANSITION_FRAMES (8) output frames plus the PATCH and the frames in flight:
+// 8 s covers even 2 fps of output on a loaded 2-core machine (0.3 s at the usual 30). Polling stops as soon as it shows.
+const STYLE_CHANGE_WINDOW_MS = 8000;
 const CLIP_FRAMES = 60;
 const CLIP_FPS = 30;
 const CLIP_SECONDS = CLIP_FRAMES / CLIP_FPS;
 
-const skip = existsSync(CHROMIUM)
-  ? false
-  : `Chromium not found at ${CHROMIUM}: install Debian's chromium package to run the browser test`;
 
 describe('web app at /', { skip, timeout: 90_000 }, () => {
   let workDir = '';
@@ -148,7 +148,7 @@ describe('web app at /', { skip, timeout: 90_000 }, () => {
     assert.ok(stats.out > 0);
   });
 
-  test('choosing another style (or prompt) changes the output within two seconds', async () => {
+  test('choosing another style (or prompt) visibly changes the output', async () => {
     const styles = await page.$$eval('#style option', (os) => os.map((o) => (o as unknown as { value: string }).value));
     const current = await page.$eval('#style', (s) => (s as unknown as { value: string }).value);
     const promptShown = await page.isVisible('#prompt');

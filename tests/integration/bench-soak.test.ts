@@ -1,30 +1,37 @@
 // `sds bench soak` kept from rotting: a 10-second run of the real module (server, loopback publisher, WHEP
-// viewer, sampling, close-and-check), and its verdict rules on made-up summaries.
+// viewer, sampling, close-and-check) judged on what 10 s can show, and its verdict rules on made-up summaries.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { DEFAULT_SOAK_BOUNDS, judgeSoak, runSoak, type SoakReport } from '../../bench/soak.js';
+import { DEFAULT_SOAK_BOUNDS, judgeSoak, runSoak, type SoakBounds, type SoakReport } from '../../bench/soak.js';
 import { DEFAULT_MODEL } from '../support/server-harness.js';
+import { requireDefaultModel } from '../support/test-dependency.js';
 
-const skip = existsSync(path.join(DEFAULT_MODEL, 'manifest.json')) ? false : 'models/default is missing';
+const skip = requireDefaultModel();
 
-test('a 10 s soak with one session and one viewer samples the process, frees everything and passes', { skip, timeout: 90_000 }, async () => {
+// What 10 s can show: frames flowing through publisher, engine and viewer in every sampled interval, and every
+// resource back to zero once the clients hang up. RSS growth and latency drift need minutes to mean anything;
+// they are not judged here (their bounds are off) but by `sds bench soak` and the verdict test below.
+const NOT_JUDGED_IN_10_S: Partial<SoakBounds> = { maxRssGrowthMb: Number.POSITIVE_INFINITY, maxRssGrowthPct: Number.POSITIVE_INFINITY, maxP95DriftMs: Number.POSITIVE_INFINITY };
+
+test('a 10 s soak with one session and one viewer: frames flow in every interval and everything is freed after', { skip, timeout: 90_000 }, async () => {
   const outDir = mkdtempSync(path.join(os.tmpdir(), 'sds-soak-'));
+  const intervalS = 2;
+  const warmupS = 4;
   const report = await runSoak({
     seconds: 10,
     sessions: 1,
     viewersPerSession: 1,
-    intervalS: 2,
-    warmupS: 4,
+    intervalS,
+    warmupS,
     fps: 10,
     codec: 'VP8',
     width: 320,
     height: 240,
     serveArgs: ['--model', DEFAULT_MODEL, '--intra-op-threads', '2'],
-    // A 10 s run on shared cores is noisy: only leaks and stalls are judged tightly here.
-    bounds: { ...DEFAULT_SOAK_BOUNDS, maxRssGrowthMb: 200, maxRssGrowthPct: 100, maxP95DriftMs: 1000 },
+    bounds: { ...DEFAULT_SOAK_BOUNDS, ...NOT_JUDGED_IN_10_S },
     outDir,
     quiet: true,
   });
@@ -34,10 +41,22 @@ test('a 10 s soak with one session and one viewer samples the process, frees eve
   assert.equal(last.workers, 1);
   assert.equal(last.sessions, 1);
   assert.equal(last.viewers, 1);
-  assert.ok(report.summary.framesOut > 10, `${report.summary.framesOut} restyled frames`);
-  assert.ok(report.samples.some((s) => s.viewerPackets > 0), 'the viewer received packets');
+  // Frames flowing: after warm-up every 2 s interval (20 camera frames at 10 fps) has frames at each stage. A
+  // loaded machine sends fewer, never none; an interval with none is a stall.
+  const judged = report.samples.filter((s) => s.tS > warmupS);
+  assert.ok(judged.length >= 2, `${judged.length} samples after warm-up`);
+  for (const s of judged) {
+    const where = `interval ending at ${s.tS} s: ${JSON.stringify(s)}`;
+    assert.ok(s.clientFrames > 0, `the publisher decoded restyled frames (${where})`);
+    assert.ok(s.framesOut > 0, `the server sent restyled frames (${where})`);
+    assert.ok(s.viewerPackets > 0, `the viewer received packets (${where})`);
+  }
+  assert.equal(report.summary.stalledIntervals, 0);
+  assert.equal(report.summary.minWorkers, 1);
+  // Every resource back to zero: sessions, viewers, peer connections, codecs, timers.
   assert.deepEqual(report.summary.leakedResources, {});
   assert.equal(report.summary.sessionsAfter, 0);
+  assert.equal(report.summary.viewersAfter, 0);
   assert.deepEqual(report.failures, [], JSON.stringify({ summary: report.summary, samples: report.samples }));
   assert.equal(report.ok, true);
   const saved = JSON.parse(readFileSync(path.join(outDir, 'soak.json'), 'utf8')) as SoakReport;

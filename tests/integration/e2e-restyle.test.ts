@@ -2,7 +2,6 @@
 // real photo over DTLS-SRTP to the real server, which restyles it with the embedded default model and
 // sends it back on the same peer connection.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { RtpHeader, RtpPacket } from 'werift';
@@ -13,10 +12,14 @@ import type { RunningServer } from '../../server/server.js';
 import { liveResources } from '../../stream/resource-counters.js';
 import { correlation, coverResize, downscale, edges, meanAbsDiff } from '../support/image-metrics.js';
 import { DEFAULT_MODEL, startTestServer } from '../support/server-harness.js';
+import { requireDefaultModel } from '../support/test-dependency.js';
 import { makeOffer } from '../support/werift-offer.js';
 import { until } from '../support/until.js';
 
-const skip = existsSync(path.join(DEFAULT_MODEL, 'manifest.json')) ? false : 'models/default is missing (train/export it first)';
+const skip = requireDefaultModel();
+// Waits (until(..., ms)) are for events a broken server never produces, so their bounds only decide when to give up:
+// each is 10–20× what an idle 2-core machine needs (a first restyled frame ≈ 1 s, a model worker restart ≈ 2 s, a
+// vanished peer = the media timeout + one check), so a loaded machine slows these tests without failing them.
 let server: RunningServer;
 let pan: RgbImage[];
 
@@ -24,7 +27,9 @@ before(async () => {
   if (skip) return;
   // Admission control is tested on its own server below; here it must not refuse the second session of
   // the garbage-RTP test when CI's 2 cores run hot.
-  server = await startTestServer({ modelDir: DEFAULT_MODEL, mediaTimeoutMs: 2000, maxSessions: 4, admissionCeiling: Number.POSITIVE_INFINITY });
+  // The media timeout also counts from the answer to a publisher's first packet, which a loaded machine can delay by
+  // seconds (ICE + DTLS in JavaScript): 5 s, still quick to find the vanished peer below.
+  server = await startTestServer({ modelDir: DEFAULT_MODEL, mediaTimeoutMs: 5000, maxSessions: 4, admissionCeiling: Number.POSITIVE_INFINITY });
   pan = await makePanClip(await loadTestPhoto(path.join(DEFAULT_MODEL, 'testdata', 'heldout.png')), 640, 480, 90);
 });
 after(async () => {
@@ -36,7 +41,13 @@ function sleep(ms: number): Promise<void> {
 }
 
 
-test('a paced 30 fps VP8 clip comes back restyled: ≥ 90% of frames, each with its input RTP timestamp and structure', { skip }, async () => {
+// How many frames come back depends on the machine (latest frame wins: a busy model drops frames instead of
+// queueing them). What does not: every sent frame is restyled or counted as dropped by the server, output keeps
+// coming until the clip ends, and each frame that comes back is the restyled input with its RTP timestamp.
+// MIN_RETURNED: 3 s of clip at even 3 fps of output, what a starved 2-core machine still manages.
+const MIN_RETURNED = 9;
+
+test('a paced 30 fps VP8 clip comes back restyled: every frame restyled or counted dropped, each with its input RTP timestamp and structure', { skip }, async () => {
   const outputs = new Map<number, RgbImage>();
   const client = await createLoopbackClient({
     whipUrl: `${server.url}/whip`,
@@ -48,16 +59,24 @@ test('a paced 30 fps VP8 clip comes back restyled: ≥ 90% of frames, each with 
     onOutputFrame: (ts, rgb) => outputs.set(ts, rgb),
   });
   await client.finished;
-  await sleep(500);
-  const diagnostics = JSON.stringify(server.sessions.all().map((s) => ({ ...s.stats(), publisher: s.publisher.stats() })));
+  const session = server.sessions.all().at(-1)!;
+  // The last frame's run and its trip back: bounded by the engine going idle, not by a guess at how long it takes.
+  await until('the engine to finish the last frame', () => { const e = session.engine.stats(); return e.framesOut + e.droppedFrames + e.errors === e.framesIn; }, 10_000);
+  await sleep(200); // the last restyled packets cross loopback (well under 1 ms; 200 ms is slack for a loaded event loop)
+  const engine = session.engine.stats();
+  const diagnostics = JSON.stringify({ ...session.stats(), publisher: session.publisher.stats() });
   await client.close();
   const sent = client.sent;
   const returned = [...outputs.keys()].filter((ts) => sent.has(ts));
   assert.equal(returned.length, outputs.size, 'every output frame carries the RTP timestamp of a frame that was sent');
-  // The first frames wait for ICE/DTLS and the first keyframe; judge the steady state after the first 10.
-  const steady = [...sent.entries()].filter(([, s]) => s.index >= 10);
-  const back = steady.filter(([ts]) => outputs.has(ts)).length;
-  assert.ok(back / steady.length >= 0.9, `${back} of ${steady.length} frames came back; server: ${diagnostics}`);
+  assert.equal(engine.errors, 0, diagnostics);
+  assert.ok(engine.framesIn >= sent.size - 10, `the server took in ${engine.framesIn} of ${sent.size} frames (all but those before the first keyframe); ${diagnostics}`);
+  assert.ok(outputs.size >= MIN_RETURNED, `${outputs.size} frames came back; ${diagnostics}`);
+  // What the engine sent, the client received (loopback loses nothing): dropped frames are the server's choice, counted.
+  assert.ok(outputs.size >= engine.framesOut - 2, `${outputs.size} of the ${engine.framesOut} frames the server sent arrived; ${diagnostics}`);
+  // Output did not stop early: a frame from the clip's last second came back.
+  const lastSecond = Math.max(...[...sent.values()].map((v) => v.index)) - 30;
+  assert.ok(returned.some((ts) => sent.get(ts)!.index > lastSecond), `no frame from the clip's last second came back; ${diagnostics}`);
 
   const { width, height } = server.restyler.info;
   let checked = 0;
@@ -117,6 +136,8 @@ test('a style change fades in over STYLE_TRANSITION_FRAMES frames and then holds
   }
 });
 
+const MAX_HEALTHY_GAP_MS = 3000;
+
 test('garbage RTP on one session neither crashes the server nor disturbs another session', { skip }, async () => {
   let healthyFrames = 0;
   let lastHealthyMs = 0;
@@ -159,7 +180,9 @@ test('garbage RTP on one session neither crashes the server nor disturbs another
     // Disturbing the healthy session would show as a stall. Both sessions share 2 cores, and decoding the
     // garbage costs CPU, so its frame rate may dip; its output must not stop.
     assert.ok(healthyFrames - before > 8, `healthy session kept flowing (${healthyFrames - before} frames during the attack)`);
-    assert.ok(longestGapMs < 1000, `healthy session never stalled a second (longest gap ${longestGapMs.toFixed(0)} ms)`);
+    // A stall is output stopping, not slowing: MAX_HEALTHY_GAP_MS is 60 frame intervals at 20 fps. Slowing from
+    // sharing the cores with the garbage's decoding is allowed; the frame count above is what shows it kept flowing.
+    assert.ok(longestGapMs < MAX_HEALTHY_GAP_MS, `healthy session never stalled (longest gap ${longestGapMs.toFixed(0)} ms)`);
     assert.equal((await fetch(`${server.url}/healthz`)).status, 200);
   } finally {
     await attacker.close();

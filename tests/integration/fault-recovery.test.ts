@@ -3,7 +3,6 @@
 // vanishing. Each test asserts recovery (frames resume) or a clear, clean end (session closed with a reason,
 // nothing left live).
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { createLoopbackClient, loadTestPhoto, makePanClip } from '../../bench/loopback-client.js';
@@ -14,13 +13,20 @@ import { liveResources } from '../../stream/resource-counters.js';
 import type { EncodedPicture } from '../../stream/video-codec.js';
 import { encodePictures, startRawPublisher } from '../support/raw-publisher.js';
 import { DEFAULT_MODEL, startTestServer } from '../support/server-harness.js';
+import { requireDefaultModel } from '../support/test-dependency.js';
 import { makeOffer } from '../support/werift-offer.js';
 import { startWhepViewer } from '../../bench/whep-viewer.js';
 import { until } from '../support/until.js';
 import { CRASH_ON_CUE_WORKER, crashWorkers, encodersFailingOnCue } from '../support/worker-faults.js';
 
-const skip = existsSync(path.join(DEFAULT_MODEL, 'manifest.json')) ? false : 'models/default is missing';
-const MEDIA_TIMEOUT_MS = 2000;
+const skip = requireDefaultModel();
+// Waits (until(..., ms)) are for events a broken server never produces, so their bounds only decide when to give up:
+// each is 10–20× what an idle 2-core machine needs (a first restyled frame ≈ 1 s, a model worker restart ≈ 2 s, a
+// vanished peer = the media timeout + one check), so a loaded machine slows these tests without failing them.
+// The server's media timeout: short, so vanished peers are found quickly, but it also counts from the answer until a
+// publisher's first packet, which ICE + DTLS (werift's, in JavaScript) can delay by seconds on a loaded 2-core
+// machine: 5 s.
+const MEDIA_TIMEOUT_MS = 5000;
 let server: RunningServer;
 let clip: RgbImage[];
 const encoders = encodersFailingOnCue();
@@ -183,17 +189,17 @@ test('DTLS that cannot complete (fingerprint mismatch) ends the session within t
   // Another certificate's fingerprint: the server must refuse the peer's real certificate.
   const forged = peer.offer.replace(/a=fingerprint:sha-256 [0-9A-F:]+/i, `a=fingerprint:sha-256 ${Array.from({ length: 32 }, (_, i) => ((i * 37 + 11) & 0xff).toString(16).padStart(2, '0').toUpperCase()).join(':')}`);
   assert.notEqual(forged, peer.offer);
-  const t0 = Date.now();
   try {
     const res = await fetch(`${server.url}/whip`, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: forged });
     assert.equal(res.status, 201);
     await peer.pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
+    // The server gives up on a peer after MEDIA_TIMEOUT_MS of silence; the 8 s on top is slack for a loaded machine
+    // (DTLS retransmits and a timer check), far short of "never" (the session would stay forever).
     await until('the session with failed DTLS to be closed', () => server.sessions.size === 0, MEDIA_TIMEOUT_MS + 8000);
     assert.notEqual(peer.pc.connectionState, 'connected', 'no media path was established with a forged fingerprint');
   } finally {
     await peer.close();
   }
-  assert.ok(Date.now() - t0 < MEDIA_TIMEOUT_MS + 8000);
   await assertBaseline();
 });
 
@@ -238,7 +244,9 @@ test('a WHEP viewer vanishing mid-stream disturbs neither the publisher nor the 
     }
     assert.equal(server.sessions.viewerCount, 1, 'the vanished viewer was dropped');
     await sleep(1500);
-    assert.ok(longestStallMs < 2000, `the staying viewer stalled for ${longestStallMs} ms`);
+    // A stall is the staying viewer's video stopping until the vanished one is detected (MEDIA_TIMEOUT_MS of
+    // silence): so the bound is the media timeout itself. Shorter gaps are a loaded machine, not a disturbance.
+    assert.ok(longestStallMs < MEDIA_TIMEOUT_MS, `the staying viewer stalled for ${longestStallMs} ms`);
     assert.ok(stay.stats().framesDecoded - atVanish.viewer >= 10, `the staying viewer kept decoding (${stay.stats().framesDecoded - atVanish.viewer} frames)`);
     assert.ok(frames - atVanish.publisher >= 10, `the publisher kept getting its restyled video (${frames - atVanish.publisher} frames)`);
     assert.equal(server.sessions.size, 1);

@@ -4,7 +4,6 @@
 // session on the same server must keep getting restyled frames; afterwards every stream resource is free.
 // Seeded by SDS_FUZZ_SEED (replay a failure); SDS_FUZZ_SCALE multiplies the input counts for a longer run.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import sharp from 'sharp';
@@ -17,9 +16,13 @@ import { liveResources } from '../../stream/resource-counters.js';
 import type { EncodedPicture, VideoCodecName } from '../../stream/video-codec.js';
 import { encodePictures, samplePackets, startRawPublisher, type RawPublisher } from '../support/raw-publisher.js';
 import { DEFAULT_MODEL, startTestServer } from '../support/server-harness.js';
+import { requireDefaultModel } from '../support/test-dependency.js';
 import { until } from '../support/until.js';
 
-const skip = existsSync(path.join(DEFAULT_MODEL, 'manifest.json')) ? false : 'models/default is missing';
+const skip = requireDefaultModel();
+// Waits (until(..., ms)) are for events a broken server never produces, so their bounds only decide when to give up:
+// each is 10–20× what an idle 2-core machine needs (a first restyled frame ≈ 1 s, a model worker restart ≈ 2 s, a
+// vanished peer = the media timeout + one check), so a loaded machine slows these tests without failing them.
 const SEED = Number(process.env.SDS_FUZZ_SEED ?? 0x11fe5eed);
 const SCALE = Math.max(0.1, Number(process.env.SDS_FUZZ_SCALE ?? 1));
 const n = (base: number): number => Math.max(1, Math.round(base * SCALE));
@@ -49,8 +52,12 @@ function sleep(ms: number): Promise<void> {
 }
 
 
-/** Runs `attack` and checks that the healthy session never went `maxGapMs` without a restyled frame meanwhile. */
-async function whileHealthyFlows(what: string, attack: () => Promise<void>, maxGapMs = 2500): Promise<void> {
+/**
+ * Runs `attack` and checks that the healthy session never went `maxGapMs` without a restyled frame meanwhile.
+ * The bound is for a stall (output stopping), not for slowing: 5 s is 75 frame intervals at 15 fps, and the
+ * attack shares 2 loaded cores with the healthy session, so its frame rate may dip as far as it likes.
+ */
+async function whileHealthyFlows(what: string, attack: () => Promise<void>, maxGapMs = 5000): Promise<void> {
   const start = Date.now();
   const before = healthyFrames.length;
   await attack();
@@ -69,7 +76,8 @@ before(async () => {
   if (skip) return;
   server = await startTestServer({
     modelDir: DEFAULT_MODEL,
-    mediaTimeoutMs: 3000,
+    // Also counts from the answer to a publisher's first packet, which a loaded machine can delay by seconds.
+    mediaTimeoutMs: 5000,
     maxSessions: 8,
     maxSessionsPerClient: 8,
     admissionCeiling: Number.POSITIVE_INFINITY,
@@ -424,7 +432,8 @@ test('(c) random bytes and mutated JPEGs on the WebSocket fallback: clear errors
     }
     await until(`a restyled frame for a good JPEG; last answers ${JSON.stringify(texts.slice(-3))}`, () => binaries > framesBefore, 5000);
     console.log(`WebSocket: ${inputs} inputs → ${errors.length} errors, ${binaries} frames, ${unanswered} unanswered; slowest answer ${slowest} ms`);
-    assert.ok(slowest < 2000, `no answered input took the server long (slowest ${slowest} ms)`);
+    // How long the answers took is reported, not judged (a loaded machine promises no delay); each input gets 3 s
+    // before it counts as unanswered, and the count of unanswered ones is judged above.
   } finally {
     ws.close();
   }

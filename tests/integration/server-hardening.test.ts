@@ -272,6 +272,8 @@ describe('without a token', () => {
     }
   });
 
+  // The server above runs with --request-timeout-ms 1000: cut off within 5 s leaves 4 s for a loaded machine's timer
+  // check, and a server without the timeout keeps the socket for the whole 8 s the exchange waits.
   test('a slow client that sends half a request is cut off after --request-timeout-ms', async () => {
     const headersOnly = await rawExchange(server.port, 'POST /whip HTTP/1.1\r\nHost: x\r\nContent-Type: application/sdp\r\n', 8000);
     assert.ok(headersOnly.closedAfterMs !== undefined && headersOnly.closedAfterMs < 5000, `half headers: closed after ${headersOnly.closedAfterMs} ms`);

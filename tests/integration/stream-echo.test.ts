@@ -43,7 +43,7 @@ function startEchoServer(): Promise<EchoServer> {
           target: TARGET,
           codecs: ['VP8', 'H264'],
           maxBitrateKbps: 1500,
-          iceAdditionalHostAddresses: ['127.0.0.1'],
+          network: { announcedAddresses: ['127.0.0.1'] },
           mediaTimeoutMs: 2000,
           onData: (text) => session?.sendData(`echo:${text}`),
           onClosed: (reason) => closed.push(reason),

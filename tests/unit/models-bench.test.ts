@@ -24,6 +24,7 @@ describe('model benchmark', () => {
       const report = await runModelBench({ modelDir: SD_TINY, steps: 2, iterations: 3, warmup: 1, intraOpThreads: 1, out, print: false });
       assert.deepEqual(report.rows.map((r) => [r.width, r.height]), [[64, 64], [512, 512]]);
       for (const row of report.rows) {
+        assert.ok(row.stages.host.median >= 0, 'host time is total minus the model stages');
         for (const k of ['vae_encode', 'denoise', 'denoise_step', 'vae_decode', 'total'] as const) {
           assert.ok(row.stages[k].median > 0 && row.stages[k].p95 >= row.stages[k].median, `${k} at ${row.width}×${row.height}`);
         }

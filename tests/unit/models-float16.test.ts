@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import ort from 'onnxruntime-node';
 import { float16ToFloat32, float32ToFloat16, fromFloat16Bits, toFloat16Bits } from '../../models/float16.js';
+import { readFloat, readFloatData } from '../../models/onnx-component.js';
 
 describe('float16', () => {
   it('encodes known values to their IEEE half bits', () => {
@@ -75,5 +77,17 @@ describe('float16 array conversion', () => {
       if (Number.isNaN(want)) assert.ok(Number.isNaN(out[b]!));
       else assert.ok(Object.is(out[b], want), `bits 0x${b.toString(16)}`);
     }
+  });
+});
+
+describe('float16 tensors on every Node version', () => {
+  // Node 24 has a global Float16Array and ort then stores float16 data in one, even data given as Uint16Array bits.
+  it('reads the half bits and their values back whether ort keeps them in Uint16Array or Float16Array', () => {
+    const bits = float32ToFloat16(Float32Array.from([1, -2, 0.5, 65504]));
+    const tensor = new ort.Tensor('float16', bits, [4]);
+    const back = readFloatData(tensor);
+    assert.ok(back instanceof Uint16Array, `half bits come back as Uint16Array, not ${back.constructor.name}`);
+    assert.deepEqual([...back], [...bits]);
+    assert.deepEqual([...readFloat(tensor)], [1, -2, 0.5, 65504]);
   });
 });

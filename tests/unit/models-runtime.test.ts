@@ -2,14 +2,15 @@
 // pinning, errors that stay with their request, crash recovery, and a close() that leaves no threads.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { RestyleRequest } from '../../models/restyle-types.js';
 import { ModelRuntime } from '../../realtime/model-runtime.js';
+import { WARM_UP_STREAM } from '../../realtime/worker/serve-inference.js';
 import { CRASH_ON_CUE_WORKER } from '../support/worker-faults.js';
+import { requireDefaultModel } from '../support/test-dependency.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const SD_TINY = join(ROOT, 'tests/fixtures/sd-tiny');
@@ -50,7 +51,7 @@ describe('ModelRuntime', () => {
       assert.equal(rt.queueDepth, 0);
       assert.deepEqual([res.image.width, res.image.height, res.image.data.length], [64, 64, 64 * 64 * 3]);
       // sd-tiny is a text model: its prompt is encoded (or taken from the cache) first.
-      assert.deepEqual(res.stages.map((s) => s.name), ['text_encode', 'preprocess', 'vae_encode', 'denoise', 'vae_decode', 'postprocess']);
+      assert.deepEqual(res.stages.map((s) => s.name), ['text_encode', 'vae_encode', 'denoise', 'vae_decode']);
       const now = performance.timeOrigin + performance.now();
       assert.ok(res.stages.every((s) => s.startMs <= s.endMs && s.endMs <= now && s.startMs > now - 60_000), 'stage times are epoch ms');
     });
@@ -135,8 +136,7 @@ describe('ModelRuntime', () => {
 });
 
 describe('the default model (models/default)', () => {
-  const present = existsSync(join(DEFAULT_MODEL, 'manifest.json'));
-  const skip = present ? false : 'models/default/manifest.json is absent (the default model is not exported yet)';
+  const skip = requireDefaultModel();
 
   it('loads as a style model at its native resolution', { skip }, async () => {
     const rt = await ModelRuntime.load({ modelDir: DEFAULT_MODEL, intraOpThreads: 2 });
@@ -195,5 +195,24 @@ describe('ModelRuntime shutdown under load', () => {
       console.log('survived');`;
     const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], { timeout: 120_000 });
     assert.equal(stdout.trim(), 'survived');
+  });
+});
+
+describe('ModelRuntime warm-up', () => {
+  // onnxruntime's first run at a new input shape re-plans and re-allocates: warming up at the model's native size
+  // left a stream served at another size, and its first switch to half resolution, to pay it on live frames.
+  it('warms up at the served resolution and at its half, not at the model\'s native size', async () => {
+    const lines: string[] = [];
+    const logger = { info: (m: string) => lines.push(m), warn: (m: string) => lines.push(m) };
+    const workerEntry = new URL('../support/recording-worker.js', import.meta.url);
+    const rt = await ModelRuntime.load({ modelDir: SD_TINY, intraOpThreads: 1, workerEntry, logger, servedResolution: { width: 128, height: 96 } });
+    try {
+      const warmUp = lines.filter((l) => l.startsWith(`restyle ${WARM_UP_STREAM} `));
+      assert.ok(warmUp.length >= 3, `warm-up runs: ${lines.join(' | ')}`);
+      assert.ok(warmUp.every((l) => l.includes(' 128x96 ')), `every warm-up frame is 128×96 (sd-tiny is 64×64 natively): ${warmUp.join(' | ')}`);
+      assert.ok(warmUp.some((l) => l.endsWith('scale 1')) && warmUp.some((l) => l.endsWith('scale 0.5')), `full and half: ${warmUp.join(' | ')}`);
+    } finally {
+      await rt.close();
+    }
   });
 });

@@ -106,3 +106,31 @@ test('a half-resolution estimate is not thrown away while the full path is in us
   // 34 ms already gone, 2 left after egress: half resolution's known median (4.5) cannot make it: drop.
   assert.deepEqual(pick(s.plan({ arrivalMs: 1000, nowMs: 1034, steps: 1, similarity: undefined })), ['drop']);
 });
+
+// Full resolution: usually 14 ms, every fourth run 30 ms (a noisy host: p90 30, median 14). Half resolution: 20 ms
+// every time, most of it the host upscale back to the stream's size.
+function halfCostsMore(s: DeadlineScheduler, at: number): void {
+  for (let i = 0; i < 20; i++) {
+    s.recordRun({ steps: 1, scale: 1, fixedMs: i % 4 === 0 ? 22 : 6, denoiseMs: 8, atMs: at });
+    s.recordRun({ steps: 1, scale: 0.5, fixedMs: 18, denoiseMs: 2, atMs: at });
+    s.recordEgress(4);
+  }
+}
+
+test('half resolution is not taken when it costs more end to end than full resolution (its upscale)', () => {
+  const s = new DeadlineScheduler({ budgetMs: 40 });
+  halfCostsMore(s, 0);
+  // 12 ms gone, 24 left: full's p90 (30) does not fit, but its median (14) does and is cheaper than half's (20).
+  assert.deepEqual(pick(s.plan({ arrivalMs: 0, nowMs: 12, steps: 1, similarity: undefined })), ['run', 1, 1]);
+  // 23 ms gone, 13 left: neither fits at its median, and the cheaper path is still full resolution: drop...
+  assert.deepEqual(pick(s.plan({ arrivalMs: 0, nowMs: 23, steps: 1, similarity: undefined })), ['drop']);
+  assert.deepEqual(pick(s.plan({ arrivalMs: 0, nowMs: 23, steps: 1, similarity: undefined })), ['drop']);
+  // ...and the frame that must not starve runs the cheaper path, full resolution, not half.
+  assert.deepEqual(pick(s.plan({ arrivalMs: 0, nowMs: 23, steps: 1, similarity: undefined })), ['run', 1, 1]);
+});
+
+test('half resolution is taken when it is cheaper end to end', () => {
+  const s = new DeadlineScheduler({ budgetMs: 40 });
+  loaded(s, 0); // full 1 step 18 ms, half 4.5 ms
+  assert.deepEqual(pick(s.plan({ arrivalMs: 0, nowMs: 20, steps: 1, similarity: undefined })), ['run', 1, 0.5]);
+});

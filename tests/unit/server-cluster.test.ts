@@ -1,30 +1,8 @@
-// The cluster's pure decisions: which worker the front door picks, and the role flags.
+// The cluster's role and operator flags. (Which worker the front door picks is decided in Redis, by a
+// script: tests/integration/cluster-reservation.test.ts runs it against a real redis-server.)
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { chooseWorker, type WorkerRecord } from '../../server/cluster/registry.js';
 import { ConfigError, parseServeConfig } from '../../server/config.js';
-
-const worker = (id: string, sessions: number, headroom: number, pending = 0, maxSessions = 4): WorkerRecord & { pending: number } => ({
-  id,
-  url: `http://${id}:8080`,
-  sessions,
-  maxSessions,
-  viewers: 0,
-  streams: [],
-  headroom,
-  model: 'm',
-  updatedAtMs: 0,
-  pending,
-});
-
-test('the front door sends a publisher to the least loaded worker with room, counting sessions already sent its way', () => {
-  assert.equal(chooseWorker([worker('a', 2, 0.5), worker('b', 1, 0.5)])?.id, 'b');
-  assert.equal(chooseWorker([worker('a', 1, 0.5), worker('b', 0, 0.5, 2)])?.id, 'a', 'b has two on their way');
-  assert.equal(chooseWorker([worker('a', 1, 0), worker('b', 3, 0.1)])?.id, 'b', 'no headroom, no session');
-  assert.equal(chooseWorker([worker('a', 1, 0.2), worker('b', 1, 0.6)])?.id, 'b', 'a tie goes to the most headroom');
-  assert.equal(chooseWorker([worker('a', 4, 0.5), worker('b', 3, 0.5, 1)]), undefined, 'every slot taken');
-  assert.equal(chooseWorker([]), undefined);
-});
 
 test('cluster roles need Redis; standalone needs nothing', () => {
   assert.equal(parseServeConfig([], {}).role, 'standalone');
@@ -33,4 +11,18 @@ test('cluster roles need Redis; standalone needs nothing', () => {
   assert.throws(() => parseServeConfig(['--role', 'boss'], {}), ConfigError);
   const w = parseServeConfig(['--role', 'worker', '--redis', 'redis://127.0.0.1:6379', '--public-url', 'http://10.0.0.5:8080/x'], {});
   assert.deepEqual([w.role, w.redisUrl, w.publicUrl, w.heartbeatMs], ['worker', 'redis://127.0.0.1:6379', 'http://10.0.0.5:8080', 1000]);
+});
+
+test('drain and registry-outage flags have defaults and name themselves when wrong', () => {
+  const d = parseServeConfig([], {});
+  assert.deepEqual([d.adminToken, d.drainTimeoutMs, d.registryGraceMs], [undefined, 600_000, 30_000]);
+  const c = parseServeConfig(['--admin-token', 'ops-secret', '--drain-timeout-ms', '5000', '--registry-grace-ms', '0'], {});
+  assert.deepEqual([c.adminToken, c.drainTimeoutMs, c.registryGraceMs], ['ops-secret', 5000, 0]);
+  assert.equal(parseServeConfig([], { ADMIN_TOKEN: 'from-env' }).adminToken, 'from-env');
+  assert.throws(() => parseServeConfig(['--drain-timeout-ms', 'soon'], {}), /--drain-timeout-ms must be an integer/);
+  assert.throws(() => parseServeConfig(['--registry-grace-ms', '-1'], {}), /--registry-grace-ms/);
+  assert.throws(
+    () => parseServeConfig(['--admin-token', 'has space'], {}),
+    (e: unknown) => e instanceof ConfigError && /--admin-token/.test(e.message) && !e.message.includes('has space'),
+  );
 });

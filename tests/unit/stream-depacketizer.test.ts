@@ -44,7 +44,7 @@ test('VP8: packets reordered within a frame still assemble it', () => {
   assert.deepEqual(out[0]!.data, frame);
 });
 
-test('VP8: a lost packet drops its frame, reports loss, and waits for the next keyframe', () => {
+test('VP8: a lost packet drops its frame, reports loss, and asks again for every frame skipped until the next keyframe', () => {
   const losses: string[] = [];
   const a = new FrameAssembler('VP8', (r) => losses.push(r));
   const pk = new Vp8Packetizer({ maxPayloadSize: 1000 });
@@ -54,7 +54,7 @@ test('VP8: a lost packet drops its frame, reports loss, and waits for the next k
   const f4 = pk.packetize(vp8Frame(true, 1500, 4), 12000).map(view);
   const out = pushAll(a, [...f1, f2[0]! /* f2[1] lost */, ...f3, ...f4]);
   assert.deepEqual(out.map((f) => f.rtpTimestamp), [3000, 12000]);
-  assert.deepEqual(losses, ['loss']);
+  assert.deepEqual(losses, ['loss', 'still awaiting a keyframe']);
   assert.equal(a.stats.framesLost, 1);
   assert.equal(a.stats.framesSkippedAwaitingKeyframe, 1);
 });
@@ -101,7 +101,7 @@ test('H.264: a lost FU-A fragment drops the access unit and requests a keyframe'
   const f3 = pk.packetize(inter(3), 3).map(view);
   const out = pushAll(a, [...f1, f2[0]!, f2[2]!, ...f3]);
   assert.deepEqual(out.map((f) => f.rtpTimestamp), [1]);
-  assert.deepEqual(losses, ['loss']);
+  assert.deepEqual(losses, ['loss', 'still awaiting a keyframe']);
 });
 
 test('H.264: truncated STAP-A and unsupported NAL types are rejected without throwing', () => {
