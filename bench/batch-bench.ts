@@ -50,7 +50,11 @@ export async function runBatchBench(options: BatchBenchOptions): Promise<BatchBe
   const manifest = loadManifest(options.modelDir);
   const { width, height } = manifest.resolution;
   const rows: BatchBenchRow[] = [];
-  for (const [name, file] of [['vae_encoder', manifest.components.vae_encoder], ['denoiser', manifest.components.denoiser], ['vae_decoder', manifest.components.vae_decoder]] as const) {
+  for (const [name, file] of [
+    ['vae_encoder', manifest.components.vae_encoder],
+    ['denoiser', manifest.components.denoiser],
+    ['vae_decoder', manifest.components.vae_decoder],
+  ] as const) {
     const component = await OnnxComponent.load(file, {
       provider: options.provider ?? 'cpu',
       fallbackToCpu: true,
@@ -64,7 +68,11 @@ export async function runBatchBench(options: BatchBenchOptions): Promise<BatchBe
           const dims = dimsFor(spec, batch, width, height, manifest.latent.downscale);
           const size = dims.reduce((a, b) => a * b, 1);
           if (spec.type !== 'float32') throw new Error(`${spec.name}: batch bench supports float32 inputs, got ${spec.type}`);
-          feeds[spec.name] = new ort.Tensor('float32', Float32Array.from({ length: size }, (_, i) => Math.sin(i * 0.37)), dims);
+          feeds[spec.name] = new ort.Tensor(
+            'float32',
+            Float32Array.from({ length: size }, (_, i) => Math.sin(i * 0.37)),
+            dims,
+          );
         }
         for (let i = 0; i < 3; i++) await component.run(feeds, component.outputs);
         const samples: number[] = [];
@@ -87,6 +95,9 @@ export async function runBatchBench(options: BatchBenchOptions): Promise<BatchBe
 
 export function formatBatchTable(rows: BatchBenchRow[]): string {
   const lines = ['| component | batch | run ms p50 / p95 | per frame ms | speedup vs batch 1 |', '|---|---|---|---|---|'];
-  for (const r of rows) lines.push(`| ${r.component} | ${r.batch} | ${r.run.median.toFixed(2)} / ${r.run.p95.toFixed(2)} | ${r.perFrameMs.toFixed(2)} | ${r.speedup.toFixed(2)}× |`);
+  for (const r of rows)
+    lines.push(
+      `| ${r.component} | ${r.batch} | ${r.run.median.toFixed(2)} / ${r.run.p95.toFixed(2)} | ${r.perFrameMs.toFixed(2)} | ${r.speedup.toFixed(2)}× |`,
+    );
   return lines.join('\n');
 }

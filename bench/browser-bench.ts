@@ -11,7 +11,15 @@ import { parseBenchArgs } from './bench-args.js';
 import { createLogger, startServer } from '../server/server.js';
 import { findSourceImage, writePanningClip } from './y4m-clip.js';
 import { findChromium } from './chromium-path.js';
-import { type BrowserRunReport, renderBrowserMarkdown, type RtpCounters, rtpStatsAverages, renderBrowserTable, type ServerFrame, summarizeBrowserRun } from './browser-report.js';
+import {
+  type BrowserRunReport,
+  renderBrowserMarkdown,
+  type RtpCounters,
+  rtpStatsAverages,
+  renderBrowserTable,
+  type ServerFrame,
+  summarizeBrowserRun,
+} from './browser-report.js';
 
 // Callbacks given to page.evaluate run in the page; this file compiles without the DOM lib.
 declare const document: any;
@@ -62,13 +70,17 @@ export async function runBrowserBench(options: BrowserBenchOptions): Promise<Bro
   if ('missing' in found) throw new ChromiumMissingError(`${found.missing} (or pass --chromium PATH) to run the browser benchmark.`);
   const executablePath = found.path;
   if (!existsSync(executablePath)) {
-    throw new ChromiumMissingError(`Chromium not found at ${executablePath}: install Debian's chromium package (or pass --chromium PATH) to run the browser benchmark.`);
+    throw new ChromiumMissingError(
+      `Chromium not found at ${executablePath}: install Debian's chromium package (or pass --chromium PATH) to run the browser benchmark.`,
+    );
   }
   let playwright: typeof import('playwright-core');
   try {
     playwright = await import('playwright-core');
   } catch {
-    throw new ChromiumMissingError('playwright-core is not installed (a dev dependency): run `npm install` with dev dependencies to run the browser benchmark.');
+    throw new ChromiumMissingError(
+      'playwright-core is not installed (a dev dependency): run `npm install` with dev dependencies to run the browser benchmark.',
+    );
   }
   const log = (line: string): void => {
     if (!options.quiet) process.stderr.write(`${line}\n`);
@@ -96,12 +108,19 @@ export async function runBrowserBench(options: BrowserBenchOptions): Promise<Bro
     await page.waitForFunction(() => document.getElementById('model-name').textContent !== '', undefined, { timeout: 15_000 });
     if (options.style !== undefined) await page.selectOption('#style', options.style);
     if (options.steps !== undefined) await page.selectOption('#steps', String(options.steps));
-    for (const [id, value] of [['strength', options.strength], ['consistency', options.consistency]] as const) {
+    for (const [id, value] of [
+      ['strength', options.strength],
+      ['consistency', options.consistency],
+    ] as const) {
       if (value === undefined) continue;
-      await page.$eval(`#${id}`, (el: any, v: number) => {
-        el.value = String(v);
-        el.dispatchEvent(new Event('input', { bubbles: true }));
-      }, value);
+      await page.$eval(
+        `#${id}`,
+        (el: any, v: number) => {
+          el.value = String(v);
+          el.dispatchEvent(new Event('input', { bubbles: true }));
+        },
+        value,
+      );
     }
     await page.click('#start');
     await page
@@ -109,7 +128,9 @@ export async function runBrowserBench(options: BrowserBenchOptions): Promise<Bro
       .catch(async () => {
         const notice = await page.textContent('#notice-title').catch(() => '');
         const why = await page.evaluate(() => window.sdsGlassToGlass?.unsupported()).catch(() => undefined);
-        throw new Error(`no restyled frame was matched within 30 s (page: “${notice}”${why ? `; ${why}` : ''}${pageErrors.length ? `; errors: ${pageErrors.join('; ')}` : ''})`);
+        throw new Error(
+          `no restyled frame was matched within 30 s (page: “${notice}”${why ? `; ${why}` : ''}${pageErrors.length ? `; errors: ${pageErrors.join('; ')}` : ''})`,
+        );
       });
     log(`first restyled frame shown; warming up ${warmupSeconds} s, then measuring ${options.seconds} s`);
     await page.waitForTimeout(warmupSeconds * 1000);

@@ -131,7 +131,10 @@ function rows(r: BrowserRunReport): Array<[string, string]> {
     ['    of which server (last packet in → first out)', d(r.serverLatencyMs)],
     ['    of which the rest (both network legs, pacing)', d(r.transportMs)],
     ['  received → expected display (jitter buffer, decode, compositor)', d(r.receiveToDisplayMs)],
-    ['    receiver averages: jitter buffer / its target / decode', `${f1(r.rtpStats.jitterBufferMs)} / ${f1(r.rtpStats.jitterBufferTargetMs)} / ${f1(r.rtpStats.decodeMs)} ms`],
+    [
+      '    receiver averages: jitter buffer / its target / decode',
+      `${f1(r.rtpStats.jitterBufferMs)} / ${f1(r.rtpStats.jitterBufferTargetMs)} / ${f1(r.rtpStats.decodeMs)} ms`,
+    ],
     ['server share of glass-to-glass p50 / p95', `${pct(r.serverShare.p50)} / ${pct(r.serverShare.p95)}`],
     ['input fps (server) / output fps (shown)', `${f1(r.inputFps)} / ${f1(r.outputFps)}`],
     ['frames shown / matched by RTP timestamp', `${r.displayedFrames} / ${pct(r.matchedRatio)}`],
@@ -165,15 +168,22 @@ export function renderBrowserMarkdown(r: BrowserRunReport): string {
     '|---|---|',
     ...rows(r).map(([k, v]) => `| ${k.trim()} | ${v.replace(/\|/g, '\\|')} |`),
     '',
-    'Glass-to-glass is measured by the web app on one clock (the page\'s): the capture time of each camera frame',
-    '(estimated from its RTP timestamp and the preview\'s capture times), and the expected display time of the',
+    "Glass-to-glass is measured by the web app on one clock (the page's): the capture time of each camera frame",
+    "(estimated from its RTP timestamp and the preview's capture times), and the expected display time of the",
     'restyled frame with the same RTP timestamp. A fake camera has no sensor or exposure delay, and the time from',
-    'the compositor\'s expected display to light leaving a real screen is not seen.',
+    "the compositor's expected display to light leaving a real screen is not seen.",
     '',
   ].join('\n');
 }
 
-type CounterName = 'totalEncodeTime' | 'framesEncoded' | 'jitterBufferDelay' | 'jitterBufferTargetDelay' | 'jitterBufferEmittedCount' | 'totalDecodeTime' | 'framesDecoded';
+type CounterName =
+  | 'totalEncodeTime'
+  | 'framesEncoded'
+  | 'jitterBufferDelay'
+  | 'jitterBufferTargetDelay'
+  | 'jitterBufferEmittedCount'
+  | 'totalDecodeTime'
+  | 'framesDecoded';
 export type RtpCounters = Partial<Record<CounterName, number>>;
 export interface RtpStatsAverages {
   encodeMs: number;

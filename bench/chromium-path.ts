@@ -30,5 +30,7 @@ export function findChromium(env: NodeJS.ProcessEnv = process.env): ChromiumLook
       if (executable(file)) return { path: file };
     }
   }
-  return { missing: `Chromium not found (SDS_CHROMIUM is unset and none of ${CHROMIUM_NAMES.join(', ')} is on PATH): install Debian's chromium package` };
+  return {
+    missing: `Chromium not found (SDS_CHROMIUM is unset and none of ${CHROMIUM_NAMES.join(', ')} is on PATH): install Debian's chromium package`,
+  };
 }

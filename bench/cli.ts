@@ -97,7 +97,10 @@ export async function runBenchCli(argv: string[]): Promise<number> {
     return runQualityBenchCli(rest);
   }
   if (kind === 'batch') {
-    const { values } = parseArgs({ args: rest, options: { batch: { type: 'string' }, iterations: { type: 'string' }, model: { type: 'string' }, provider: { type: 'string' } } });
+    const { values } = parseArgs({
+      args: rest,
+      options: { batch: { type: 'string' }, iterations: { type: 'string' }, model: { type: 'string' }, provider: { type: 'string' } },
+    });
     const { runBatchBench, formatBatchTable } = await import('./batch-bench.js');
     const rows = await runBatchBench({
       modelDir: path.resolve(values.model ?? DEFAULT_MODEL_DIR),
@@ -109,7 +112,10 @@ export async function runBenchCli(argv: string[]): Promise<number> {
     return 0;
   }
   if (kind === 'codec') {
-    const { values } = parseArgs({ args: rest, options: { size: { type: 'string' }, frames: { type: 'string' }, out: { type: 'string' } } });
+    const { values } = parseArgs({
+      args: rest,
+      options: { size: { type: 'string' }, frames: { type: 'string' }, out: { type: 'string' } },
+    });
     const { runCodecBench, formatCodecTable } = await import('./codec-bench.js');
     const [width, height] = values.size ? parseResolution(values.size) : [512, 512];
     const options = { width, height, frames: values.frames ? Number(values.frames) : 150 };
@@ -141,7 +147,12 @@ export async function runBenchCli(argv: string[]): Promise<number> {
   if (kind === 'consistency') {
     const { values } = parseArgs({
       args: rest,
-      options: { clip: { type: 'string', multiple: true }, frames: { type: 'string' }, consistency: { type: 'string' }, size: { type: 'string' } },
+      options: {
+        clip: { type: 'string', multiple: true },
+        frames: { type: 'string' },
+        consistency: { type: 'string' },
+        size: { type: 'string' },
+      },
     });
     const { runConsistencyBench, formatConsistencyTable } = await import('./consistency-bench.js');
     // The default model's native size, or a GPU model's (--size 512x512) to see what the path costs there.

@@ -77,13 +77,17 @@ function latentOf(frame: RgbImage, factor: number, channels: number): Float32Arr
   const out = new Float32Array(channels * w * h);
   for (let c = 0; c < channels; c++)
     for (let y = 0; y < h; y++)
-      for (let x = 0; x < w; x++) out[c * w * h + y * w + x] = (frame.data[3 * (y * factor * frame.width + x * factor) + (c % 3)]! - 128) / 64;
+      for (let x = 0; x < w; x++)
+        out[c * w * h + y * w + x] = (frame.data[3 * (y * factor * frame.width + x * factor) + (c % 3)]! - 128) / 64;
   return out;
 }
 
 export function formatConsistencyTable(rows: ConsistencyBenchRow[]): string {
   const f = (s: LatencyStats): string => `${s.median.toFixed(2).padStart(5)} / ${s.p95.toFixed(2).padStart(5)}`;
   const lines = ['motion         flow ms p50 / p95   warp ms p50 / p95   added ms p50 / p95   added max'];
-  for (const r of rows) lines.push(`${r.kind.padEnd(15)}${f(r.flowMs).padEnd(20)}${f(r.warpMs).padEnd(20)}${f(r.addedMs).padEnd(21)}${r.addedMs.max.toFixed(2)}`);
+  for (const r of rows)
+    lines.push(
+      `${r.kind.padEnd(15)}${f(r.flowMs).padEnd(20)}${f(r.warpMs).padEnd(20)}${f(r.addedMs).padEnd(21)}${r.addedMs.max.toFixed(2)}`,
+    );
   return lines.join('\n');
 }

@@ -92,7 +92,12 @@ export async function runE2eBench(options: E2eBenchOptions): Promise<RunReport> 
             sent.set(m.session, m.frames);
             break;
           case 'progress':
-            if (!options.quiet) progressBar(m.elapsedS, options.seconds, server.sessions.all().reduce((a, s) => a + s.engine.stats().outputFps, 0));
+            if (!options.quiet)
+              progressBar(
+                m.elapsedS,
+                options.seconds,
+                server.sessions.all().reduce((a, s) => a + s.engine.stats().outputFps, 0),
+              );
             break;
           case 'error':
             reject(new Error(`benchmark client failed: ${m.message}`));
@@ -167,7 +172,9 @@ export async function runE2eBench(options: E2eBenchOptions): Promise<RunReport> 
 function progressBar(elapsed: number, total: number, fps: number): void {
   const width = 30;
   const done = Math.min(width, Math.round((elapsed / total) * width));
-  process.stderr.write(`\r[${'#'.repeat(done)}${' '.repeat(width - done)}] ${elapsed.toFixed(1)}/${total} s  output ${fps.toFixed(1)} fps   `);
+  process.stderr.write(
+    `\r[${'#'.repeat(done)}${' '.repeat(width - done)}] ${elapsed.toFixed(1)}/${total} s  output ${fps.toFixed(1)} fps   `,
+  );
 }
 
 export async function runE2eBenchCli(argv: string[]): Promise<number> {

@@ -101,12 +101,32 @@ export function distribution(values: number[]): Distribution {
 
 /** Stages that do work on every restyled frame. Not mailbox/dispatch (waiting and transfer: the overhead
  * the ratio measures) and not reuse (an alternative to the model path, not a part of it). */
-const COMPUTE_STAGES: ReadonlySet<StageName> = new Set(['depacketize', 'decode', 'scale', 'preprocess', 'text_encode', 'flow', 'warp', 'vae_encode', 'denoise', 'vae_decode', 'postprocess', 'encode', 'packetize']);
+const COMPUTE_STAGES: ReadonlySet<StageName> = new Set([
+  'depacketize',
+  'decode',
+  'scale',
+  'preprocess',
+  'text_encode',
+  'flow',
+  'warp',
+  'vae_encode',
+  'denoise',
+  'vae_decode',
+  'postprocess',
+  'encode',
+  'packetize',
+]);
 
 export function summarize(
   config: RunConfig,
   records: FrameRecord[],
-  extra: { startMs: number; eventLoopDelayMs: RunReport['eventLoopDelayMs']; cpuPercent: number; firstFrameMs: Map<number, number>; connectedMs: Map<number, number> },
+  extra: {
+    startMs: number;
+    eventLoopDelayMs: RunReport['eventLoopDelayMs'];
+    cpuPercent: number;
+    firstFrameMs: Map<number, number>;
+    connectedMs: Map<number, number>;
+  },
 ): RunReport {
   const matched = records.filter((r) => r.firstPacketOutMs !== undefined && r.arrivalMs !== undefined);
   const latencies = matched.map((r) => r.firstPacketOutMs! - r.arrivalMs!);
@@ -140,7 +160,9 @@ export function summarize(
     const own = records.filter((r) => r.session === id);
     const sent = own.length;
     const outs = own.filter((r) => r.receivedByClientMs !== undefined);
-    const lat = own.filter((r) => r.firstPacketOutMs !== undefined && r.arrivalMs !== undefined).map((r) => r.firstPacketOutMs! - r.arrivalMs!);
+    const lat = own
+      .filter((r) => r.firstPacketOutMs !== undefined && r.arrivalMs !== undefined)
+      .map((r) => r.firstPacketOutMs! - r.arrivalMs!);
     const span = spanSeconds(own.map((r) => r.sentByClientMs));
     const outSpan = spanSeconds(outs.map((r) => r.receivedByClientMs!));
     const first = extra.firstFrameMs.get(id);
@@ -175,7 +197,11 @@ export function summarize(
     eventLoopDelayMs: extra.eventLoopDelayMs,
     cpuPercent: extra.cpuPercent,
     sessions,
-    timeline: matched.map((r) => [round((r.arrivalMs! - extra.startMs) / 1000, 3), round(r.firstPacketOutMs! - r.arrivalMs!, 2), r.session]),
+    timeline: matched.map((r) => [
+      round((r.arrivalMs! - extra.startMs) / 1000, 3),
+      round(r.firstPacketOutMs! - r.arrivalMs!, 2),
+      r.session,
+    ]),
     frames,
   };
 }
@@ -257,16 +283,21 @@ export function renderComparison(a: RunReport, b: RunReport): string {
     ['drop rate', a.dropRate, b.dropRate],
     ['deadline-miss rate', a.deadlineMissRate, b.deadlineMissRate],
     ['event-loop p99 ms', a.eventLoopDelayMs.p99, b.eventLoopDelayMs.p99],
-    ...[...new Set([...Object.keys(a.stagesMs), ...Object.keys(b.stagesMs)])].map(
-      (name): [string, number, number] => [`${name} p50 ms`, a.stagesMs[name as StageName]?.p50 ?? NaN, b.stagesMs[name as StageName]?.p50 ?? NaN],
-    ),
+    ...[...new Set([...Object.keys(a.stagesMs), ...Object.keys(b.stagesMs)])].map((name): [string, number, number] => [
+      `${name} p50 ms`,
+      a.stagesMs[name as StageName]?.p50 ?? NaN,
+      b.stagesMs[name as StageName]?.p50 ?? NaN,
+    ]),
   ];
   return [
     `# Comparison: ${a.config.label} (A) vs ${b.config.label} (B)`,
     '',
     '| metric | A | B | B ÷ A |',
     '|---|---|---|---|',
-    ...rows.map(([name, x, y]) => `| ${name} | ${x.toFixed(2)} | ${y.toFixed(2)} | ${x !== 0 && Number.isFinite(x) && Number.isFinite(y) ? (y / x).toFixed(2) : '–'} |`),
+    ...rows.map(
+      ([name, x, y]) =>
+        `| ${name} | ${x.toFixed(2)} | ${y.toFixed(2)} | ${x !== 0 && Number.isFinite(x) && Number.isFinite(y) ? (y / x).toFixed(2) : '–'} |`,
+    ),
     '',
   ].join('\n');
 }
@@ -283,13 +314,19 @@ export function renderHtml(report: RunReport): string {
   const H = 220;
   const bw = W / bins;
   const hist = counts
-    .map((n, i) => `<rect x="${(i * bw).toFixed(1)}" y="${(H - (n / maxCount) * H).toFixed(1)}" width="${(bw - 1).toFixed(1)}" height="${((n / maxCount) * H).toFixed(1)}" fill="#4a7bd0"><title>${((i * maxLat) / bins).toFixed(1)}–${(((i + 1) * maxLat) / bins).toFixed(1)} ms: ${n}</title></rect>`)
+    .map(
+      (n, i) =>
+        `<rect x="${(i * bw).toFixed(1)}" y="${(H - (n / maxCount) * H).toFixed(1)}" width="${(bw - 1).toFixed(1)}" height="${((n / maxCount) * H).toFixed(1)}" fill="#4a7bd0"><title>${((i * maxLat) / bins).toFixed(1)}–${(((i + 1) * maxLat) / bins).toFixed(1)} ms: ${n}</title></rect>`,
+    )
     .join('');
   const budgetX = ((report.config.budgetMs / maxLat) * W).toFixed(1);
   const tMax = Math.max(...report.timeline.map((t) => t[0]), 1);
   const colours = ['#4a7bd0', '#d0704a', '#4ab07b', '#a04ad0', '#d0b04a', '#4ab0d0'];
   const points = report.timeline
-    .map(([t, l, s]) => `<circle cx="${((t / tMax) * W).toFixed(1)}" cy="${(H - (Math.min(l, maxLat) / maxLat) * H).toFixed(1)}" r="1.6" fill="${colours[s % colours.length]}"/>`)
+    .map(
+      ([t, l, s]) =>
+        `<circle cx="${((t / tMax) * W).toFixed(1)}" cy="${(H - (Math.min(l, maxLat) / maxLat) * H).toFixed(1)}" r="1.6" fill="${colours[s % colours.length]}"/>`,
+    )
     .join('');
   const stageEntries = Object.entries(report.stagesMs).filter(([name]) => name !== 'reuse');
   const total = stageEntries.reduce((a, [, d]) => a + (d.p50 || 0), 0) || 1;
@@ -316,7 +353,9 @@ export function renderHtml(report: RunReport): string {
 <div>0 – ${tMax.toFixed(0)} s; colour = session</div>
 <h2>Where a frame's time goes (median per stage)</h2>
 <svg width="${W}" height="40" viewBox="0 0 ${W} 40">${stageBar}</svg>
-<table><tr><th>stage</th><th>p50</th><th>p95</th><th>p99</th></tr>${Object.entries(report.stagesMs).map(([n, d]) => `<tr><td>${n}</td><td>${f1(d.p50)}</td><td>${f1(d.p95)}</td><td>${f1(d.p99)}</td></tr>`).join('')}</table>
+<table><tr><th>stage</th><th>p50</th><th>p95</th><th>p99</th></tr>${Object.entries(report.stagesMs)
+    .map(([n, d]) => `<tr><td>${n}</td><td>${f1(d.p50)}</td><td>${f1(d.p95)}</td><td>${f1(d.p99)}</td></tr>`)
+    .join('')}</table>
 </body></html>
 `;
 }

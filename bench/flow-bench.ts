@@ -43,8 +43,11 @@ export async function runFlowBench(options: FlowBenchOptions, log: (line: string
     const gw = grays[0]!.width;
     const gh = grays[0]!.height;
     const truth = clip.flows.map((f) => downsampleFlow(f, gw, gh));
-    const visible = clip.visible.map((v) => downsamplePlane(v, options.width, options.height, options.gridFactor).map((x) => (x === 1 ? 1 : 0)));
-    const meanEpe = (flows: FlowField[]): number => flows.reduce((s, f, t) => s + endPointError(f, truth[t]!, visible[t]), 0) / flows.length;
+    const visible = clip.visible.map((v) =>
+      downsamplePlane(v, options.width, options.height, options.gridFactor).map((x) => (x === 1 ? 1 : 0)),
+    );
+    const meanEpe = (flows: FlowField[]): number =>
+      flows.reduce((s, f, t) => s + endPointError(f, truth[t]!, visible[t]), 0) / flows.length;
 
     // As a stream: each frame's pyramid is built once (frame t in slot t mod 2), and the flows and the
     // mask go into the same buffers every frame.
@@ -94,7 +97,9 @@ export function formatFlowTable(rows: FlowBenchRow[]): string {
   const lines = ['method                 motion         EPE (grid px)   cost ms median / p95'];
   for (const r of rows) {
     const p95 = 'p95' in r.costMs ? ` / ${r.costMs.p95.toFixed(2)}` : ' (one direction)';
-    lines.push(`${r.method.padEnd(23)}${r.kind.padEnd(15)}${r.epe.toFixed(3).padStart(13)}   ${r.costMs.median.toFixed(2).padStart(6)}${p95}`);
+    lines.push(
+      `${r.method.padEnd(23)}${r.kind.padEnd(15)}${r.epe.toFixed(3).padStart(13)}   ${r.costMs.median.toFixed(2).padStart(6)}${p95}`,
+    );
   }
   return lines.join('\n');
 }

@@ -55,7 +55,6 @@ export interface LoopbackClient {
   close(options?: { deleteSession?: boolean }): Promise<void>;
 }
 
-
 /**
  * A publisher as the cluster, fan-out and drain tests and benches use one: `clip` looped as VP8 at 10 fps, at
  * the clip's own size, output frames ignored; `options` overrides any of that.
@@ -91,7 +90,9 @@ export async function createLoopbackClient(options: LoopbackClientOptions): Prom
   }
 
   let closed = false;
-  const received = await ReceivedVideo.create(codec, (rgb, rtpTimestamp, lastPacketMs) => options.onOutputFrame(rtpTimestamp, rgb, lastPacketMs));
+  const received = await ReceivedVideo.create(codec, (rgb, rtpTimestamp, lastPacketMs) =>
+    options.onOutputFrame(rtpTimestamp, rgb, lastPacketMs),
+  );
   transceiver.onTrack.subscribe((track) => received.attach(track));
   let answered;
   try {
@@ -104,10 +105,12 @@ export async function createLoopbackClient(options: LoopbackClientOptions): Prom
   }
   const { location, answerSdp } = answered;
   const auth = authHeader(options.token);
-  await waitFor(() => pc.connectionState === 'connected', pc.connectionStateChange, options.connectTimeoutMs ?? 10000).catch(async (error: unknown) => {
-    await Promise.all([pc.close(), received.close()]);
-    throw error;
-  });
+  await waitFor(() => pc.connectionState === 'connected', pc.connectionStateChange, options.connectTimeoutMs ?? 10000).catch(
+    async (error: unknown) => {
+      await Promise.all([pc.close(), received.close()]);
+      throw error;
+    },
+  );
 
   const sent = new Map<number, { index: number; sentMs: number }>();
   const packetizer = codec === 'VP8' ? new Vp8Packetizer({ maxPayloadSize: 1200 }) : new H264Packetizer({ maxPayloadSize: 1200 });
@@ -184,11 +187,7 @@ async function encodeClip(options: LoopbackClientOptions): Promise<EncodedPictur
   }
 }
 
-function waitFor(
-  done: () => boolean,
-  event: { subscribe(cb: () => void): { unSubscribe: () => void } },
-  timeoutMs: number,
-): Promise<void> {
+function waitFor(done: () => boolean, event: { subscribe(cb: () => void): { unSubscribe: () => void } }, timeoutMs: number): Promise<void> {
   if (done()) return Promise.resolve();
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {

@@ -81,14 +81,27 @@ const clusterArgs = (role: 'front' | 'worker', redisUrl: string, heartbeatMs: nu
 ];
 
 /** A worker that shares a small machine with others: one inference thread, admitted up to full load, warnings only. */
-export const SMALL_WORKER_ARGS: readonly string[] = ['--admission-ceiling', '1', '--workers', '1', '--intra-op-threads', '1', '--log-level', 'warn'];
+export const SMALL_WORKER_ARGS: readonly string[] = [
+  '--admission-ceiling',
+  '1',
+  '--workers',
+  '1',
+  '--intra-op-threads',
+  '1',
+  '--log-level',
+  'warn',
+];
 
 /** A worker process of the built server (dist/bin/sds.js); `extraArgs` follow the cluster flags. Its stderr is ours. */
 export function spawnClusterWorker(redisUrl: string, heartbeatMs: number, extraArgs: readonly string[] = []): ChildProcess {
-  return spawn(process.execPath, [path.join(PACKAGE_ROOT, 'dist', 'bin', 'sds.js'), 'serve', ...clusterArgs('worker', redisUrl, heartbeatMs), ...extraArgs], {
-    cwd: PACKAGE_ROOT,
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
+  return spawn(
+    process.execPath,
+    [path.join(PACKAGE_ROOT, 'dist', 'bin', 'sds.js'), 'serve', ...clusterArgs('worker', redisUrl, heartbeatMs), ...extraArgs],
+    {
+      cwd: PACKAGE_ROOT,
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  );
 }
 
 /** A front door in this process, logging nothing; `extraArgs` follow the cluster flags. */

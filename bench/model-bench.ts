@@ -73,7 +73,12 @@ export async function runModelBench(options: ModelBenchOptions): Promise<ModelBe
   });
   try {
     const { info } = runtime;
-    const resolutions = options.resolutions ?? dedupe([[info.width, info.height], [512, 512]]);
+    const resolutions =
+      options.resolutions ??
+      dedupe([
+        [info.width, info.height],
+        [512, 512],
+      ]);
     const rows: ModelBenchRow[] = [];
     for (const [width, height] of resolutions) {
       const samples = new Map<string, number[]>();
@@ -95,7 +100,8 @@ export async function runModelBench(options: ModelBenchOptions): Promise<ModelBe
         add('host', total - model);
       }
       // A stage that never ran (pre/postprocess inside pixel graphs) took no time.
-      const stat = (k: StageName | 'denoise_step' | 'total' | 'host'): LatencyStats => latencyStats(samples.get(k) ?? [k === 'preprocess' || k === 'postprocess' ? 0 : NaN]);
+      const stat = (k: StageName | 'denoise_step' | 'total' | 'host'): LatencyStats =>
+        latencyStats(samples.get(k) ?? [k === 'preprocess' || k === 'postprocess' ? 0 : NaN]);
       const totals = stat('total');
       rows.push({
         width,
@@ -140,7 +146,16 @@ function frame(defaults: { style: string; strength: number }, width: number, hei
       data[p + 1] = (y * 2) & 0xff;
       data[p + 2] = (x ^ y) & 0xff;
     }
-  return { streamId: 'bench', image: { width, height, data }, style: defaults.style, prompt: '', strength: defaults.strength, steps, seed: 1, consistency: 0 };
+  return {
+    streamId: 'bench',
+    image: { width, height, data },
+    style: defaults.style,
+    prompt: '',
+    strength: defaults.strength,
+    steps,
+    seed: 1,
+    consistency: 0,
+  };
 }
 
 function dedupe(list: [number, number][]): [number, number][] {

@@ -100,7 +100,16 @@ export function makeMotionClip(photo: RgbImage, target: RgbImage | undefined, op
     switch (kind) {
       case 'pan':
         // 4 frame px per frame to the right and 1 down, back and forth so it never leaves the photo.
-        cams.push(camera(width, height, base, 0, cx - 0.1 * photo.width + bounce(4 * base * t, 0.2 * photo.width), cy + bounce(base * t, 0.1 * photo.height) - 0.05 * photo.height));
+        cams.push(
+          camera(
+            width,
+            height,
+            base,
+            0,
+            cx - 0.1 * photo.width + bounce(4 * base * t, 0.2 * photo.width),
+            cy + bounce(base * t, 0.1 * photo.height) - 0.05 * photo.height,
+          ),
+        );
         break;
       case 'zoom':
         cams.push(camera(width, height, base * Math.pow(0.985, t), 0, cx, cy));
@@ -162,7 +171,10 @@ function pasteOccluder(clip: MotionClip, width: number, height: number): void {
   const framePatch = patch(clip.frames[0]!);
   const targetPatch = clip.targets ? patch(clip.targets[0]!) : undefined;
   // Integer positions, back and forth across the frame: the true flow inside the object is exact.
-  const at = (t: number): [number, number] => [Math.round(width * 0.05) + bounce(sx0 * t, Math.round(width * 0.6)), Math.round(height * 0.2) + bounce(sy0 * t, Math.round(height * 0.4))];
+  const at = (t: number): [number, number] => [
+    Math.round(width * 0.05) + bounce(sx0 * t, Math.round(width * 0.6)),
+    Math.round(height * 0.2) + bounce(sy0 * t, Math.round(height * 0.4)),
+  ];
   const inside = (t: number, x: number, y: number): boolean => {
     const [ox, oy] = at(t);
     return x >= ox && x < ox + ow && y >= oy && y < oy + oh;

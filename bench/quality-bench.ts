@@ -94,13 +94,26 @@ export async function runQualityBench(options: QualityBenchOptions, log: (line: 
     const warm = options.clips[0]!.frames;
     for (let i = 0; i < 10; i++) {
       const frame = warm[i % warm.length]!;
-      await runtime.restyle({ streamId: 'warm-up', image: { ...frame, data: frame.data.slice() }, style, prompt: '', strength, steps, seed: 1, consistency: 1 });
+      await runtime.restyle({
+        streamId: 'warm-up',
+        image: { ...frame, data: frame.data.slice() },
+        style,
+        prompt: '',
+        strength,
+        steps,
+        seed: 1,
+        consistency: 1,
+      });
     }
     runtime.releaseStream('warm-up');
     for (const clip of options.clips) {
       const { width, height } = runtime.info;
-      for (const f of clip.frames) if (f.width !== width || f.height !== height) throw new Error(`clip ${clip.name}: frames must be ${width}×${height}`);
-      const ref = await referenceFlows(clip.frames.map((f) => grayFromRgb(f, 1)), refMethod);
+      for (const f of clip.frames)
+        if (f.width !== width || f.height !== height) throw new Error(`clip ${clip.name}: frames must be ${width}×${height}`);
+      const ref = await referenceFlows(
+        clip.frames.map((f) => grayFromRgb(f, 1)),
+        refMethod,
+      );
       refInfo = `OpenCV ${ref.opencv} ${refMethod} on the input frames at ${width}×${height}; occlusion by the forward–backward rule |f+b|² > 0.01(|f|²+|b|²) + 0.5`;
       const inputWarpError = warpError(clip.frames, ref.forward, ref.backward);
       for (const consistency of options.consistency) {
@@ -119,10 +132,20 @@ export async function runQualityBench(options: QualityBenchOptions, log: (line: 
           lastThumb = thumb;
           filter.push(performance.now() - filterStart);
           const start = performance.now();
-          const result = await runtime.restyle({ streamId, image: { ...frame, data: frame.data.slice() }, style, prompt: '', strength, steps, seed: options.seed ?? 42, consistency });
+          const result = await runtime.restyle({
+            streamId,
+            image: { ...frame, data: frame.data.slice() },
+            style,
+            prompt: '',
+            strength,
+            steps,
+            seed: options.seed ?? 42,
+            consistency,
+          });
           total.push(performance.now() - start);
           outputs.push(result.image);
-          const sum = (name: StageTiming['name']): number => result.stages.filter((s) => s.name === name).reduce((a, s) => a + s.endMs - s.startMs, 0);
+          const sum = (name: StageTiming['name']): number =>
+            result.stages.filter((s) => s.name === name).reduce((a, s) => a + s.endMs - s.startMs, 0);
           if (consistency > 0) {
             flow.push(sum('flow'));
             warp.push(sum('warp'));
@@ -153,10 +176,20 @@ export async function runQualityBench(options: QualityBenchOptions, log: (line: 
   } finally {
     await runtime.close();
   }
-  return { model: runtime.info.name, provider: runtime.info.provider, style, steps, strength, referenceFlow: refInfo, date: new Date().toISOString(), rows };
+  return {
+    model: runtime.info.name,
+    provider: runtime.info.provider,
+    style,
+    steps,
+    strength,
+    referenceFlow: refInfo,
+    date: new Date().toISOString(),
+    rows,
+  };
 }
 
-const HEADER = '| clip | consistency | warp error | vs c=0 | flicker index | fidelity dB | flow ms p50/p95 | warp ms p50/p95 | added ms p50/p95 | filter ms p50/p95 | frame ms p50/p95 | first frame ms |';
+const HEADER =
+  '| clip | consistency | warp error | vs c=0 | flicker index | fidelity dB | flow ms p50/p95 | warp ms p50/p95 | added ms p50/p95 | filter ms p50/p95 | frame ms p50/p95 | first frame ms |';
 
 function formatRow(r: QualityRow, base?: QualityRow): string {
   const f = (n: number | undefined, digits = 2): string => (n === undefined || Number.isNaN(n) ? '–' : n.toFixed(digits));
@@ -170,13 +203,22 @@ export function renderQualityMarkdown(report: QualityReport): string {
     '',
     `Warp error: mean |out(t+1) − warp(out(t))| on 0–255 over RGB and visible pixels; flow: ${report.referenceFlow}.`,
     'Flicker index (static clips): output frame-to-frame change ÷ input frame-to-frame change. Fidelity: mean PSNR to the style target.',
-    'Added ms: flow + warping per frame (consistency > 0). Filter ms: the similarity filter\'s thumbnail and comparison. First frame: a new stream\'s first restyle() round trip.',
+    "Added ms: flow + warping per frame (consistency > 0). Filter ms: the similarity filter's thumbnail and comparison. First frame: a new stream's first restyle() round trip.",
     '',
     HEADER,
     '|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
-  for (const r of report.rows) lines.push(formatRow(r, report.rows.find((b) => b.clip === r.clip && b.consistency === 0)));
-  lines.push('', `Input warp error (the floor of the metric with this flow): ${[...new Set(report.rows.map((r) => `${r.clip} ${r.inputWarpError.toFixed(2)}`))].join(', ')}.`);
+  for (const r of report.rows)
+    lines.push(
+      formatRow(
+        r,
+        report.rows.find((b) => b.clip === r.clip && b.consistency === 0),
+      ),
+    );
+  lines.push(
+    '',
+    `Input warp error (the floor of the metric with this flow): ${[...new Set(report.rows.map((r) => `${r.clip} ${r.inputWarpError.toFixed(2)}`))].join(', ')}.`,
+  );
   return lines.join('\n') + '\n';
 }
 
@@ -220,7 +262,9 @@ export async function runQualityBenchCli(argv: string[]): Promise<number> {
   });
   const style = values.style ?? probe.defaults.style;
   const frames = values.frames ? Number(values.frames) : 30;
-  const photo = await loadPhoto(path.join(modelDir, 'testdata', 'heldout.png')).catch(() => loadPhoto(path.join(DEFAULT_MODEL_DIR, 'testdata', 'heldout.png')));
+  const photo = await loadPhoto(path.join(modelDir, 'testdata', 'heldout.png')).catch(() =>
+    loadPhoto(path.join(DEFAULT_MODEL_DIR, 'testdata', 'heldout.png')),
+  );
   const target = await loadPhoto(path.join(modelDir, 'testdata', 'targets', `${style}.png`)).catch(() => undefined);
   const clips: QualityClip[] = [];
   for (const name of values.clip ?? ['occluder', 'static-noise']) {

@@ -39,7 +39,19 @@ export async function referenceFlows(frames: GrayImage[], method: ReferenceFlowM
     await writeFile(path.join(dir, 'in.gray'), input);
     let stdout: string;
     try {
-      ({ stdout } = await promisify(execFile)(PYTHON, [SCRIPT, '--method', method, '--width', String(width), '--height', String(height), '--input', path.join(dir, 'in.gray'), '--output', path.join(dir, 'out.f32')]));
+      ({ stdout } = await promisify(execFile)(PYTHON, [
+        SCRIPT,
+        '--method',
+        method,
+        '--width',
+        String(width),
+        '--height',
+        String(height),
+        '--input',
+        path.join(dir, 'in.gray'),
+        '--output',
+        path.join(dir, 'out.f32'),
+      ]));
     } catch (err) {
       throw new ReferenceFlowUnavailableError((err as Error).message.split('\n').slice(-2).join(' '));
     }

@@ -62,7 +62,8 @@ async function main(): Promise<void> {
     const sessionId = new URL(client.location).pathname.split('/').pop()!;
     post({ type: 'connected', session, sessionId });
     // A plain /whip publisher's stream name is its session id.
-    for (let v = 0; v < input.viewersPerSession && !stopping; v++) viewers.push(await startViewer(`${input.baseUrl}/whep/${sessionId}`, input.codec));
+    for (let v = 0; v < input.viewersPerSession && !stopping; v++)
+      viewers.push(await startViewer(`${input.baseUrl}/whep/${sessionId}`, input.codec));
   }
   const report = (): void =>
     post({ type: 'counts', outputFrames, viewerPackets: viewers.reduce((n, v) => n + v.stats().packets, 0), viewers: viewers.length });

@@ -24,7 +24,13 @@ export interface SoakBounds {
   maxHandleGrowth: number;
 }
 
-export const DEFAULT_SOAK_BOUNDS: SoakBounds = { maxRssGrowthMb: 50, maxRssGrowthPct: 20, maxP95DriftMs: 20, maxP95DriftRatio: 1.5, maxHandleGrowth: 10 };
+export const DEFAULT_SOAK_BOUNDS: SoakBounds = {
+  maxRssGrowthMb: 50,
+  maxRssGrowthPct: 20,
+  maxP95DriftMs: 20,
+  maxP95DriftRatio: 1.5,
+  maxHandleGrowth: 10,
+};
 
 export interface SoakOptions {
   seconds: number;
@@ -116,7 +122,10 @@ function sleep(ms: number): Promise<void> {
 
 export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const warmupS = options.warmupS ?? Math.min(60, options.seconds * 0.2);
-  const config = loopbackServeConfig(options.serveArgs, { sessions: options.sessions, viewers: options.sessions * options.viewersPerSession });
+  const config = loopbackServeConfig(options.serveArgs, {
+    sessions: options.sessions,
+    viewers: options.sessions * options.viewersPerSession,
+  });
   const log = (line: string): void => {
     if (!options.quiet) process.stderr.write(line + '\n');
   };
@@ -270,20 +279,25 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
 export function judgeSoak(summary: SoakReport['summary'], b: SoakBounds, workers: number): string[] {
   const failures: string[] = [];
   const { p95StartMs, p95EndMs } = summary;
-  if (summary.rssGrowthMb > b.maxRssGrowthMb) failures.push(`RSS grew by ${summary.rssGrowthMb} MB after warm-up (bound ${b.maxRssGrowthMb} MB)`);
-  if (summary.rssGrowthPct > b.maxRssGrowthPct) failures.push(`RSS grew by ${summary.rssGrowthPct}% after warm-up (bound ${b.maxRssGrowthPct}%)`);
+  if (summary.rssGrowthMb > b.maxRssGrowthMb)
+    failures.push(`RSS grew by ${summary.rssGrowthMb} MB after warm-up (bound ${b.maxRssGrowthMb} MB)`);
+  if (summary.rssGrowthPct > b.maxRssGrowthPct)
+    failures.push(`RSS grew by ${summary.rssGrowthPct}% after warm-up (bound ${b.maxRssGrowthPct}%)`);
   if (p95StartMs !== null && p95EndMs !== null && p95EndMs - p95StartMs > b.maxP95DriftMs && p95EndMs > p95StartMs * b.maxP95DriftRatio) {
     failures.push(`latency p95 drifted from ${p95StartMs} ms to ${p95EndMs} ms (bound +${b.maxP95DriftMs} ms and ×${b.maxP95DriftRatio})`);
   }
   if (summary.stalledIntervals > 0) failures.push(`${summary.stalledIntervals} sampling interval(s) after warm-up sent no restyled frame`);
   if (summary.minWorkers < workers) failures.push(`a model worker was down during the run (min ${summary.minWorkers} of ${workers})`);
-  if (Object.keys(summary.leakedResources).length > 0) failures.push(`resources still live after every session closed: ${JSON.stringify(summary.leakedResources)}`);
+  if (Object.keys(summary.leakedResources).length > 0)
+    failures.push(`resources still live after every session closed: ${JSON.stringify(summary.leakedResources)}`);
   if (summary.sessionsAfter > 0 || summary.viewersAfter > 0) {
     failures.push(`${summary.sessionsAfter} session(s) and ${summary.viewersAfter} viewer(s) still open after the clients hung up`);
   }
   const handleGrowth = total(summary.handlesAfter) - total(summary.handlesBefore);
   if (handleGrowth > b.maxHandleGrowth) {
-    failures.push(`${handleGrowth} more active handles after the run than before it (bound ${b.maxHandleGrowth}): ${JSON.stringify(summary.handlesAfter)}`);
+    failures.push(
+      `${handleGrowth} more active handles after the run than before it (bound ${b.maxHandleGrowth}): ${JSON.stringify(summary.handlesAfter)}`,
+    );
   }
   return failures;
 }

@@ -10,7 +10,12 @@ import type { FlowField } from '../realtime/optical-flow.js';
  * warped into it along `backward` (next → prev), over the pixels the forward–backward check on
  * (`backward`, `forward`) marks visible. Returns the error and the fraction of pixels counted.
  */
-export function warpErrorPair(prev: RgbImage, next: RgbImage, backward: FlowField, forward: FlowField): { error: number; coverage: number } {
+export function warpErrorPair(
+  prev: RgbImage,
+  next: RgbImage,
+  backward: FlowField,
+  forward: FlowField,
+): { error: number; coverage: number } {
   const mask = occlusionMask(backward, forward);
   const warped = warpRgb(prev, backward);
   let sum = 0;
@@ -18,7 +23,8 @@ export function warpErrorPair(prev: RgbImage, next: RgbImage, backward: FlowFiel
   for (let i = 0; i < mask.length; i++) {
     if (!mask[i]) continue;
     const o = 3 * i;
-    sum += Math.abs(warped[o]! - next.data[o]!) + Math.abs(warped[o + 1]! - next.data[o + 1]!) + Math.abs(warped[o + 2]! - next.data[o + 2]!);
+    sum +=
+      Math.abs(warped[o]! - next.data[o]!) + Math.abs(warped[o + 1]! - next.data[o + 1]!) + Math.abs(warped[o + 2]! - next.data[o + 2]!);
     count += 3;
   }
   return { error: count ? sum / count : NaN, coverage: count / (3 * mask.length) };

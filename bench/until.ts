@@ -1,7 +1,12 @@
 // Polling until a condition holds, for the benches and tests of things that happen over the network or over time.
 
 /** Resolves with the probe's first value that is neither undefined nor false; throws after timeoutMs. */
-export async function until<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs: number, everyMs = 50): Promise<T> {
+export async function until<T>(
+  what: string,
+  probe: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs: number,
+  everyMs = 50,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();

@@ -16,7 +16,11 @@ export interface ClientIce {
 }
 
 /** A peer connection that gathers a loopback candidate and bundles everything on one transport. */
-export function loopbackPeerConnection(codec: VideoCodecName, rtcpFeedback: { type: string; parameter?: string }[], ice: ClientIce = {}): RTCPeerConnection {
+export function loopbackPeerConnection(
+  codec: VideoCodecName,
+  rtcpFeedback: { type: string; parameter?: string }[],
+  ice: ClientIce = {},
+): RTCPeerConnection {
   return new RTCPeerConnection({
     codecs: { video: [videoCodecParameters(codec, rtcpFeedback)], audio: [opusParameters()] },
     headerExtensions: { video: [useSdesMid()], audio: [useSdesMid()] },
@@ -41,7 +45,11 @@ export interface Answered {
  * Offer, POST it to a WHIP or WHEP endpoint and apply the answer. Anything but 201 closes `pc` and throws
  * an error with the status and the server's message (`status` set on it).
  */
-export async function exchangeOffer(pc: RTCPeerConnection, url: string, options: { token?: string; protocol: 'WHIP' | 'WHEP' }): Promise<Answered> {
+export async function exchangeOffer(
+  pc: RTCPeerConnection,
+  url: string,
+  options: { token?: string; protocol: 'WHIP' | 'WHEP' },
+): Promise<Answered> {
   await pc.setLocalDescription(await pc.createOffer());
   await iceGatheringComplete(pc);
   const res = await fetch(url, {
@@ -88,7 +96,10 @@ export class ReceivedVideo {
     this.assembler = new FrameAssembler(codec);
   }
 
-  static async create(codec: VideoCodecName, onPicture: (rgb: RgbImage, rtpTimestamp: number, lastPacketMs: number) => void): Promise<ReceivedVideo> {
+  static async create(
+    codec: VideoCodecName,
+    onPicture: (rgb: RgbImage, rtpTimestamp: number, lastPacketMs: number) => void,
+  ): Promise<ReceivedVideo> {
     return new ReceivedVideo(await VideoDecoder.create(codec), codec, onPicture);
   }
 

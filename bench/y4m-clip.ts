@@ -38,11 +38,7 @@ export async function writePanningClip(file: string, options: ClipOptions = {}):
   if (width % 2 !== 0 || height % 2 !== 0) throw new Error('I420 needs even dimensions');
   const canvasWidth = width + panPx;
   const input = options.source ? sharp(options.source) : sharp(Buffer.from(drawnScene(canvasWidth, height)));
-  const { data: rgb } = await input
-    .resize(canvasWidth, height, { fit: 'cover' })
-    .removeAlpha()
-    .raw()
-    .toBuffer({ resolveWithObject: true });
+  const { data: rgb } = await input.resize(canvasWidth, height, { fit: 'cover' }).removeAlpha().raw().toBuffer({ resolveWithObject: true });
 
   const handle = await open(file, 'w');
   try {
@@ -75,7 +71,12 @@ function rgbWindowToI420(rgb: Buffer, stride: number, x0: number, width: number,
       let r = 0;
       let g = 0;
       let b = 0;
-      for (const [dx, dy] of [[0, 0], [1, 0], [0, 1], [1, 1]]) {
+      for (const [dx, dy] of [
+        [0, 0],
+        [1, 0],
+        [0, 1],
+        [1, 1],
+      ]) {
         const p = ((cy * 2 + dy) * stride + x0 + cx * 2 + dx) * 3;
         r += rgb[p];
         g += rgb[p + 1];

@@ -68,7 +68,11 @@ export class ClipTextModel {
     const ids = this.tokenizer.encode(prompt);
     const tensor =
       this.ids.type === 'int64'
-        ? new ort.Tensor('int64', BigInt64Array.from(ids, (v) => BigInt(v)), [1, ids.length])
+        ? new ort.Tensor(
+            'int64',
+            BigInt64Array.from(ids, (v) => BigInt(v)),
+            [1, ids.length],
+          )
         : new ort.Tensor('int32', ids, [1, ids.length]);
     const wanted = this.pooledOut ? [this.hidden, this.pooledOut] : [this.hidden];
     const res = await this.component.run({ [this.ids.name]: tensor }, wanted);

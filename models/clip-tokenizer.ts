@@ -29,7 +29,8 @@ interface TokenizerConfig {
   unk_token?: string | { content: string };
 }
 
-const tokenText = (t: string | { content: string } | undefined, fallback: string): string => (t === undefined ? fallback : typeof t === 'string' ? t : t.content);
+const tokenText = (t: string | { content: string } | undefined, fallback: string): string =>
+  t === undefined ? fallback : typeof t === 'string' ? t : t.content;
 
 export class ClipTokenizer {
   private constructor(
@@ -43,7 +44,9 @@ export class ClipTokenizer {
   /** Load from a folder with tokenizer.json, or vocab.json + merges.txt (+ tokenizer_config.json). */
   static load(dir: string): ClipTokenizer {
     const read = (name: string): unknown => JSON.parse(readFileSync(join(dir, name), 'utf8'));
-    const config: TokenizerConfig = existsSync(join(dir, 'tokenizer_config.json')) ? (read('tokenizer_config.json') as TokenizerConfig) : {};
+    const config: TokenizerConfig = existsSync(join(dir, 'tokenizer_config.json'))
+      ? (read('tokenizer_config.json') as TokenizerConfig)
+      : {};
     const special = existsSync(join(dir, 'special_tokens_map.json')) ? (read('special_tokens_map.json') as TokenizerConfig) : {};
     const bos = tokenText(config.bos_token ?? special.bos_token, '<|startoftext|>');
     const eos = tokenText(config.eos_token ?? special.eos_token, '<|endoftext|>');
@@ -63,7 +66,13 @@ export class ClipTokenizer {
       if (v === undefined) throw new TokenizerLoadError(`${dir}: the vocabulary has no "${token}"`);
       return v;
     };
-    return new ClipTokenizer(tokenizer, config.model_max_length && config.model_max_length < 1e6 ? config.model_max_length : 77, id(bos), id(eos), id(pad));
+    return new ClipTokenizer(
+      tokenizer,
+      config.model_max_length && config.model_max_length < 1e6 ? config.model_max_length : 77,
+      id(bos),
+      id(eos),
+      id(pad),
+    );
   }
 
   /** The prompt's tokens as strings (no specials), e.g. ["a</w>", "photo</w>"]. */
@@ -85,7 +94,15 @@ export class ClipTokenizer {
 
 /** The fast-tokenizer description of a CLIP BPE vocabulary (as transformers' CLIPConverter writes it). */
 function clipTokenizerJson(vocab: Record<string, number>, merges: string[], bos: string, eos: string, unk: string): object {
-  const special = (content: string) => ({ id: vocab[content], content, single_word: false, lstrip: false, rstrip: false, normalized: true, special: true });
+  const special = (content: string) => ({
+    id: vocab[content],
+    content,
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: true,
+    special: true,
+  });
   return {
     version: '1.0',
     added_tokens: [bos, eos].filter((t) => vocab[t] !== undefined).map(special),

@@ -10,7 +10,16 @@ import type { ConditioningEmbeds } from './conditioning.js';
 import type { ModelManifest } from './manifest.js';
 import type { SessionConfig, TensorSpec } from './onnx-component.js';
 import type { FloatTensorData, FloatTensorType } from './onnx-component.js';
-import { dimOr, floatTensor, floatTypeOf, ModelComponentError, OnnxComponent, readFloat, readFloatData, scalarTensor } from './onnx-component.js';
+import {
+  dimOr,
+  floatTensor,
+  floatTypeOf,
+  ModelComponentError,
+  OnnxComponent,
+  readFloat,
+  readFloatData,
+  scalarTensor,
+} from './onnx-component.js';
 import { OnnxProtoError } from './onnx-protobuf.js';
 import {
   denoiserStepGraph,
@@ -192,7 +201,10 @@ export class Denoiser {
     const view = inGraph ? component.inputs.filter((s) => s.name !== STEP_NOISE && s.name !== STEP_NOISE_SCALES) : component.inputs;
     const input = (names: readonly string[], position: number): TensorSpec => {
       const spec = names.map((n) => view.find((s) => s.name === n)).find((s) => s) ?? view[position];
-      if (!spec) throw new ModelComponentError(`${component.path}: no input named ${names.join(' or ')} (has: ${view.map((s) => s.name).join(', ')})`);
+      if (!spec)
+        throw new ModelComponentError(
+          `${component.path}: no input named ${names.join(' or ')} (has: ${view.map((s) => s.name).join(', ')})`,
+        );
       return spec;
     };
     this.sample = input(inGraph ? [STEP_X0] : ['sample', 'latent_model_input', 'x'], 0);
@@ -247,7 +259,9 @@ export class Denoiser {
     const n = this.contextTokens * this.contextDim;
     if (context.length === n) return context;
     if (context.length !== this.contextDim)
-      throw new ModelComponentError(`conditioning has ${context.length} values; the denoiser wants [${this.contextTokens}, ${this.contextDim}]`);
+      throw new ModelComponentError(
+        `conditioning has ${context.length} values; the denoiser wants [${this.contextTokens}, ${this.contextDim}]`,
+      );
     const out = new Float32Array(n);
     for (let i = 0; i < this.contextTokens; i++) out.set(context, i * this.contextDim);
     return out;
@@ -261,7 +275,9 @@ export class Denoiser {
       if (!pooled) return floatTensor(spec, new Float32Array(this.pooledDim!), [1, this.pooledDim!]);
       const declared = dimOr(spec, 1, 0);
       if (declared > 0 && pooled.length !== declared)
-        throw new ModelComponentError(`the pooled text embedding has ${pooled.length} values; the denoiser's text_embeds wants [1, ${declared}]`);
+        throw new ModelComponentError(
+          `the pooled text embedding has ${pooled.length} values; the denoiser's text_embeds wants [1, ${declared}]`,
+        );
       return floatTensor(spec, pooled, [1, pooled.length]);
     }
     if (spec.name === 'timestep_cond') {
@@ -329,7 +345,8 @@ function pixelGraph(path: string, build: (bytes: Uint8Array) => Uint8Array, conf
   try {
     return build(readFileSync(path));
   } catch (err) {
-    const why = err instanceof PixelGraphError || err instanceof OnnxProtoError ? err.message : `${(err as Error).message} (wrapping it failed)`;
+    const why =
+      err instanceof PixelGraphError || err instanceof OnnxProtoError ? err.message : `${(err as Error).message} (wrapping it failed)`;
     config.logger?.warn(`${path}: the conversions around it stay on the host: ${why}`);
     return undefined;
   }

@@ -10,7 +10,12 @@ import { OnnxComponent, type SessionConfig } from './onnx-component.js';
 /** GridSample arrived in opset 16. */
 const OPSET = 16;
 
-function tensorInit(name: string, type: 'float' | 'int64', values: readonly number[], dims: readonly number[] = [values.length]): ProtoWriter {
+function tensorInit(
+  name: string,
+  type: 'float' | 'int64',
+  values: readonly number[],
+  dims: readonly number[] = [values.length],
+): ProtoWriter {
   return initializer(name, type, dims, values);
 }
 
@@ -22,12 +27,18 @@ export function imageBlendModel(): Uint8Array {
     return output;
   };
   const nchw = { perm: { ints: [0, 3, 1, 2] } };
-  const nearest = { mode: { string: 'nearest' }, coordinate_transformation_mode: { string: 'asymmetric' }, nearest_mode: { string: 'floor' } };
+  const nearest = {
+    mode: { string: 'nearest' },
+    coordinate_transformation_mode: { string: 'asymmetric' },
+    nearest_mode: { string: 'floor' },
+  };
   // Sizes: the frame's H, W and the flow grid's; block = frame / grid, in pixels.
   const hw = add('Gather', [add('Shape', ['current'], 'shape'), 'idx12'], 'hw');
   const hwF = add('Cast', [hw], 'hw_f', { to: { int: OnnxType.float } });
   const flow = add('Transpose', ['flow'], 'flow_nchw', nchw);
-  const gridHw = add('Cast', [add('Gather', [add('Shape', [flow], 'flow_shape'), 'idx23'], 'grid_hw')], 'grid_hw_f', { to: { int: OnnxType.float } });
+  const gridHw = add('Cast', [add('Gather', [add('Shape', [flow], 'flow_shape'), 'idx23'], 'grid_hw')], 'grid_hw_f', {
+    to: { int: OnnxType.float },
+  });
   const block = add('Gather', [add('Div', [hwF, gridHw], 'block_hw'), 'idx10'], 'block_wh');
   // Flow and mask repeated over each grid cell's block of pixels (as the host's block loop does).
   const flowUp = add('Resize', [flow, '', '', add('Concat', ['one_two', hw], 'sizes2', { axis: { int: 0 } })], 'flow_up', nearest);
@@ -37,14 +48,24 @@ export function imageBlendModel(): Uint8Array {
   const coords = (axis: 0 | 1, name: string, shape: string): string => {
     const size = add('Gather', [hwF, axis === 0 ? 'idx1' : 'idx0'], `${name}_size`);
     const range = add('Reshape', [add('Range', ['zero', size, 'one'], `${name}_range`), shape], `${name}_base`);
-    const moved = add('Add', [add('Slice', [disp, axis === 0 ? 'from0' : 'from1', axis === 0 ? 'from1' : 'from2', 'from1'], `${name}_disp`), range], `${name}_src`);
+    const moved = add(
+      'Add',
+      [add('Slice', [disp, axis === 0 ? 'from0' : 'from1', axis === 0 ? 'from1' : 'from2', 'from1'], `${name}_disp`), range],
+      `${name}_src`,
+    );
     const perPixel = add('Div', ['two', add('Sub', [size, 'one'], `${name}_last`)], `${name}_norm`);
     return add('Sub', [add('Mul', [moved, perPixel], `${name}_scaled`), 'one'], `${name}_grid`);
   };
-  const grid = add('Transpose', [add('Concat', [coords(0, 'x', 'shape_111w'), coords(1, 'y', 'shape_11h1')], 'grid_nchw', { axis: { int: 1 } })], 'grid', {
-    perm: { ints: [0, 2, 3, 1] },
-  });
-  const asFloat = (input: string): string => add('Transpose', [add('Cast', [input], `${input}_f`, { to: { int: OnnxType.float } })], `${input}_nchw`, nchw);
+  const grid = add(
+    'Transpose',
+    [add('Concat', [coords(0, 'x', 'shape_111w'), coords(1, 'y', 'shape_11h1')], 'grid_nchw', { axis: { int: 1 } })],
+    'grid',
+    {
+      perm: { ints: [0, 2, 3, 1] },
+    },
+  );
+  const asFloat = (input: string): string =>
+    add('Transpose', [add('Cast', [input], `${input}_f`, { to: { int: OnnxType.float } })], `${input}_nchw`, nchw);
   const warped = add('GridSample', [asFloat('previous'), grid], 'warped', {
     mode: { string: 'bilinear' },
     padding_mode: { string: 'border' },
@@ -55,7 +76,11 @@ export function imageBlendModel(): Uint8Array {
   const blended = add('Add', [cur, add('Mul', [add('Sub', [warped, cur], 'diff'), k], 'step')], 'blended');
   // Round half up, as the host's (x + 0.5) | 0; both ends of the blend are in 0..255.
   const rounded = add('Clip', [add('Floor', [add('Add', [blended, 'half'], 'biased')], 'rounded'), 'zero', 'max'], 'clamped');
-  n.push(node('Cast', [add('Transpose', [rounded], 'nhwc', { perm: { ints: [0, 2, 3, 1] } })], ['blended_image'], 'to_bytes', { to: { int: OnnxType.uint8 } }));
+  n.push(
+    node('Cast', [add('Transpose', [rounded], 'nhwc', { perm: { ints: [0, 2, 3, 1] } })], ['blended_image'], 'to_bytes', {
+      to: { int: OnnxType.uint8 },
+    }),
+  );
 
   const graph = new ProtoWriter();
   for (const x of n) graph.bytes(1, x);
@@ -89,11 +114,7 @@ export function imageBlendModel(): Uint8Array {
     .bytes(11, valueInfo('weight', OnnxType.float, [1]))
     .bytes(12, valueInfo('blended_image', OnnxType.uint8, [1, 'height', 'width', 3]));
   // ModelProto: ir_version 1 (8: opset 16's IR), opset_import 8, graph 7.
-  return new ProtoWriter()
-    .varint(1, 8)
-    .bytes(8, new ProtoWriter().string(1, '').varint(2, OPSET))
-    .bytes(7, graph)
-    .finish();
+  return new ProtoWriter().varint(1, 8).bytes(8, new ProtoWriter().string(1, '').varint(2, OPSET)).bytes(7, graph).finish();
 }
 
 /** A small-grid flow field: (u, v) per grid cell in grid pixels, interleaved. */

@@ -61,7 +61,6 @@ export class FixedNoise {
   }
 }
 
-
 export async function img2img(
   model: { manifest: ModelManifest; schedule: NoiseSchedule; components: DiffusionComponents },
   image: RgbImage,
@@ -114,5 +113,3 @@ export async function img2img(
   const outputLatent = latent.data;
   return { image: output, dims: encoded.dims, outputLatent };
 }
-
-

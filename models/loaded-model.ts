@@ -42,7 +42,12 @@ export class LoadedModel {
     const placement = opts.imageBlend ?? 'auto';
     const imageBlend =
       placement === 'graph' || (placement === 'auto' && components.provider !== 'cpu')
-        ? await ImageBlendGraph.load({ provider: components.provider, fallbackToCpu: true, intraOpThreads: opts.intraOpThreads, logger: opts.logger })
+        ? await ImageBlendGraph.load({
+            provider: components.provider,
+            fallbackToCpu: true,
+            intraOpThreads: opts.intraOpThreads,
+            logger: opts.logger,
+          })
         : undefined;
     // Text models encode their prompts here (once per distinct prompt: cached); a text model exported
     // without its text encoder runs unconditioned, which the log says once. The text module is loaded only
@@ -53,10 +58,16 @@ export class LoadedModel {
     let text: { module: TextModule; encoder: TextEncoder } | undefined;
     if (manifest.conditioning.kind === 'text' && hasTextEncoder) {
       const module = await import('./text-encoder.js');
-      const sessionConfig = { provider: components.provider, fallbackToCpu: true, intraOpThreads: opts.intraOpThreads, logger: opts.logger };
+      const sessionConfig = {
+        provider: components.provider,
+        fallbackToCpu: true,
+        intraOpThreads: opts.intraOpThreads,
+        logger: opts.logger,
+      };
       text = { module, encoder: await module.TextEncoder.load(manifest, sessionConfig, components.denoiser) };
     }
-    if (manifest.conditioning.kind === 'text' && !text) opts.logger.warn(`${manifest.name}: no text_encoder/tokenizer in the model folder; prompts are ignored`);
+    if (manifest.conditioning.kind === 'text' && !text)
+      opts.logger.warn(`${manifest.name}: no text_encoder/tokenizer in the model folder; prompts are ignored`);
     return new LoadedModel(manifest, new NoiseSchedule(manifest.scheduler), components, new ConditioningTable(manifest), text, imageBlend);
   }
 

@@ -117,7 +117,8 @@ class Fields {
   oneOf<T extends string>(obj: unknown, path: string, values: readonly T[], fallback?: T): T {
     const v = this.get(obj, path);
     if (v === undefined && fallback !== undefined) return fallback;
-    if (typeof v !== 'string' || !(values as readonly string[]).includes(v)) this.fail(path, `must be one of ${values.map((x) => `"${x}"`).join(', ')}`);
+    if (typeof v !== 'string' || !(values as readonly string[]).includes(v))
+      this.fail(path, `must be one of ${values.map((x) => `"${x}"`).join(', ')}`);
     return v as T;
   }
 }
@@ -233,12 +234,7 @@ function parseConditioning(f: Fields, c: Record<string, unknown>): Conditioning 
 
 /** A diffusers/optimum ONNX export: model_index.json + one folder per component. */
 export function parseDiffusersFolder(root: string): ModelManifest {
-  const required = [
-    'unet/model.onnx',
-    'vae_encoder/model.onnx',
-    'vae_decoder/model.onnx',
-    'scheduler/scheduler_config.json',
-  ];
+  const required = ['unet/model.onnx', 'vae_encoder/model.onnx', 'vae_decoder/model.onnx', 'scheduler/scheduler_config.json'];
   const missing = required.filter((p) => !existsSync(join(root, p)));
   if (missing.length > 0)
     throw new ModelLoadError(`${root} has model_index.json (a diffusers ONNX export) but is missing: ${missing.join(', ')}`);
@@ -265,7 +261,8 @@ export function parseDiffusersFolder(root: string): ModelManifest {
     vae_decoder: join(root, 'vae_decoder/model.onnx'),
   };
   for (const suffix of ['', '_2'] as const) {
-    if (existsSync(join(root, `text_encoder${suffix}/model.onnx`))) components[`text_encoder${suffix}`] = join(root, `text_encoder${suffix}/model.onnx`);
+    if (existsSync(join(root, `text_encoder${suffix}/model.onnx`)))
+      components[`text_encoder${suffix}`] = join(root, `text_encoder${suffix}/model.onnx`);
     if (existsSync(join(root, `tokenizer${suffix}`))) components[`tokenizer${suffix}`] = join(root, `tokenizer${suffix}`);
   }
   const nameOf = (index as Record<string, unknown>)._name_or_path;

@@ -53,7 +53,8 @@ export class OnnxComponent {
 
   /** `bytes`: a model built from the file at `path` (a pixel graph around it) to load instead; `path` names it in messages. */
   static async load(path: string, config: SessionConfig, bytes?: Uint8Array): Promise<OnnxComponent> {
-    const create = (o: ort.InferenceSession.SessionOptions) => (bytes ? ort.InferenceSession.create(bytes, o) : ort.InferenceSession.create(path, o));
+    const create = (o: ort.InferenceSession.SessionOptions) =>
+      bytes ? ort.InferenceSession.create(bytes, o) : ort.InferenceSession.create(path, o);
     const options = (provider: ExecutionProvider): ort.InferenceSession.SessionOptions => ({
       executionProviders: [provider],
       graphOptimizationLevel: 'all',
@@ -107,7 +108,10 @@ export class OnnxComponent {
   }
 
   async run(feeds: Record<string, ort.Tensor>, outputs: readonly TensorSpec[]): Promise<Record<string, ort.Tensor>> {
-    return this.session.run(feeds, outputs.map((o) => o.name));
+    return this.session.run(
+      feeds,
+      outputs.map((o) => o.name),
+    );
   }
 
   async release(): Promise<void> {
@@ -168,9 +172,17 @@ export function scalarTensor(spec: TensorSpec, value: number, batch = 1): ort.Te
   const n = rank === 0 ? 1 : batch;
   switch (spec.type) {
     case 'int64':
-      return new ort.Tensor('int64', BigInt64Array.from({ length: n }, () => BigInt(Math.round(value))), dims);
+      return new ort.Tensor(
+        'int64',
+        BigInt64Array.from({ length: n }, () => BigInt(Math.round(value))),
+        dims,
+      );
     case 'int32':
-      return new ort.Tensor('int32', Int32Array.from({ length: n }, () => Math.round(value)), dims);
+      return new ort.Tensor(
+        'int32',
+        Int32Array.from({ length: n }, () => Math.round(value)),
+        dims,
+      );
     case 'float16':
       return new ort.Tensor('float16', float32ToFloat16(new Float32Array(n).fill(value)), dims);
     case 'float32':

@@ -143,7 +143,13 @@ export const OnnxType = { float: 1, uint8: 2, int64: 7, float16: 10 } as const;
 export type AttributeValue = { int: number } | { ints: readonly number[] } | { string: string };
 
 /** NodeProto: input 1, output 2, name 3, op_type 4, attribute 5. */
-export function node(op: string, inputs: readonly string[], outputs: readonly string[], name: string, attributes: Record<string, AttributeValue> = {}): ProtoWriter {
+export function node(
+  op: string,
+  inputs: readonly string[],
+  outputs: readonly string[],
+  name: string,
+  attributes: Record<string, AttributeValue> = {},
+): ProtoWriter {
   const w = new ProtoWriter();
   for (const i of inputs) w.string(1, i);
   for (const o of outputs) w.string(2, o);
@@ -167,7 +173,8 @@ export function initializer(name: string, type: 'float' | 'int64', dims: readonl
   const w = new ProtoWriter();
   for (const d of dims) w.varint(1, d);
   w.varint(2, OnnxType[type]).string(8, name);
-  const raw = type === 'float' ? new Uint8Array(Float32Array.from(values).buffer) : new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer);
+  const raw =
+    type === 'float' ? new Uint8Array(Float32Array.from(values).buffer) : new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer);
   return w.bytes(9, raw);
 }
 

@@ -4,7 +4,18 @@
 // the frame as it is (uint8 RGB, [1, H, W, 3]) and gives the scaled latent mean; the decoder graph takes a scaled
 // latent and gives uint8 RGB back. Built in memory from the model's bytes at every load (no cache to invalidate,
 // nothing written next to the model), so any diffusers/optimum export benefits; ./onnx-protobuf.ts does the bytes.
-import { declaredValue, fieldsOf, initializer, node, OnnxType, ProtoWriter, stringOf, valueInfo, type DeclaredValue, type ProtoField } from './onnx-protobuf.js';
+import {
+  declaredValue,
+  fieldsOf,
+  initializer,
+  node,
+  OnnxType,
+  ProtoWriter,
+  stringOf,
+  valueInfo,
+  type DeclaredValue,
+  type ProtoField,
+} from './onnx-protobuf.js';
 
 /** The wrapped graph's own input and output names (a prefix no exporter uses, so they cannot clash). */
 export const IMAGE_INPUT = 'sds.image';
@@ -61,7 +72,10 @@ function parseModel(buf: Uint8Array): ParsedModel {
     rest: top.filter((f) => f.field !== 7),
     graph,
     // Older exports list their initializers as inputs too: those are not what the model is fed.
-    inputs: graph.filter((f) => f.field === 11).map((f) => declaredValue(buf, f)).filter((v) => !initializers.has(v.name)),
+    inputs: graph
+      .filter((f) => f.field === 11)
+      .map((f) => declaredValue(buf, f))
+      .filter((v) => !initializers.has(v.name)),
     outputs: graph.filter((f) => f.field === 12).map((f) => declaredValue(buf, f)),
   };
 }
@@ -128,11 +142,7 @@ export interface VaeGraphOptions {
  * [1, C, H/8, W/8] in float32 as LATENT_OUTPUT. Throws PixelGraphError when the model cannot be wrapped.
  */
 export function imageEncoderGraph(bytes: Uint8Array, o: VaeGraphOptions): Uint8Array {
-  const ends = wrappedEnds(
-    bytes,
-    ['sample', 'pixel_values', 'images'],
-    ['latent_parameters', 'latent_sample', 'latent_dist', 'latents'],
-  );
+  const ends = wrappedEnds(bytes, ['sample', 'pixel_values', 'images'], ['latent_parameters', 'latent_sample', 'latent_dist', 'latents']);
   const { input, output, half, outHalf } = ends;
   const [lo, hi] = o.pixelRange;
   const prefix = [

@@ -58,7 +58,12 @@ export class NoiseSchedule {
 }
 
 /** x_t = √ᾱ·x0 + √(1-ᾱ)·ε (into `out`, which may alias x0). */
-export function addNoise(x0: Float32Array, noise: Float32Array, alphaBar: number, out: Float32Array = new Float32Array(x0.length)): Float32Array {
+export function addNoise(
+  x0: Float32Array,
+  noise: Float32Array,
+  alphaBar: number,
+  out: Float32Array = new Float32Array(x0.length),
+): Float32Array {
   if (noise.length < x0.length) throw new Error(`noise has ${noise.length} values, latent needs ${x0.length}`);
   const a = Math.sqrt(alphaBar);
   const s = Math.sqrt(1 - alphaBar);

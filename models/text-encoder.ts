@@ -42,7 +42,8 @@ export class TextEncoder {
     const { text_encoder, tokenizer, text_encoder_2, tokenizer_2 } = manifest.components;
     const hasFirst = text_encoder !== undefined && tokenizer !== undefined;
     const hasSecond = text_encoder_2 !== undefined && tokenizer_2 !== undefined;
-    if (!hasFirst && !hasSecond) throw new ModelComponentError(`${manifest.dir}: a text-conditioned model needs text_encoder/ and tokenizer/`);
+    if (!hasFirst && !hasSecond)
+      throw new ModelComponentError(`${manifest.dir}: a text-conditioned model needs text_encoder/ and tokenizer/`);
     const sdxl = hasSecond || denoiser?.pooledDim !== undefined;
     const layer: HiddenLayer = sdxl ? 'penultimate' : 'last';
     const first = hasFirst ? await ClipTextModel.load(text_encoder, tokenizer, layer, config) : undefined;
@@ -58,7 +59,11 @@ export class TextEncoder {
     } else if (denoiser?.pooledDim !== undefined && second && !second.hasPooled) {
       warn(`${text_encoder_2}: no text_embeds output (SDXL's pooled prompt embedding); the UNet's text_embeds get zeros`);
     }
-    return new TextEncoder([first, second].filter((e) => e !== undefined), second?.hasPooled ? second : undefined, padRowsTo);
+    return new TextEncoder(
+      [first, second].filter((e) => e !== undefined),
+      second?.hasPooled ? second : undefined,
+      padRowsTo,
+    );
   }
 
   /** The prompt's embeddings (context [tokens × dim] flattened, and pooled for SDXL), cached per prompt. */
@@ -94,7 +99,8 @@ function concatRows(outputs: readonly ClipTextOutput[], width?: number): Float32
   if (outputs.length === 1 && width === undefined) return outputs[0]!.hidden;
   const tokens = outputs[0]!.tokens;
   const mismatch = outputs.find((o) => o.tokens !== tokens);
-  if (mismatch) throw new ModelComponentError(`the text encoders give ${tokens} and ${mismatch.tokens} tokens; they must agree to be concatenated`);
+  if (mismatch)
+    throw new ModelComponentError(`the text encoders give ${tokens} and ${mismatch.tokens} tokens; they must agree to be concatenated`);
   const row = Math.max(
     outputs.reduce((s, o) => s + o.dim, 0),
     width ?? 0,
@@ -114,7 +120,10 @@ function concatRows(outputs: readonly ClipTextOutput[], width?: number): Float32
  * A weighted mix of prompts' embeddings: Σ wᵢ·eᵢ / Σ wᵢ (weights need not sum to 1; all ≥ 0), for the
  * context and the pooled embedding alike, so a prompt change fades both together.
  */
-export async function blendPrompts(encoder: TextEncoder, parts: ReadonlyArray<{ prompt: string; weight: number }>): Promise<ConditioningEmbeds> {
+export async function blendPrompts(
+  encoder: TextEncoder,
+  parts: ReadonlyArray<{ prompt: string; weight: number }>,
+): Promise<ConditioningEmbeds> {
   const total = parts.reduce((s, p) => s + Math.max(0, p.weight), 0);
   if (parts.length === 0 || !(total > 0)) throw new RangeError('a prompt blend needs at least one prompt with a positive weight');
   let context: Float32Array | undefined;

@@ -20,7 +20,13 @@ export function occlusionMask(backward: FlowField, forward: FlowField, out?: Flo
  * forward–backward check alone passes there; the background an object uncovers still fails this test
  * (the warped previous frame shows the object there). Pixels where both pass are safe to reuse.
  */
-export function photometricMask(current: GrayImage, previous: GrayImage, backward: FlowField, threshold = PHOTOMETRIC_THRESHOLD, out?: Float32Array): Float32Array {
+export function photometricMask(
+  current: GrayImage,
+  previous: GrayImage,
+  backward: FlowField,
+  threshold = PHOTOMETRIC_THRESHOLD,
+  out?: Float32Array,
+): Float32Array {
   const w = current.width | 0;
   const h = current.height | 0;
   const mask = out ?? new Float32Array(w * h);
@@ -39,8 +45,20 @@ export function photometricMask(current: GrayImage, previous: GrayImage, backwar
  * same point, so they share its bilinear weights, and the forward flow is only read where the
  * photometric test passes). Bit for bit the product of the two.
  */
-export function validityMask(current: GrayImage, previous: GrayImage, backward: FlowField, forward: FlowField, out?: Float32Array, threshold = PHOTOMETRIC_THRESHOLD): Float32Array {
-  if (current.width !== backward.width || current.height !== backward.height || previous.width !== current.width || previous.height !== current.height)
+export function validityMask(
+  current: GrayImage,
+  previous: GrayImage,
+  backward: FlowField,
+  forward: FlowField,
+  out?: Float32Array,
+  threshold = PHOTOMETRIC_THRESHOLD,
+): Float32Array {
+  if (
+    current.width !== backward.width ||
+    current.height !== backward.height ||
+    previous.width !== current.width ||
+    previous.height !== current.height
+  )
     throw new RangeError('frames and flow must share a grid');
   return checkFlow(backward, forward, current.data, previous.data, threshold, out);
 }
@@ -50,7 +68,14 @@ export function validityMask(current: GrayImage, previous: GrayImage, backward: 
  * sampleBilinear's (clamp to edge, the same arithmetic), inlined: the forward flow is read where it
  * lies, interleaved, instead of being copied into planes first.
  */
-function checkFlow(backward: FlowField, forward: FlowField, cur: Float32Array | undefined, prev: Float32Array | undefined, threshold: number, out: Float32Array | undefined): Float32Array {
+function checkFlow(
+  backward: FlowField,
+  forward: FlowField,
+  cur: Float32Array | undefined,
+  prev: Float32Array | undefined,
+  threshold: number,
+  out: Float32Array | undefined,
+): Float32Array {
   // Sizes as int32 (`| 0`): one stored as a double would make every index computation below a double.
   const w = backward.width | 0;
   const h = backward.height | 0;
@@ -160,7 +185,12 @@ export function downsamplePlane(plane: Float32Array, width: number, height: numb
  * out(x) = src(x + flow(x)), bilinear, clamped at the border. sampleBilinear's arithmetic, with the
  * sample position and weights found once per pixel for all planes.
  */
-export function warpPlanes(src: Float32Array, channels: number, flow: FlowField, out: Float32Array = new Float32Array(src.length)): Float32Array {
+export function warpPlanes(
+  src: Float32Array,
+  channels: number,
+  flow: FlowField,
+  out: Float32Array = new Float32Array(src.length),
+): Float32Array {
   const w = flow.width | 0;
   const h = flow.height | 0;
   const plane = w * h;

@@ -121,7 +121,8 @@ export class LatentCache {
    */
   guide(gray: GrayImage, dims: LatentDims, consistency: number, stages: StageTiming[]): TemporalGuidance | undefined {
     const prev = this.previous;
-    if (!(consistency > 0) || !prev || !sameDims(prev.dims, dims) || prev.gray.width !== gray.width || prev.gray.height !== gray.height) return undefined;
+    if (!(consistency > 0) || !prev || !sameDims(prev.dims, dims) || prev.gray.width !== gray.width || prev.gray.height !== gray.height)
+      return undefined;
     const channels = dims[1]!;
     const lh = dims[2]!;
     const lw = dims[3]!;
@@ -147,7 +148,14 @@ export class LatentCache {
     }
     const warpEnd = nowMs();
     stages.push({ name: 'flow', startMs: flowStart, endMs: warpStart }, { name: 'warp', startMs: warpStart, endMs: warpEnd });
-    return { warped: work.warped, weight, validFraction: validSum / weight.length, gridFlow: work.backward, gridMask: work.mask, consistency };
+    return {
+      warped: work.warped,
+      weight,
+      validFraction: validSum / weight.length,
+      gridFlow: work.backward,
+      gridMask: work.mask,
+      consistency,
+    };
   }
 
   /**
@@ -180,11 +188,22 @@ export class LatentCache {
   }
 
   /** blendImage on another engine (a graph on the execution provider): gives the blended image, `out` untouched. */
-  async blendImageWith(blender: ImageBlender, out: RgbImage, guidance: TemporalGuidance | undefined, stages: StageTiming[]): Promise<RgbImage> {
+  async blendImageWith(
+    blender: ImageBlender,
+    out: RgbImage,
+    guidance: TemporalGuidance | undefined,
+    stages: StageTiming[],
+  ): Promise<RgbImage> {
     const prev = this.previous?.image;
     if (!guidance || !prev || prev.width !== out.width || prev.height !== out.height) return out;
     const start = nowMs();
-    const blended = await blender.blend(out, prev, guidance.gridFlow, guidance.gridMask, Math.min(1, guidance.consistency) * IMAGE_BLEND_WEIGHT);
+    const blended = await blender.blend(
+      out,
+      prev,
+      guidance.gridFlow,
+      guidance.gridMask,
+      Math.min(1, guidance.consistency) * IMAGE_BLEND_WEIGHT,
+    );
     stages.push({ name: 'warp', startMs: start, endMs: nowMs() });
     return blended;
   }
@@ -253,7 +272,13 @@ function sameDims(a: LatentDims, b: LatentDims): boolean {
  * words or with fixed-point weights measured no faster). An ONNX graph doing the same with
  * onnxruntime's Resize + GridSample was tried and was slower: 4.9 ms on one thread, 11.6 on two.
  */
-export function blendWarpedImage(cur: RgbImage, prev: RgbImage, flow: { width: number; height: number; data: Float32Array }, mask: Float32Array, weight: number): void {
+export function blendWarpedImage(
+  cur: RgbImage,
+  prev: RgbImage,
+  flow: { width: number; height: number; data: Float32Array },
+  mask: Float32Array,
+  weight: number,
+): void {
   // Indices are kept int32 (`| 0`) throughout: a quotient, Math.floor or a size that was ever stored
   // as a double is a double to the JIT, and double index arithmetic costs a conversion and a check
   // on every pixel access.

@@ -6,7 +6,14 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { loadManifest, type ModelManifest } from '../models/manifest.js';
 import type { LineLog } from '../frame/log.js';
-import type { ExecutionProvider, ImageBlendPlacement, RestyleRequest, RestyleResult, Restyler, RestylerInfo } from '../models/restyle-types.js';
+import type {
+  ExecutionProvider,
+  ImageBlendPlacement,
+  RestyleRequest,
+  RestyleResult,
+  Restyler,
+  RestylerInfo,
+} from '../models/restyle-types.js';
 import type { FromWorker, RunRequest, ToWorker, WorkerInit } from './worker/protocol.js';
 
 export interface ModelRuntimeOptions {
@@ -218,7 +225,9 @@ export class ModelRuntime implements Restyler {
     try {
       const providers = await Promise.all(slots.map((s) => s.ready));
       const provider = providers.every((p) => p === init.provider) ? init.provider : 'cpu';
-      options.logger?.info(`model "${manifest.name}" loaded: ${workers} worker(s), provider ${provider}, ${init.intraOpThreads} intra-op thread(s) each`);
+      options.logger?.info(
+        `model "${manifest.name}" loaded: ${workers} worker(s), provider ${provider}, ${init.intraOpThreads} intra-op thread(s) each`,
+      );
       return new ModelRuntime(manifest, slots, provider);
     } catch (err) {
       await Promise.all(slots.map((s) => s.close()));
@@ -298,7 +307,9 @@ export class ModelRuntime implements Restyler {
   private slotFor(streamId: string): WorkerSlot {
     let slot = this.pins.get(streamId);
     if (!slot) {
-      slot = this.slots.reduce((best, s) => (s.pinned < best.pinned || (s.pinned === best.pinned && s.inflight.size < best.inflight.size) ? s : best));
+      slot = this.slots.reduce((best, s) =>
+        s.pinned < best.pinned || (s.pinned === best.pinned && s.inflight.size < best.inflight.size) ? s : best,
+      );
       slot.pinned++;
       this.pins.set(streamId, slot);
     }

@@ -39,7 +39,8 @@ export function grayFromRgb(rgb: { width: number; height: number; data: Uint8Arr
   const width = Math.floor(rgb.width / factor) | 0;
   const height = Math.floor(rgb.height / factor) | 0;
   const gray = out && out.width === width && out.height === height ? out : { width, height, data: new Float32Array(width * height) };
-  if (factor % 4 === 0 && factor <= 32 && rgb.width % 4 === 0 && rgb.data.byteOffset % 4 === 0 && LITTLE_ENDIAN) grayFromRgbWords(rgb, factor, gray);
+  if (factor % 4 === 0 && factor <= 32 && rgb.width % 4 === 0 && rgb.data.byteOffset % 4 === 0 && LITTLE_ENDIAN)
+    grayFromRgbWords(rgb, factor, gray);
   else grayFromRgbBytes(rgb, factor, gray);
   return gray;
 }
@@ -171,7 +172,10 @@ export class FlowEstimator {
   prepare(img: GrayImage, into?: FlowFrame): FlowFrame {
     const sizes = pyramidSizes(img.width, img.height, this.minLevelSize);
     const finest = Math.min(this.finestLevel, sizes.length - 1);
-    const fits = into !== undefined && into.levels.length === sizes.length && into.levels.every((l, k) => l.width === sizes[k]![0] && l.height === sizes[k]![1]);
+    const fits =
+      into !== undefined &&
+      into.levels.length === sizes.length &&
+      into.levels.every((l, k) => l.width === sizes[k]![0] && l.height === sizes[k]![1]);
     const frame: FlowFrame = fits
       ? into
       : {
@@ -202,7 +206,10 @@ export class FlowEstimator {
       else upsampleFlow(work.flows[level + 1]!, flow, work.upsample[level]!);
       disLevel(a.levels[level]!, a.gx[level]!, a.gy[level]!, b.levels[level]!, flow, this.iterations, work, level);
     }
-    const result = out && out.width === i0.width && out.height === i0.height ? out : { width: i0.width, height: i0.height, data: new Float32Array(i0.width * i0.height * 2) };
+    const result =
+      out && out.width === i0.width && out.height === i0.height
+        ? out
+        : { width: i0.width, height: i0.height, data: new Float32Array(i0.width * i0.height * 2) };
     if (finest > 0) upsampleFlow(work.flows[finest]!, result, work.upsample[0]!);
     else result.data.set(work.flows[0]!.data);
     return result;
@@ -210,7 +217,8 @@ export class FlowEstimator {
 
   private workspace(levels: GrayImage[]): DisWorkspace {
     const w = this.work;
-    if (w && w.flows.length === levels.length && w.flows.every((f, k) => f.width === levels[k]!.width && f.height === levels[k]!.height)) return w;
+    if (w && w.flows.length === levels.length && w.flows.every((f, k) => f.width === levels[k]!.width && f.height === levels[k]!.height))
+      return w;
     this.work = newDisWorkspace(levels, this.finestLevel);
     return this.work;
   }
@@ -244,7 +252,8 @@ function halveGray(img: GrayImage, out: GrayImage): void {
   for (let y = 0; y < height; y++) {
     const r0 = 2 * y * from;
     const r1 = r0 + from;
-    for (let x = 0, o = y * width; x < width; x++, o++) dst[o] = 0.25 * (s[r0 + 2 * x]! + s[r0 + 2 * x + 1]! + s[r1 + 2 * x]! + s[r1 + 2 * x + 1]!);
+    for (let x = 0, o = y * width; x < width; x++, o++)
+      dst[o] = 0.25 * (s[r0 + 2 * x]! + s[r0 + 2 * x + 1]! + s[r1 + 2 * x]! + s[r1 + 2 * x + 1]!);
   }
 }
 
@@ -440,7 +449,16 @@ function emptyTable(): UpsampleTable {
   return upsampleTable(0, 0, 0, 0);
 }
 
-function disLevel(i0: GrayImage, gx: Float32Array, gy: Float32Array, i1: GrayImage, flow: FlowField, iterations: number, work: DisWorkspace, level: number): void {
+function disLevel(
+  i0: GrayImage,
+  gx: Float32Array,
+  gy: Float32Array,
+  i1: GrayImage,
+  flow: FlowField,
+  iterations: number,
+  work: DisWorkspace,
+  level: number,
+): void {
   const w = i0.width | 0;
   const h = i0.height | 0;
   const patch = Math.min(DIS_PATCH, w, h) | 0;

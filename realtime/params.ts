@@ -107,13 +107,21 @@ export function parseParamsPatch(input: unknown, limits: ParamsLimits): ParamsPa
         patch.promptBlend =
           value === null
             ? null
-            : blendParts(key, value, 'prompt', (v) => typeof v === 'string' && v.length <= 1000, 'a string of at most 1000 characters').map((p) => ({ prompt: p.item as string, weight: p.weight }));
+            : blendParts(key, value, 'prompt', (v) => typeof v === 'string' && v.length <= 1000, 'a string of at most 1000 characters').map(
+                (p) => ({ prompt: p.item as string, weight: p.weight }),
+              );
         break;
       case 'seedBlend':
         patch.seedBlend =
           value === null
             ? null
-            : blendParts(key, value, 'seed', (v) => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff, 'an integer from 0 to 4294967295').map((p) => ({ seed: p.item as number, weight: p.weight }));
+            : blendParts(
+                key,
+                value,
+                'seed',
+                (v) => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff,
+                'an integer from 0 to 4294967295',
+              ).map((p) => ({ seed: p.item as number, weight: p.weight }));
         break;
     }
   }
@@ -128,7 +136,13 @@ function unitInterval(key: string, value: unknown): number {
 }
 
 /** A blend: 1..MAX_BLEND_PARTS objects {<what>: value, weight ≥ 0}, at least one weight positive. */
-function blendParts(key: string, value: unknown, what: 'prompt' | 'seed', valid: (v: unknown) => boolean, expected: string): Array<{ item: unknown; weight: number }> {
+function blendParts(
+  key: string,
+  value: unknown,
+  what: 'prompt' | 'seed',
+  valid: (v: unknown) => boolean,
+  expected: string,
+): Array<{ item: unknown; weight: number }> {
   const shape = `${key} must be null or a list of 1 to ${MAX_BLEND_PARTS} objects {"${what}": …, "weight": ≥ 0}`;
   if (!Array.isArray(value) || value.length < 1 || value.length > MAX_BLEND_PARTS) throw new ParamsError(shape);
   const parts = value.map((part: unknown) => {
@@ -136,7 +150,8 @@ function blendParts(key: string, value: unknown, what: 'prompt' | 'seed', valid:
     const { [what]: item, weight, ...rest } = part as Record<string, unknown>;
     if (Object.keys(rest).length > 0) throw new ParamsError(`${shape}; unexpected ${Object.keys(rest).join(', ')}`);
     if (!valid(item)) throw new ParamsError(`${key}: each ${what} must be ${expected}`);
-    if (typeof weight !== 'number' || !Number.isFinite(weight) || weight < 0 || weight > 1000) throw new ParamsError(`${key}: each weight must be a number from 0 to 1000`);
+    if (typeof weight !== 'number' || !Number.isFinite(weight) || weight < 0 || weight > 1000)
+      throw new ParamsError(`${key}: each weight must be a number from 0 to 1000`);
     return { item, weight };
   });
   if (!parts.some((p) => p.weight > 0)) throw new ParamsError(`${key}: at least one weight must be positive`);

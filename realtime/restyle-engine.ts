@@ -175,7 +175,12 @@ export class RestyleEngine {
     // long (a still camera under load would otherwise freeze the output, parameter changes included)
     // and not while a style or prompt change is fading in.
     const mayReuse = this.reusedInARow < FILTER_MAX_REUSE && !this.transition;
-    const plan = this.scheduler.plan({ arrivalMs: frame.arrivalMs, nowMs: taken, steps: p.steps, similarity: mayReuse ? similar : undefined });
+    const plan = this.scheduler.plan({
+      arrivalMs: frame.arrivalMs,
+      nowMs: taken,
+      steps: p.steps,
+      similarity: mayReuse ? similar : undefined,
+    });
     if (plan.action === 'reuse') return this.reuse(frame, taken);
     if (plan.action === 'drop') {
       this.deadlineDrops++;
@@ -233,7 +238,14 @@ export class RestyleEngine {
     }
     if (!text) return tr ? { styleBlend: { from: tr.from, to: tr.to, t } } : {};
     if (p.promptBlend) return { promptBlend: p.promptBlend };
-    return { promptBlend: tr ? [{ prompt: tr.from, weight: 1 - t }, { prompt: tr.to, weight: t }] : [{ prompt: p.prompt, weight: 1 }] };
+    return {
+      promptBlend: tr
+        ? [
+            { prompt: tr.from, weight: 1 - t },
+            { prompt: tr.to, weight: t },
+          ]
+        : [{ prompt: p.prompt, weight: 1 }],
+    };
   }
 
   /** The style or prompt the last dispatched frame was nearest to (where a new change starts from). */

@@ -48,11 +48,21 @@ export async function buildHttpApp(deps: HttpAppDeps) {
   // Draining for a rolling restart (README "Scaling out"): behind the admin token, or off without one.
   app.post('/admin/drain', async (request, reply) => {
     const adminToken = deps.config.adminToken ?? deps.config.token;
-    if (adminToken === undefined) return sendError(reply, httpError(403, 'the admin endpoints are off: start the server with --admin-token (or --token)'));
+    if (adminToken === undefined)
+      return sendError(reply, httpError(403, 'the admin endpoints are off: start the server with --admin-token (or --token)'));
     const verdict = checkBearer(adminToken, request.headers.authorization);
     if (verdict !== 'ok') {
-      void reply.header('WWW-Authenticate', verdict === 'missing' ? 'Bearer realm="sds-admin"' : 'Bearer realm="sds-admin", error="invalid_token"');
-      return sendError(reply, httpError(verdict === 'missing' ? 401 : 403, 'this endpoint needs `Authorization: Bearer <admin token>` (--admin-token, or --token without one)'));
+      void reply.header(
+        'WWW-Authenticate',
+        verdict === 'missing' ? 'Bearer realm="sds-admin"' : 'Bearer realm="sds-admin", error="invalid_token"',
+      );
+      return sendError(
+        reply,
+        httpError(
+          verdict === 'missing' ? 401 : 403,
+          'this endpoint needs `Authorization: Bearer <admin token>` (--admin-token, or --token without one)',
+        ),
+      );
     }
     return reply.code(202).send(deps.drain('POST /admin/drain'));
   });
@@ -95,13 +105,15 @@ export async function buildHttpApp(deps: HttpAppDeps) {
     const offer = request.body;
     if (typeof offer !== 'string' || offer.trim() === '') return sendError(reply, httpError(400, 'empty SDP offer'));
     const session = await sessions.create(offer, queryToParams(request.query), request.socket.remoteAddress ?? request.ip, name);
-    return withIceLinks(reply, deps.config.iceServers)
-      .code(201)
-      // A cluster worker answers with an absolute URL: the client reached it through the front door's redirect.
-      .header('Location', `${deps.config.publicUrl ?? ''}/sessions/${session.id}`)
-      .header('ETag', `"${session.id}"`)
-      .type('application/sdp')
-      .send(session.publisher.answerSdp);
+    return (
+      withIceLinks(reply, deps.config.iceServers)
+        .code(201)
+        // A cluster worker answers with an absolute URL: the client reached it through the front door's redirect.
+        .header('Location', `${deps.config.publicUrl ?? ''}/sessions/${session.id}`)
+        .header('ETag', `"${session.id}"`)
+        .type('application/sdp')
+        .send(session.publisher.answerSdp)
+    );
   };
   app.post('/whip', async (request, reply) => publish(request, reply, undefined));
   app.post<{ Params: { name: string } }>('/whip/:name', async (request, reply) => publish(request, reply, request.params.name));

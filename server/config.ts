@@ -118,39 +118,69 @@ const REPEATABLE = new Set(['announce-address']);
 export const SERVE_OPTIONS = {
   host: ['HOST', 'address to listen on (default 0.0.0.0)'],
   port: ['PORT', 'HTTP port (default 8080)'],
-  model: ['MODEL', 'model folder (sds-model/1 manifest or diffusers ONNX export), or hf:<org>/<name>[@rev] pulled with `sds models pull` (default: embedded model)'],
+  model: [
+    'MODEL',
+    'model folder (sds-model/1 manifest or diffusers ONNX export), or hf:<org>/<name>[@rev] pulled with `sds models pull` (default: embedded model)',
+  ],
   provider: ['PROVIDER', 'execution provider: cpu | cuda | webgpu (default cpu)'],
   'no-cpu-fallback': ['NO_CPU_FALLBACK', 'fail instead of falling back to CPU when the provider is unavailable'],
   workers: ['WORKERS', 'inference worker threads (default 1)'],
   'intra-op-threads': ['INTRA_OP_THREADS', 'ONNX Runtime threads per worker (default: CPU count)'],
   'budget-ms': ['BUDGET_MS', 'per-frame latency budget in ms (default 40)'],
-  resolution: ['RESOLUTION', 'model input WxH, e.g. 320x256 (default: the model\'s native resolution)'],
-  'image-blend': ['IMAGE_BLEND', 'where consistency warps and blends the previous output: auto | host | graph (default auto: a GridSample graph on cuda/webgpu, the host on cpu)'],
+  resolution: ['RESOLUTION', "model input WxH, e.g. 320x256 (default: the model's native resolution)"],
+  'image-blend': [
+    'IMAGE_BLEND',
+    'where consistency warps and blends the previous output: auto | host | graph (default auto: a GridSample graph on cuda/webgpu, the host on cpu)',
+  ],
   codecs: ['CODECS', 'video codecs offered, in preference order (default VP8,H264)'],
   'max-bitrate-kbps': ['MAX_BITRATE_KBPS', 'cap on the encoder bitrate (default 2000)'],
   'max-sessions': ['MAX_SESSIONS', 'concurrent publisher sessions before 503 (default 4)'],
-  'admission-ceiling': ['ADMISSION_CEILING', 'refuse a session predicted to push model utilization past this, 0..1 (default 0.85; 1 = off)'],
+  'admission-ceiling': [
+    'ADMISSION_CEILING',
+    'refuse a session predicted to push model utilization past this, 0..1 (default 0.85; 1 = off)',
+  ],
   'max-sessions-per-client': ['MAX_SESSIONS_PER_CLIENT', 'concurrent sessions one client address may hold before 503 (default 2)'],
   token: ['TOKEN', 'require `Authorization: Bearer <token>` on WHIP, session and WebSocket endpoints (default: none)'],
   'request-timeout-ms': ['REQUEST_TIMEOUT_MS', 'close a connection whose request has not fully arrived after this long (default 15000)'],
   'media-timeout-ms': ['MEDIA_TIMEOUT_MS', 'end a session after this long without media (default 10000)'],
   'cors-origin': ['CORS_ORIGIN', 'comma-separated origins allowed cross-origin, or * (default: none)'],
-  'ice-server': ['ICE_SERVERS', 'comma-separated STUN/TURN URIs advertised to WHIP/WHEP clients, e.g. stun:stun.example.net:3478,turn:user:pass@turn.example.net:3478?transport=udp (default: none)'],
-  'announce-address': ['ANNOUNCE_ADDRESSES', 'IP address announced as an ICE host candidate besides the local ones, for 1:1 NAT or published container ports; repeat the flag or comma-separate (default: none)'],
-  'ice-interfaces': ['ICE_INTERFACES', 'comma-separated interface names (eth0, lo) or local addresses to gather ICE candidates on (default: every non-loopback interface)'],
+  'ice-server': [
+    'ICE_SERVERS',
+    'comma-separated STUN/TURN URIs advertised to WHIP/WHEP clients, e.g. stun:stun.example.net:3478,turn:user:pass@turn.example.net:3478?transport=udp (default: none)',
+  ],
+  'announce-address': [
+    'ANNOUNCE_ADDRESSES',
+    'IP address announced as an ICE host candidate besides the local ones, for 1:1 NAT or published container ports; repeat the flag or comma-separate (default: none)',
+  ],
+  'ice-interfaces': [
+    'ICE_INTERFACES',
+    'comma-separated interface names (eth0, lo) or local addresses to gather ICE candidates on (default: every non-loopback interface)',
+  ],
   'udp-port-range': ['UDP_PORT_RANGE', 'MIN-MAX: the UDP ports every peer connection binds, e.g. 40000-40100 (default: any free port)'],
   'max-viewers': ['MAX_VIEWERS', 'live WHEP viewers over all streams before 503 (default 32)'],
-  'playout-delay-ms': ['PLAYOUT_DELAY_MS', 'ask receivers to buffer at most this many ms before showing a frame (RTP playout-delay), or off (default 0: show at once)'],
-  'tls-cert': ['TLS_CERT', 'PEM certificate (chain) file: serve HTTPS with it and --tls-key; `sds cert` makes a self-signed one (default: plain HTTP)'],
+  'playout-delay-ms': [
+    'PLAYOUT_DELAY_MS',
+    'ask receivers to buffer at most this many ms before showing a frame (RTP playout-delay), or off (default 0: show at once)',
+  ],
+  'tls-cert': [
+    'TLS_CERT',
+    'PEM certificate (chain) file: serve HTTPS with it and --tls-key; `sds cert` makes a self-signed one (default: plain HTTP)',
+  ],
   'tls-key': ['TLS_KEY', 'PEM private key file for --tls-cert'],
   'log-level': ['LOG_LEVEL', 'trace | debug | info | warn | error (default info)'],
   role: ['ROLE', 'standalone | worker | front: scale out over several machines through Redis (default standalone)'],
   redis: ['REDIS_URL', 'Redis URL for --role worker and front, e.g. redis://127.0.0.1:6379'],
-  'public-url': ['PUBLIC_URL', 'a worker\'s base URL as clients reach it, e.g. http://10.0.0.5:8080 (default: http://<host>:<port>)'],
+  'public-url': ['PUBLIC_URL', "a worker's base URL as clients reach it, e.g. http://10.0.0.5:8080 (default: http://<host>:<port>)"],
   'heartbeat-ms': ['HEARTBEAT_MS', 'how often a worker refreshes its registry entry; it expires after 3 missed (default 1000)'],
   'admin-token': ['ADMIN_TOKEN', 'bearer token for POST /admin/drain (default: the --token; with neither, the endpoint is off)'],
-  'drain-timeout-ms': ['DRAIN_TIMEOUT_MS', 'a draining worker (SIGTERM, POST /admin/drain) ends sessions still live after this long, then exits (default 600000)'],
-  'registry-grace-ms': ['REGISTRY_GRACE_MS', 'front door: while Redis is unreachable, route viewers from the last registry read for this long (default 30000)'],
+  'drain-timeout-ms': [
+    'DRAIN_TIMEOUT_MS',
+    'a draining worker (SIGTERM, POST /admin/drain) ends sessions still live after this long, then exits (default 600000)',
+  ],
+  'registry-grace-ms': [
+    'REGISTRY_GRACE_MS',
+    'front door: while Redis is unreachable, route viewers from the last registry read for this long (default 30000)',
+  ],
 } as const;
 
 /**
@@ -158,7 +188,10 @@ export const SERVE_OPTIONS = {
  * that a serve flag's value (`--model DIR`) is read as its value and passed on, not as a stray positional.
  */
 export const SERVE_PARSE_OPTIONS = Object.fromEntries(
-  Object.keys(SERVE_OPTIONS).map((k) => [k, { type: k === 'no-cpu-fallback' ? 'boolean' : 'string', ...(REPEATABLE.has(k) ? { multiple: true } : {}) }]),
+  Object.keys(SERVE_OPTIONS).map((k) => [
+    k,
+    { type: k === 'no-cpu-fallback' ? 'boolean' : 'string', ...(REPEATABLE.has(k) ? { multiple: true } : {}) },
+  ]),
 ) as Record<keyof typeof SERVE_OPTIONS, { type: 'string' | 'boolean'; multiple?: boolean }>;
 
 /**
@@ -198,10 +231,16 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     maxSessionsPerClient: int('max-sessions-per-client', get('max-sessions-per-client'), 2, 1, 1000),
     token: token(get('token')),
     requestTimeoutMs: int('request-timeout-ms', get('request-timeout-ms'), 15_000, 100, 600_000),
-    corsOrigins: (get('cors-origin') ?? '').split(',').map((o) => o.trim()).filter(Boolean),
+    corsOrigins: (get('cors-origin') ?? '')
+      .split(',')
+      .map((o) => o.trim())
+      .filter(Boolean),
     mediaTimeoutMs: int('media-timeout-ms', get('media-timeout-ms'), 10_000, 500, 600_000),
     iceServers: iceServers(get('ice-server')),
-    network: parseIceNetwork({ announce: get('announce-address'), interfaces: get('ice-interfaces'), portRange: get('udp-port-range') }, interfaces),
+    network: parseIceNetwork(
+      { announce: get('announce-address'), interfaces: get('ice-interfaces'), portRange: get('udp-port-range') },
+      interfaces,
+    ),
     maxViewers: int('max-viewers', get('max-viewers'), 32, 0, 10_000),
     playoutDelayMaxMs: get('playout-delay-ms') === 'off' ? undefined : int('playout-delay-ms', get('playout-delay-ms'), 0, 0, 40_950),
     ...tlsFiles(get('tls-cert'), get('tls-key')),
@@ -216,7 +255,12 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
   return config;
 }
 
-function cluster(role: string | undefined, redis: string | undefined, publicUrl: string | undefined, heartbeat: string | undefined): Pick<ServerConfig, 'role' | 'redisUrl' | 'publicUrl' | 'heartbeatMs'> {
+function cluster(
+  role: string | undefined,
+  redis: string | undefined,
+  publicUrl: string | undefined,
+  heartbeat: string | undefined,
+): Pick<ServerConfig, 'role' | 'redisUrl' | 'publicUrl' | 'heartbeatMs'> {
   const r = oneOf('role', role ?? 'standalone', ['standalone', 'worker', 'front'] as const);
   if (r !== 'standalone' && !redis) throw new ConfigError(`--role ${r} needs --redis redis://host:port`);
   if (redis && !/^rediss?:\/\//.test(redis)) throw new ConfigError(`--redis must be a redis:// or rediss:// URL (got "${redis}")`);
@@ -237,19 +281,23 @@ function cluster(role: string | undefined, redis: string | undefined, publicUrl:
 function modelDir(raw: string | undefined, env: NodeJS.ProcessEnv): string {
   if (!raw?.startsWith('hf:')) return path.resolve(raw ?? DEFAULT_MODEL_DIR);
   const ref = parseHubModelRef(raw.slice(3));
-  if (!ref) throw new ConfigError(`--model hf:<org>/<name>[@revision] names a Hugging Face model, e.g. hf:onnxruntime/sd-turbo (got "${raw}")`);
+  if (!ref)
+    throw new ConfigError(`--model hf:<org>/<name>[@revision] names a Hugging Face model, e.g. hf:onnxruntime/sd-turbo (got "${raw}")`);
   const cache = hubCacheDir(env);
   const snapshot = cachedSnapshot(ref, cache);
   if (!snapshot) {
     const revision = ref.revision === DEFAULT_REVISION ? '' : ` --revision ${ref.revision}`;
-    throw new ConfigError(`--model ${raw}: not in the Hugging Face cache (${cache}); download it first with: sds models pull ${ref.repo}${revision}`);
+    throw new ConfigError(
+      `--model ${raw}: not in the Hugging Face cache (${cache}); download it first with: sds models pull ${ref.repo}${revision}`,
+    );
   }
   return snapshot;
 }
 
 function tlsFiles(certFile: string | undefined, keyFile: string | undefined): Pick<ServerConfig, 'tls'> {
   if (!certFile && !keyFile) return {};
-  if (!certFile || !keyFile) throw new ConfigError(`--tls-cert and --tls-key go together (got only ${certFile ? '--tls-cert' : '--tls-key'})`);
+  if (!certFile || !keyFile)
+    throw new ConfigError(`--tls-cert and --tls-key go together (got only ${certFile ? '--tls-cert' : '--tls-key'})`);
   const read = (flag: string, file: string): string => {
     try {
       return readFileSync(file, 'utf8');
@@ -262,7 +310,9 @@ function tlsFiles(certFile: string | undefined, keyFile: string | undefined): Pi
   try {
     createSecureContext(tls);
   } catch (err) {
-    throw new ConfigError(`--tls-cert/--tls-key: "${certFile}" and "${keyFile}" are not a PEM certificate and its private key (${(err as Error).message})`);
+    throw new ConfigError(
+      `--tls-cert/--tls-key: "${certFile}" and "${keyFile}" are not a PEM certificate and its private key (${(err as Error).message})`,
+    );
   }
   return { tls };
 }

@@ -9,7 +9,10 @@ export function httpError(status: number, message: string): Error & { status: nu
   return Object.assign(new Error(message), { status });
 }
 
-export function sendError(reply: FastifyReply, error: Error & { status?: number; statusCode?: number; retryAfterSeconds?: number }): FastifyReply {
+export function sendError(
+  reply: FastifyReply,
+  error: Error & { status?: number; statusCode?: number; retryAfterSeconds?: number },
+): FastifyReply {
   let status = error.status ?? error.statusCode ?? 500;
   if (error instanceof ParamsError) status = 400;
   // A refusal that says when to come back (a full server, an unreachable registry) is for the user, not a fault.

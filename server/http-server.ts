@@ -66,7 +66,9 @@ export function createHttpApp(config: ServerConfig, logger: Logger) {
         keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
       };
       // With --tls-cert/--tls-key everything on this port is HTTPS, the WebSocket upgrade (wss:) included.
-      const server = config.tls ? createHttpsServer({ ...options, cert: config.tls.cert, key: config.tls.key }, handler) : createServer(options, handler);
+      const server = config.tls
+        ? createHttpsServer({ ...options, cert: config.tls.cert, key: config.tls.key }, handler)
+        : createServer(options, handler);
       server.setTimeout(CONNECTION_TIMEOUT_MS);
       return server;
     },
@@ -75,9 +77,7 @@ export function createHttpApp(config: ServerConfig, logger: Logger) {
   app.addContentTypeParser('application/trickle-ice-sdpfrag', { parseAs: 'string', bodyLimit: MAX_SDP_BYTES }, (_req, body, done) =>
     done(null, body),
   );
-  app.addContentTypeParser('application/sdp', { parseAs: 'string', bodyLimit: MAX_SDP_BYTES }, (_req, body, done) =>
-    done(null, body),
-  );
+  app.addContentTypeParser('application/sdp', { parseAs: 'string', bodyLimit: MAX_SDP_BYTES }, (_req, body, done) => done(null, body));
 
   // CORS for browser clients on other origins (e.g. a player page): allowed origins come from
   // --cors-origin; none by default, so only same-origin pages can drive sessions.
@@ -107,7 +107,10 @@ export function createHttpApp(config: ServerConfig, logger: Logger) {
       if (tickets && typeof ticket === 'string' && tickets.verify(request.method, request.url.split('?')[0]!, ticket)) return;
       if (verdict === 'missing') {
         void reply.header('WWW-Authenticate', 'Bearer realm="sds"');
-        return reply.code(401).type('text/plain; charset=utf-8').send('this endpoint needs `Authorization: Bearer <token>` (the server was started with --token)\n');
+        return reply
+          .code(401)
+          .type('text/plain; charset=utf-8')
+          .send('this endpoint needs `Authorization: Bearer <token>` (the server was started with --token)\n');
       }
       void reply.header('WWW-Authenticate', 'Bearer realm="sds", error="invalid_token"');
       return reply.code(403).type('text/plain; charset=utf-8').send('the bearer token is not valid for this server\n');
@@ -128,7 +131,8 @@ export type HttpApp = ReturnType<typeof createHttpApp>;
 
 /** The base URL the server prints and a worker registers: https when serving TLS; a wildcard host reads as localhost. */
 export function serverUrl(config: Pick<ServerConfig, 'host' | 'tls'>, port: number): string {
-  const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host.includes(':') ? `[${config.host}]` : config.host;
+  const host =
+    config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host.includes(':') ? `[${config.host}]` : config.host;
   return `${config.tls ? 'https' : 'http'}://${host}:${port}`;
 }
 

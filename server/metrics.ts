@@ -19,7 +19,13 @@ export class ServerMetrics {
   readonly sessionsOpened: client.Counter;
   readonly sessionErrors: client.Counter<'kind'>;
 
-  constructor(gauges: { sessions(): number; viewers?(): number; modelQueueDepth(): number; modelUtilization(): number; fps(): { input: number; output: number } }) {
+  constructor(gauges: {
+    sessions(): number;
+    viewers?(): number;
+    modelQueueDepth(): number;
+    modelUtilization(): number;
+    fps(): { input: number; output: number };
+  }) {
     const r = [this.registry];
     client.collectDefaultMetrics({ register: this.registry });
     this.loopDelay.enable();
@@ -65,7 +71,7 @@ export class ServerMetrics {
     });
     new client.Gauge({
       name: 'sds_viewers',
-      help: 'Live WHEP viewers over all streams (each gets the stream\'s shared encoding, no encoder of its own)',
+      help: "Live WHEP viewers over all streams (each gets the stream's shared encoding, no encoder of its own)",
       registers: r,
       collect() {
         this.set(gauges.viewers?.() ?? 0);

@@ -46,7 +46,11 @@ export function createLogger(level: string): Logger {
   return pino({ level, base: { service: 'sds' } });
 }
 
-export async function startServer(given: ServerConfig, logger = createLogger(given.logLevel), deps: ServerDependencies = {}): Promise<RunningServer> {
+export async function startServer(
+  given: ServerConfig,
+  logger = createLogger(given.logLevel),
+  deps: ServerDependencies = {},
+): Promise<RunningServer> {
   // A copy: a worker learns its public URL only once it listens (port 0), and routes read it from here.
   const config = { ...given };
   // A worker fails fast when Redis is not there, before loading the model.
@@ -92,8 +96,13 @@ export async function startServer(given: ServerConfig, logger = createLogger(giv
   const startDrain = (reason: string): { done: Promise<void>; deadlineMs: number } => {
     if (draining) return draining;
     const deadlineMs = Date.now() + config.drainTimeoutMs;
-    manager.refuseNewPublishers('this server is draining for a restart and takes no new streams; try again shortly (through the front door, another worker takes it)');
-    logger.info({ reason, sessions: manager.size + manager.starting, viewers: manager.viewerCount, timeoutMs: config.drainTimeoutMs }, 'draining');
+    manager.refuseNewPublishers(
+      'this server is draining for a restart and takes no new streams; try again shortly (through the front door, another worker takes it)',
+    );
+    logger.info(
+      { reason, sessions: manager.size + manager.starting, viewers: manager.viewerCount, timeoutMs: config.drainTimeoutMs },
+      'draining',
+    );
     const done = (async () => {
       // The record says `draining` at once, so no front door reserves a slot here any more.
       await registration?.beatNow();
@@ -128,7 +137,12 @@ export async function startServer(given: ServerConfig, logger = createLogger(giv
   if (redis) {
     config.publicUrl ??= url;
     const id = `${new URL(config.publicUrl).host}-${process.pid}`;
-    registration = new WorkerRegistration(redis, config.heartbeatMs, () => workerSnapshot(id, config, sessions, restyler, draining !== undefined), logger);
+    registration = new WorkerRegistration(
+      redis,
+      config.heartbeatMs,
+      () => workerSnapshot(id, config, sessions, restyler, draining !== undefined),
+      logger,
+    );
     await registration.start();
     logger.info({ worker: id, publicUrl: config.publicUrl }, 'registered as a cluster worker');
   }
@@ -168,7 +182,13 @@ async function waitForSessionsToEnd(sessions: SessionManager, deadlineMs: number
 }
 
 /** What a worker tells the registry about itself (see cluster/registry.ts WorkerRecord). */
-function workerSnapshot(id: string, config: ServerConfig, sessions: SessionManager, restyler: Restyler, draining: boolean): Omit<WorkerRecord, 'updatedAtMs'> {
+function workerSnapshot(
+  id: string,
+  config: ServerConfig,
+  sessions: SessionManager,
+  restyler: Restyler,
+  draining: boolean,
+): Omit<WorkerRecord, 'updatedAtMs'> {
   // Sessions still being set up count already: a heartbeat between the redirect and the session's start
   // must not make this worker look emptier than it is.
   const n = sessions.size + sessions.starting;

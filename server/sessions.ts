@@ -296,7 +296,15 @@ export class SessionManager {
 
   defaultParams(): SessionParams {
     const d = this.restyler.info.defaults;
-    return { style: d.style, prompt: '', strength: d.strength, steps: d.steps, seed: 42, consistency: DEFAULT_CONSISTENCY, similarityFilter: false };
+    return {
+      style: d.style,
+      prompt: '',
+      strength: d.strength,
+      steps: d.steps,
+      seed: 42,
+      consistency: DEFAULT_CONSISTENCY,
+      similarityFilter: false,
+    };
   }
 
   limits(): ParamsLimits {
@@ -328,7 +336,15 @@ export class SessionManager {
       initial,
       clientAddress,
       egress: (events, { width, height }, logger) =>
-        new VideoEgress({ width, height, maxBitrateKbps: this.config.maxBitrateKbps, logger, onSent: events.sent, onFailed: events.failed, ...(this.openEncoder ? { openEncoder: this.openEncoder } : {}) }),
+        new VideoEgress({
+          width,
+          height,
+          maxBitrateKbps: this.config.maxBitrateKbps,
+          logger,
+          onSent: events.sent,
+          onFailed: events.failed,
+          ...(this.openEncoder ? { openEncoder: this.openEncoder } : {}),
+        }),
       publisher: async (pipeline, link, size, logger) => {
         const publisher = await createPublisherSession(offerSdp, {
           target: size,
@@ -474,7 +490,10 @@ export class SessionManager {
     if (!found) throw new StreamNotFoundError(`nothing is published as "${name}" right now; retry when its publisher is live`);
     if (this.viewerSessions.size + this.pendingViewers >= this.config.maxViewers) {
       this.metrics.sessionErrors.inc({ kind: 'capacity' });
-      throw new CapacityError(`server is full: ${this.config.maxViewers} viewers are watching (limit set by --max-viewers); retry later`, 10);
+      throw new CapacityError(
+        `server is full: ${this.config.maxViewers} viewers are watching (limit set by --max-viewers); retry later`,
+        10,
+      );
     }
     this.pendingViewers++;
     try {

@@ -53,7 +53,10 @@ export function attachWebSocketFallback(server: Server, deps: WebSocketFallbackD
       openJpegStream(ws, request.socket.remoteAddress, deps).catch((error: Error) => {
         // Refused (capacity, per-client cap) or failed: say why, then close (a close reason is ≤ 123 bytes).
         if (ws.readyState === ws.OPEN) ws.send(JSON.stringify({ type: 'error', message: error.message }));
-        ws.close(error instanceof CapacityError ? 1013 : 1011, error instanceof CapacityError ? 'server is full; retry later' : 'could not start the stream');
+        ws.close(
+          error instanceof CapacityError ? 1013 : 1011,
+          error instanceof CapacityError ? 'server is full; retry later' : 'could not start the stream',
+        );
       });
     });
   };

@@ -50,7 +50,15 @@ export interface EgressStats {
   /** Per codec with at least one consumer: one encoder each. */
   codecs: Record<
     string,
-    { consumers: number; framesEncoded: number; keyframesForced: number; framesNotSent: number; packetsOut: number; encodeErrors: number; encoderReopens: number }
+    {
+      consumers: number;
+      framesEncoded: number;
+      keyframesForced: number;
+      framesNotSent: number;
+      packetsOut: number;
+      encodeErrors: number;
+      encoderReopens: number;
+    }
   >;
 }
 
@@ -168,7 +176,12 @@ class CodecBranch {
 
   private open(): Promise<FrameEncoder | undefined> {
     const { codec, options } = this;
-    return (options.openEncoder ?? openVideoEncoder)({ codec, width: options.width, height: options.height, maxBitrateKbps: options.maxBitrateKbps }).then(
+    return (options.openEncoder ?? openVideoEncoder)({
+      codec,
+      width: options.width,
+      height: options.height,
+      maxBitrateKbps: options.maxBitrateKbps,
+    }).then(
       async (enc) => {
         if (this.closed) {
           await enc.close();
@@ -201,7 +214,10 @@ class CodecBranch {
       this.onFailed?.(reason);
       return;
     }
-    this.options.logger?.warn({ err: error.message, codec: this.codec, encodeErrors: this.counters.encodeErrors }, 'encode failed; re-opening the encoder');
+    this.options.logger?.warn(
+      { err: error.message, codec: this.codec, encodeErrors: this.counters.encodeErrors },
+      'encode failed; re-opening the encoder',
+    );
     this.reopening = (async () => {
       const old = this.encoder;
       this.encoder = undefined;

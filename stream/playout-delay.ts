@@ -24,7 +24,10 @@ export function playoutDelayPayload(minMs: number, maxMs: number): Buffer {
  * not negotiate the extension (or `maxMs` is undefined: the operator turned it off). The packets are
  * shared between consumers, so each is copied before it gets this peer's extension id.
  */
-export function playoutDelayStamper(transceiver: RTCRtpTransceiver, maxMs: number | undefined): ((packet: RtpPacket) => RtpPacket) | undefined {
+export function playoutDelayStamper(
+  transceiver: RTCRtpTransceiver,
+  maxMs: number | undefined,
+): ((packet: RtpPacket) => RtpPacket) | undefined {
   if (maxMs === undefined) return undefined;
   const id = transceiver.headerExtensions.find((e) => e.uri === PLAYOUT_DELAY_URI)?.id;
   if (id === undefined) return undefined;

@@ -91,7 +91,12 @@ export interface PublisherSession {
 const PLI_MIN_INTERVAL_MS = 300;
 
 /** What the publisher's video may ask of us: retransmission, keyframes, and REMB for its bitrate. */
-const PUBLISHER_RTCP_FEEDBACK = [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }, { type: 'ccm', parameter: 'fir' }, { type: 'goog-remb' }];
+const PUBLISHER_RTCP_FEEDBACK = [
+  { type: 'nack' },
+  { type: 'nack', parameter: 'pli' },
+  { type: 'ccm', parameter: 'fir' },
+  { type: 'goog-remb' },
+];
 
 /** Answer a publisher's offer. Throws SdpError / UnsupportedCodecError (with `status`) for unusable offers. */
 export async function createPublisherSession(offerSdp: string, options: PublisherOptions): Promise<PublisherSession> {
@@ -155,7 +160,9 @@ class Publisher extends PeerLifecycle implements PublisherSession {
     this.sub(
       this.pc.onDataChannel.subscribe((dc) => {
         this.dataChannel = dc;
-        this.sub(dc.onMessage.subscribe((msg) => this.safe(() => this.options.onData(typeof msg === 'string' ? msg : msg.toString('utf8')))));
+        this.sub(
+          dc.onMessage.subscribe((msg) => this.safe(() => this.options.onData(typeof msg === 'string' ? msg : msg.toString('utf8')))),
+        );
       }),
     );
 
@@ -277,7 +284,8 @@ class Publisher extends PeerLifecycle implements PublisherSession {
   private checkLiveness(): void {
     const now = nowMs();
     if (this.disconnectedTooLong(now)) return;
-    if (now - this.lastRtpMs > (this.options.mediaTimeoutMs ?? 10000)) this.vanish(`no media for ${Math.round((now - this.lastRtpMs) / 1000)} s`);
+    if (now - this.lastRtpMs > (this.options.mediaTimeoutMs ?? 10000))
+      this.vanish(`no media for ${Math.round((now - this.lastRtpMs) / 1000)} s`);
   }
 
   protected async releaseOwn(): Promise<void> {

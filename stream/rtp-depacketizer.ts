@@ -68,7 +68,7 @@ const MAX_TS_BEHIND = 90_000 * 10;
 const RESYNC_SEQUENTIAL = 3;
 
 const seqNewer = (a: number, b: number): boolean => a !== b && ((a - b) & 0xffff) < 0x8000;
-const tsNewer = (a: number, b: number): boolean => a !== b && ((a - b) >>> 0) < 0x80000000;
+const tsNewer = (a: number, b: number): boolean => a !== b && (a - b) >>> 0 < 0x80000000;
 
 /** Parse a VP8 RTP payload descriptor. Returns null for a malformed payload. */
 export function parseVp8Payload(buf: Buffer): PayloadInfo | null {
@@ -187,7 +187,7 @@ export class FrameAssembler {
     if (seqLate || tsLate) {
       const farBehind =
         (seqLate && ((this.lastSeq! - seq) & 0xffff) > MAX_MISORDER) ||
-        (tsLate && ((this.lastTimestamp! - packet.timestamp) >>> 0) > MAX_TS_BEHIND);
+        (tsLate && (this.lastTimestamp! - packet.timestamp) >>> 0 > MAX_TS_BEHIND);
       if (!farBehind || !this.jumpConfirmed(seq)) {
         this.stats.latePackets++; // retransmission or reordering beyond our one-frame allowance
         return [];
@@ -274,7 +274,8 @@ export class FrameAssembler {
       const prev = (seq - 1) & 0xffff;
       if (!frame.packets.has(prev)) {
         const starts = p.info?.frameStart === true || (p.info === null && malformed);
-        if (inOrder && this.lastSeq !== null) return this.gapIsPadding(this.lastSeq, seq) ? { first: seq, last: markerSeq, malformed } : null;
+        if (inOrder && this.lastSeq !== null)
+          return this.gapIsPadding(this.lastSeq, seq) ? { first: seq, last: markerSeq, malformed } : null;
         return starts ? { first: seq, last: markerSeq, malformed } : null;
       }
       seq = prev;
@@ -284,7 +285,10 @@ export class FrameAssembler {
 
   /** Counts a far-behind packet; true once RESYNC_SEQUENTIAL of them have come in sequence. */
   private jumpConfirmed(seq: number): boolean {
-    this.jump = this.jump && this.jump.nextSeq === seq ? { count: this.jump.count + 1, nextSeq: (seq + 1) & 0xffff } : { count: 1, nextSeq: (seq + 1) & 0xffff };
+    this.jump =
+      this.jump && this.jump.nextSeq === seq
+        ? { count: this.jump.count + 1, nextSeq: (seq + 1) & 0xffff }
+        : { count: 1, nextSeq: (seq + 1) & 0xffff };
     if (this.jump.count < RESYNC_SEQUENTIAL) return false;
     this.jump = null;
     return true;

@@ -22,7 +22,10 @@ export type OfferRole = 'publisher' | 'viewer';
 
 export function parseOffer(sdp: unknown, role: OfferRole = 'publisher'): OfferSummary {
   if (typeof sdp !== 'string' || sdp.trim() === '') throw new SdpError('the body is empty; send the SDP offer as application/sdp');
-  const lines = sdp.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '');
+  const lines = sdp
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
   if (lines[0] !== 'v=0') throw new SdpError('it must start with "v=0"');
   if (!lines.some((l) => l.startsWith('o='))) throw new SdpError('the origin line "o=" is missing');
   const sections: string[][] = [];
@@ -31,7 +34,10 @@ export function parseOffer(sdp: unknown, role: OfferRole = 'publisher'): OfferSu
     else sections.at(-1)?.push(l);
   }
   if (sections.length === 0) throw new SdpError('it has no media sections ("m=" lines)');
-  const session = lines.slice(0, lines.findIndex((l) => l.startsWith('m=')));
+  const session = lines.slice(
+    0,
+    lines.findIndex((l) => l.startsWith('m=')),
+  );
   const attr = (section: string[], name: string): string | undefined =>
     section.find((l) => l.startsWith(`a=${name}:`))?.slice(name.length + 3) ??
     session.find((l) => l.startsWith(`a=${name}:`))?.slice(name.length + 3);

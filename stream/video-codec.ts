@@ -43,7 +43,6 @@ export interface EncodedPicture {
   keyframe: boolean;
 }
 
-
 /** Runs codec calls one at a time and lets close() wait for the one in flight before freeing native memory. */
 class SerialQueue {
   private tail: Promise<unknown> = Promise.resolve();
@@ -73,7 +72,14 @@ export class VideoDecoder {
    * its pictures come back in system memory (NV12). Measured by `sds bench codec`; the server uses `software`.
    */
   static async create(codec: VideoCodecName, implementation: DecoderImplementation = 'software'): Promise<VideoDecoder> {
-    const name = implementation === 'cuvid' ? (codec === 'VP8' ? FF_DECODER_VP8_CUVID : FF_DECODER_H264_CUVID) : codec === 'VP8' ? FF_DECODER_VP8 : FF_DECODER_H264;
+    const name =
+      implementation === 'cuvid'
+        ? codec === 'VP8'
+          ? FF_DECODER_VP8_CUVID
+          : FF_DECODER_H264_CUVID
+        : codec === 'VP8'
+          ? FF_DECODER_VP8
+          : FF_DECODER_H264;
     const dec = Codec.findDecoderByName(name);
     if (!dec) throw new CodecUnavailableError(`No ${codec} decoder (${name}) in this FFmpeg build`);
     const ctx = new CodecContext();

@@ -2,14 +2,7 @@
 // RtpConsumer of its stream's egress — it never encodes; it only forwards the shared packets (werift rewrites
 // SSRC, payload type and header extensions, and encrypts). Owns its peer connection and timers; close()
 // frees them (PeerLifecycle). A viewer that vanishes (werift sends no close) is found by ICE state and RTCP silence.
-import {
-  RTCPeerConnection,
-  useSdesMid,
-  type RTCIceServer,
-  type RtcpPacket,
-  type RtpPacket,
-  type RTCRtpTransceiver,
-} from 'werift';
+import { RTCPeerConnection, useSdesMid, type RTCIceServer, type RtcpPacket, type RtpPacket, type RTCRtpTransceiver } from 'werift';
 import { nowMs } from '../frame/clock.js';
 import type { Log } from '../frame/log.js';
 import type { RtpConsumer } from './egress.js';

@@ -25,7 +25,9 @@ if (files.length === 0) {
   process.stderr.write(`no test files under ${TESTS_DIR} match ${filters.join(', ')} (did the build run?)\n`);
   process.exit(1);
 }
-process.stdout.write(`node ${process.version}: ${files.length} test files${process.env.CI === 'true' ? ' (CI=true: a missing test dependency fails)' : ''}\n`);
+process.stdout.write(
+  `node ${process.version}: ${files.length} test files${process.env.CI === 'true' ? ' (CI=true: a missing test dependency fails)' : ''}\n`,
+);
 const args = ['--test', '--test-concurrency=1', '--test-timeout=240000', '--test-reporter=spec', ...files];
 const child = spawn(process.execPath, args, { stdio: 'inherit' });
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => child.kill(signal));

@@ -162,7 +162,10 @@ async function republish(live: LiveSession): Promise<void> {
       }
     }
     if (session === live) {
-      stop({ title: 'Connection to the server was lost', detail: 'The network dropped or the server stopped. Press Start to connect again.' });
+      stop({
+        title: 'Connection to the server was lost',
+        detail: 'The network dropped or the server stopped. Press Start to connect again.',
+      });
     }
   } finally {
     republishing = false;
@@ -187,7 +190,12 @@ async function probeSession(live: LiveSession): Promise<void> {
 }
 
 function begin(camera: MediaStream, publisher: Publisher, glass: GlassToGlassProbe): LiveSession {
-  const sender = new ParamsSender(publisher.channel, publisher.resourceUrl, (p) => form.apply(p), (m) => toast(m));
+  const sender = new ParamsSender(
+    publisher.channel,
+    publisher.resourceUrl,
+    (p) => form.apply(p),
+    (m) => toast(m),
+  );
   const live: LiveSession = {
     camera,
     publisher,

@@ -28,9 +28,7 @@ export class ParamsForm {
     this.strength.addEventListener('input', () => this.edited(this.strength, { strength: Number(this.strength.value) }));
     this.steps.addEventListener('change', () => this.edited(this.steps, { steps: Number(this.steps.value) }));
     this.seed.addEventListener('change', () => this.edited(this.seed, { seed: this.seedValue() }));
-    this.consistency.addEventListener('input', () =>
-      this.edited(this.consistency, { consistency: Number(this.consistency.value) }),
-    );
+    this.consistency.addEventListener('input', () => this.edited(this.consistency, { consistency: Number(this.consistency.value) }));
     this.similarityFilter.addEventListener('change', () =>
       this.edited(this.similarityFilter, { similarityFilter: this.similarityFilter.checked }),
     );

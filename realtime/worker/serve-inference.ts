@@ -41,7 +41,14 @@ async function main(
     info: (message: string) => post({ type: 'log', level: 'info', message }),
     warn: (message: string) => post({ type: 'log', level: 'warn', message }),
   };
-  const model = await LoadedModel.load(init.modelDir, { provider: init.provider, fallbackToCpu: init.fallbackToCpu, intraOpThreads: init.intraOpThreads, logger, pixelGraphs: init.pixelGraphs ?? true, imageBlend: init.imageBlend ?? 'auto' });
+  const model = await LoadedModel.load(init.modelDir, {
+    provider: init.provider,
+    fallbackToCpu: init.fallbackToCpu,
+    intraOpThreads: init.intraOpThreads,
+    logger,
+    pixelGraphs: init.pixelGraphs ?? true,
+    imageBlend: init.imageBlend ?? 'auto',
+  });
   const manifest = model.manifest;
   const streams = new Map<string, FrameRestyler>();
   const restyle = (req: RunRequest) => {
@@ -84,16 +91,26 @@ async function main(
   const { width, height } = init.servedResolution ?? manifest.resolution;
   const warmFrame = (t: number) => {
     const data = new Uint8Array(width * height * 3);
-    for (let y = 0, i = 0; y < height; y++) for (let x = 0; x < width; x++, i += 3) data[i] = data[i + 1] = data[i + 2] = ((x + 2 * t) * 3 + y * 5) & 0xff;
+    for (let y = 0, i = 0; y < height; y++)
+      for (let x = 0; x < width; x++, i += 3) data[i] = data[i + 1] = data[i + 2] = ((x + 2 * t) * 3 + y * 5) & 0xff;
     return { width, height, data };
   };
   const halfFits = (width / 2) % manifest.sizeMultiple === 0 && (height / 2) % manifest.sizeMultiple === 0;
-  const scales: Array<1 | 0.5> = [1, 1, 1, 1, 1, ...(halfFits ? [0.5, 0.5] as const : [])];
+  const scales: Array<1 | 0.5> = [1, 1, 1, 1, 1, ...(halfFits ? ([0.5, 0.5] as const) : [])];
   chain = chain.then(async () => {
     // Through restylerFor, as a stream's frames go (a test's recording restyler sees the warm-up too).
     const warmUp = restylerFor(model, WARM_UP_STREAM);
     for (const [t, scale] of scales.entries()) {
-      await warmUp.restyle({ image: warmFrame(t), style: '', prompt: [{ prompt: '', weight: 1 }], strength: 0.5, steps: 1, seed: 0, consistency: 1, scale });
+      await warmUp.restyle({
+        image: warmFrame(t),
+        style: '',
+        prompt: [{ prompt: '', weight: 1 }],
+        strength: 0.5,
+        steps: 1,
+        seed: 0,
+        consistency: 1,
+        scale,
+      });
     }
     post({ type: 'ready', provider: model.provider });
   });

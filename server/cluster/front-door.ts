@@ -67,7 +67,8 @@ export async function startFrontDoor(config: ServerConfig, logger: Logger): Prom
   };
   app.post('/whip', async (request, reply) => publish(request, reply));
   app.post<{ Params: { name: string } }>('/whip/:name', async (request, reply) => publish(request, reply, request.params.name));
-  const whipOptions = async (_request: FastifyRequest, reply: FastifyReply) => reply.code(204).header('Accept-Post', 'application/sdp').send();
+  const whipOptions = async (_request: FastifyRequest, reply: FastifyReply) =>
+    reply.code(204).header('Accept-Post', 'application/sdp').send();
   app.options('/whip', whipOptions);
   app.options('/whip/:name', whipOptions);
 
@@ -92,7 +93,8 @@ export async function startFrontDoor(config: ServerConfig, logger: Logger): Prom
 
   /** Worker URLs are for operators: behind the token when one is set. */
   app.get('/api/cluster', async (request, reply) => {
-    if (config.token !== undefined && checkBearer(config.token, request.headers.authorization) !== 'ok') return sendError(reply, httpError(401, 'this endpoint needs the bearer token'));
+    if (config.token !== undefined && checkBearer(config.token, request.headers.authorization) !== 'ok')
+      return sendError(reply, httpError(401, 'this endpoint needs the bearer token'));
     // Client addresses (kept per worker for the per-client limit) are not for anyone's eyes: counts only.
     return { workers: (await registry.workers()).map(({ clients, ...w }) => ({ ...w, clients: Object.keys(clients ?? {}).length })) };
   });

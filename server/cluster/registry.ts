@@ -139,7 +139,8 @@ export class WorkerRegistration {
           this.failing = false;
         },
         (err: Error) => {
-          if (!this.failing) this.logger.warn({ err: err.message }, 'registry heartbeat failed; live sessions carry on, retrying every beat');
+          if (!this.failing)
+            this.logger.warn({ err: err.message }, 'registry heartbeat failed; live sessions carry on, retrying every beat');
           this.failing = true;
         },
       ),

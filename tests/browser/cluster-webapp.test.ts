@@ -15,7 +15,13 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { chromiumArgs } from '../../bench/browser-bench.js';
 import { loadTestPhoto, makePanClip, publishLoopedClip, type LoopbackClient } from '../../bench/loopback-client.js';
 import { findSourceImage, writePanningClip } from '../../bench/y4m-clip.js';
-import { clusterWorkers, RedisServer, SMALL_WORKER_ARGS, spawnClusterWorker, startLoopbackFrontDoor } from '../../bench/loopback-cluster.js';
+import {
+  clusterWorkers,
+  RedisServer,
+  SMALL_WORKER_ARGS,
+  spawnClusterWorker,
+  startLoopbackFrontDoor,
+} from '../../bench/loopback-cluster.js';
 import type { RunningFrontDoor } from '../../server/cluster/front-door.js';
 import type { WorkerRecord } from '../../server/cluster/registry.js';
 import { hasRedisServer, NO_REDIS } from '../support/redis-server.js';

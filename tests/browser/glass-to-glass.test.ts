@@ -24,7 +24,10 @@ describe('glass-to-glass in the web app', { skip, timeout: 60_000 }, () => {
     assert.ok(report.displayedFrames >= 30, `only ${report.displayedFrames} restyled frames shown in 5 s`);
     assert.ok(report.matchedRatio >= 0.8, `the page matched only ${(report.matchedRatio * 100).toFixed(0)}% of shown frames`);
     // The RTP timestamps the page matched are those the server received: the wire's, not a local counter.
-    assert.ok(report.serverMatchedRatio >= 0.8, `the server knows only ${(report.serverMatchedRatio * 100).toFixed(0)}% of the page's RTP timestamps`);
+    assert.ok(
+      report.serverMatchedRatio >= 0.8,
+      `the server knows only ${(report.serverMatchedRatio * 100).toFixed(0)}% of the page's RTP timestamps`,
+    );
     assert.ok(report.fromCaptureRatio >= 0.8, 'Chromium reports camera capture times: most samples should start at the capture');
 
     const withServer = report.frames.filter((f): f is [number, number, number] => f[2] !== null);
@@ -37,7 +40,10 @@ describe('glass-to-glass in the web app', { skip, timeout: 60_000 }, () => {
     // Glass-to-glass includes the server's time; single frames may read low for the reason above, which
     // tens of ms of jitter buffering used to hide before the playout-delay extension.
     const aboveServer = withServer.filter(([, glassMs, serverMs]) => glassMs > serverMs).length;
-    assert.ok(aboveServer >= 0.9 * withServer.length, `only ${aboveServer} of ${withServer.length} frames read above the server's own latency`);
+    assert.ok(
+      aboveServer >= 0.9 * withServer.length,
+      `only ${aboveServer} of ${withServer.length} frames read above the server's own latency`,
+    );
     const d = report.glassToGlassMs;
     assert.ok(d.p50 > report.serverLatencyMs.p50, 'the median includes the server and more');
     // Capture precedes sending; receive → display may read below zero by less than a refresh (see above).

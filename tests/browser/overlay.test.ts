@@ -37,12 +37,27 @@ describe('overlay page /overlay/<name>', { skip, timeout: 120_000 }, () => {
     // One viewer slot, so a second viewer meets the real server's 503 with Retry-After.
     // A stalled publisher keeps its stream for 30 s (--media-timeout-ms), longer than the overlay's 8 s watchdog;
     // four sessions from loopback, for the publishers the tests hold at once.
-    server = await startTestServer({ modelDir: DEFAULT_MODEL, maxViewers: 1, maxSessionsPerClient: 4, mediaTimeoutMs: 30_000, admissionCeiling: Number.POSITIVE_INFINITY });
+    server = await startTestServer({
+      modelDir: DEFAULT_MODEL,
+      maxViewers: 1,
+      maxSessionsPerClient: 4,
+      mediaTimeoutMs: 30_000,
+      admissionCeiling: Number.POSITIVE_INFINITY,
+    });
     clip = await makePanClip(await loadTestPhoto(), 320, 240, 30);
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       headless: true,
-      args: ['--no-sandbox', '--allow-loopback-in-peer-connection', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--autoplay-policy=no-user-gesture-required'],
+      args: [
+        '--no-sandbox',
+        '--allow-loopback-in-peer-connection',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+        '--autoplay-policy=no-user-gesture-required',
+      ],
     });
   });
   after(async () => {
@@ -52,8 +67,20 @@ describe('overlay page /overlay/<name>', { skip, timeout: 120_000 }, () => {
     await server?.close();
   });
 
-  async function publish(name: string, media: { loop: boolean; frames: RgbImage[] } = { loop: true, frames: clip }): Promise<LoopbackClient> {
-    const p = await createLoopbackClient({ whipUrl: `${server.url}/whip/${name}`, codec: 'VP8', fps: 15, ...media, width: 320, height: 240, direction: 'sendonly', onOutputFrame: () => {} });
+  async function publish(
+    name: string,
+    media: { loop: boolean; frames: RgbImage[] } = { loop: true, frames: clip },
+  ): Promise<LoopbackClient> {
+    const p = await createLoopbackClient({
+      whipUrl: `${server.url}/whip/${name}`,
+      codec: 'VP8',
+      fps: 15,
+      ...media,
+      width: 320,
+      height: 240,
+      direction: 'sendonly',
+      onOutputFrame: () => {},
+    });
     publishers.push(p);
     return p;
   }
@@ -73,13 +100,19 @@ describe('overlay page /overlay/<name>', { skip, timeout: 120_000 }, () => {
   }
 
   const stateText = (page: Page): Promise<string> => page.evaluate(() => document.getElementById('state').textContent as string);
-  const framesShown = (page: Page): Promise<number> => page.evaluate(() => document.getElementById('player').getVideoPlaybackQuality().totalVideoFrames as number);
+  const framesShown = (page: Page): Promise<number> =>
+    page.evaluate(() => document.getElementById('player').getVideoPlaybackQuality().totalVideoFrames as number);
   // Polled from here, not in the page: the page's own timers are fake in the clock tests.
   const stateMatches = (page: Page, pattern: RegExp, withinMs: number): Promise<string> =>
-    until(`the overlay state to match ${pattern}`, async () => {
-      const text = await stateText(page);
-      return pattern.test(text) ? text : undefined;
-    }, withinMs, 50);
+    until(
+      `the overlay state to match ${pattern}`,
+      async () => {
+        const text = await stateText(page);
+        return pattern.test(text) ? text : undefined;
+      },
+      withinMs,
+      50,
+    );
 
   test('nothing published: "waiting for <name>", looked for again after 1 s, then every 2 s, and not sooner', async () => {
     const { page, offers } = await overlay('absent', true);
@@ -88,7 +121,12 @@ describe('overlay page /overlay/<name>', { skip, timeout: 120_000 }, () => {
     await stateMatches(page, /^waiting for “absent” · retrying in 1 s$/, 5000);
     assert.equal(offers(), 1);
     // Waiting for a publisher backs off only to 2 s (WAITING_RETRY_MS), so one that comes back is seen soon.
-    for (const [waitS, nextS] of [[1, 2], [2, 2], [2, 2], [2, 2]] as const) {
+    for (const [waitS, nextS] of [
+      [1, 2],
+      [2, 2],
+      [2, 2],
+      [2, 2],
+    ] as const) {
       const before = offers();
       await clock.runFor(waitS * 1000 - 100);
       assert.equal(offers(), before, `no retry before ${waitS} s`);
@@ -134,8 +172,15 @@ describe('overlay page /overlay/<name>', { skip, timeout: 120_000 }, () => {
     await publish(name);
     const framesBefore = await framesShown(page);
     // Back within the 2 s waiting retry plus PLAYS_WITHIN_MS.
-    await until('the overlay to play again', async () => (await framesShown(page)) > framesBefore + 10 && (await stateText(page)) === '', 2000 + PLAYS_WITHIN_MS, 200).catch(async (error: Error) => {
-      throw new Error(`${error.message}: state "${await stateText(page)}", ${await framesShown(page)} frames shown (${framesBefore} before); server viewers ${server.sessions.viewerCount}`);
+    await until(
+      'the overlay to play again',
+      async () => (await framesShown(page)) > framesBefore + 10 && (await stateText(page)) === '',
+      2000 + PLAYS_WITHIN_MS,
+      200,
+    ).catch(async (error: Error) => {
+      throw new Error(
+        `${error.message}: state "${await stateText(page)}", ${await framesShown(page)} frames shown (${framesBefore} before); server viewers ${server.sessions.viewerCount}`,
+      );
     });
     await page.context().close();
   });

@@ -33,7 +33,17 @@ describe('web app with ?token= on a token-protected server', { skip, timeout: 12
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       headless: true,
-      args: ['--no-sandbox', '--allow-loopback-in-peer-connection', '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+      args: [
+        '--no-sandbox',
+        '--allow-loopback-in-peer-connection',
+        '--use-fake-ui-for-media-stream',
+        '--use-fake-device-for-media-stream',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+      ],
     });
   });
   after(async () => {
@@ -48,9 +58,13 @@ describe('web app with ?token= on a token-protected server', { skip, timeout: 12
   }
 
   async function notice(page: Page, title: string): Promise<string> {
-    await page.waitForFunction((t: string) => document.getElementById('notice-title').textContent === t, title, { timeout: REFUSED_WITHIN_MS }).catch(async (error: Error) => {
-      throw new Error(`${error.message}; the page shows "${await page.evaluate(() => document.getElementById('notice-title').textContent as string)}"`);
-    });
+    await page
+      .waitForFunction((t: string) => document.getElementById('notice-title').textContent === t, title, { timeout: REFUSED_WITHIN_MS })
+      .catch(async (error: Error) => {
+        throw new Error(
+          `${error.message}; the page shows "${await page.evaluate(() => document.getElementById('notice-title').textContent as string)}"`,
+        );
+      });
     return page.evaluate(() => document.getElementById('notice-detail').textContent as string);
   }
 
@@ -80,15 +94,23 @@ describe('web app with ?token= on a token-protected server', { skip, timeout: 12
     await until('the slot to be free', () => server.sessions.size === 0, 10_000);
     await page.click('#start');
     await page
-      .waitForFunction(() => {
-        const v = document.getElementById('output');
-        return v.readyState >= 2 && v.videoWidth > 0 && !v.paused;
-      }, undefined, { timeout: LIVE_WITHIN_MS })
+      .waitForFunction(
+        () => {
+          const v = document.getElementById('output');
+          return v.readyState >= 2 && v.videoWidth > 0 && !v.paused;
+        },
+        undefined,
+        { timeout: LIVE_WITHIN_MS },
+      )
       .catch(async (error: Error) => {
-        throw new Error(`${error.message}; the page shows "${await page.evaluate(() => document.getElementById('notice-title').textContent as string)}"`);
+        throw new Error(
+          `${error.message}; the page shows "${await page.evaluate(() => document.getElementById('notice-title').textContent as string)}"`,
+        );
       });
     assert.equal(server.sessions.size, 1);
-    const deleted = page.waitForResponse((r) => r.request().method() === 'DELETE' && new URL(r.url()).pathname.startsWith('/sessions/'), { timeout: 10_000 });
+    const deleted = page.waitForResponse((r) => r.request().method() === 'DELETE' && new URL(r.url()).pathname.startsWith('/sessions/'), {
+      timeout: 10_000,
+    });
     await page.click('#start'); // Stop: DELETE with the token
     assert.equal((await deleted).status(), 200, 'the DELETE carried the token');
     await until('Stop to end the session', () => server.sessions.size === 0, 10_000);
@@ -99,8 +121,13 @@ describe('web app with ?token= on a token-protected server', { skip, timeout: 12
     const page = await pressStart(`?token=${TOKEN}`);
     const session = await until('the session to start', () => server.sessions.all()[0], LIVE_WITHIN_MS);
     // The server's latency in the stats overlay came over the DataChannel: it is open.
-    await page.waitForFunction(() => /\d+ \/ \d+ ms/.test(document.querySelector('[data-stat="latency"]')?.textContent ?? ''), undefined, { timeout: LIVE_WITHIN_MS });
-    assert.equal((await fetch(`${server.url}/sessions/${session.id}`, { method: 'DELETE', headers: { Authorization: `Bearer ${TOKEN}` } })).status, 200);
+    await page.waitForFunction(() => /\d+ \/ \d+ ms/.test(document.querySelector('[data-stat="latency"]')?.textContent ?? ''), undefined, {
+      timeout: LIVE_WITHIN_MS,
+    });
+    assert.equal(
+      (await fetch(`${server.url}/sessions/${session.id}`, { method: 'DELETE', headers: { Authorization: `Bearer ${TOKEN}` } })).status,
+      200,
+    );
     assert.match(await notice(page, 'The server ended the session'), /^DELETE by client\. Press Start to connect again\.$/);
     await page.context().close();
   });
@@ -110,10 +137,14 @@ describe('web app with ?token= on a token-protected server', { skip, timeout: 12
   // it is back on the same port.
   test('a server restart: the page publishes again by itself, with its token, once the server is back', async () => {
     const page = await pressStart(`?token=${TOKEN}`);
-    await page.waitForFunction(() => /\d+ \/ \d+ ms/.test(document.querySelector('[data-stat="latency"]')?.textContent ?? ''), undefined, { timeout: LIVE_WITHIN_MS });
+    await page.waitForFunction(() => /\d+ \/ \d+ ms/.test(document.querySelector('[data-stat="latency"]')?.textContent ?? ''), undefined, {
+      timeout: LIVE_WITHIN_MS,
+    });
     const port = server.port;
     await server.close();
-    await page.waitForFunction(() => document.getElementById('status').textContent === 'Reconnecting…', undefined, { timeout: REFUSED_WITHIN_MS });
+    await page.waitForFunction(() => document.getElementById('status').textContent === 'Reconnecting…', undefined, {
+      timeout: REFUSED_WITHIN_MS,
+    });
     server = await startTestServer({ modelDir: DEFAULT_MODEL, token: TOKEN, port, admissionCeiling: Number.POSITIVE_INFINITY });
     // Within the next retry (at most 4 s apart) plus the connect.
     await until('the page to publish to the restarted server', () => server.sessions.size === 1, 4000 + LIVE_WITHIN_MS, 100);

@@ -37,7 +37,6 @@ const CLIP_FRAMES = 60;
 const CLIP_FPS = 30;
 const CLIP_SECONDS = CLIP_FRAMES / CLIP_FPS;
 
-
 describe('web app at /', { skip, timeout: 90_000 }, () => {
   let workDir = '';
   let server: ChildProcess | undefined;
@@ -143,7 +142,7 @@ describe('web app at /', { skip, timeout: 90_000 }, () => {
 
     // The camera pans, so the output moves even without a change: measure that first, over a whole pan cycle.
     const baseline: number[][] = [];
-    for (const started = Date.now(); Date.now() - started < CLIP_SECONDS * 1000; ) {
+    for (const started = Date.now(); Date.now() - started < CLIP_SECONDS * 1000;) {
       baseline.push(await sampleSignature(page));
       await page.waitForTimeout(150);
     }

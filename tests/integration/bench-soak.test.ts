@@ -14,55 +14,63 @@ const skip = requireDefaultModel();
 // What 10 s can show: frames flowing through publisher, engine and viewer in every sampled interval, and every
 // resource back to zero once the clients hang up. RSS growth and latency drift need minutes to mean anything;
 // they are not judged here (their bounds are off) but by `sds bench soak` and the verdict test below.
-const NOT_JUDGED_IN_10_S: Partial<SoakBounds> = { maxRssGrowthMb: Number.POSITIVE_INFINITY, maxRssGrowthPct: Number.POSITIVE_INFINITY, maxP95DriftMs: Number.POSITIVE_INFINITY };
+const NOT_JUDGED_IN_10_S: Partial<SoakBounds> = {
+  maxRssGrowthMb: Number.POSITIVE_INFINITY,
+  maxRssGrowthPct: Number.POSITIVE_INFINITY,
+  maxP95DriftMs: Number.POSITIVE_INFINITY,
+};
 
-test('a 10 s soak with one session and one viewer: frames flow in every interval and everything is freed after', { skip, timeout: 90_000 }, async () => {
-  const outDir = mkdtempSync(path.join(os.tmpdir(), 'sds-soak-'));
-  const intervalS = 2;
-  const warmupS = 4;
-  const report = await runSoak({
-    seconds: 10,
-    sessions: 1,
-    viewersPerSession: 1,
-    intervalS,
-    warmupS,
-    fps: 10,
-    codec: 'VP8',
-    width: 320,
-    height: 240,
-    serveArgs: ['--model', DEFAULT_MODEL, '--intra-op-threads', '2'],
-    bounds: { ...DEFAULT_SOAK_BOUNDS, ...NOT_JUDGED_IN_10_S },
-    outDir,
-    quiet: true,
-  });
-  assert.ok(report.samples.length >= 4, `${report.samples.length} samples`);
-  const last = report.samples[report.samples.length - 1]!;
-  assert.ok(last.rssMb > 0 && last.heapUsedMb > 0 && last.activeHandles > 0);
-  assert.equal(last.workers, 1);
-  assert.equal(last.sessions, 1);
-  assert.equal(last.viewers, 1);
-  // Frames flowing: after warm-up every 2 s interval (20 camera frames at 10 fps) has frames at each stage. A
-  // loaded machine sends fewer, never none; an interval with none is a stall.
-  const judged = report.samples.filter((s) => s.tS > warmupS);
-  assert.ok(judged.length >= 2, `${judged.length} samples after warm-up`);
-  for (const s of judged) {
-    const where = `interval ending at ${s.tS} s: ${JSON.stringify(s)}`;
-    assert.ok(s.clientFrames > 0, `the publisher decoded restyled frames (${where})`);
-    assert.ok(s.framesOut > 0, `the server sent restyled frames (${where})`);
-    assert.ok(s.viewerPackets > 0, `the viewer received packets (${where})`);
-  }
-  assert.equal(report.summary.stalledIntervals, 0);
-  assert.equal(report.summary.minWorkers, 1);
-  // Every resource back to zero: sessions, viewers, peer connections, codecs, timers.
-  assert.deepEqual(report.summary.leakedResources, {});
-  assert.equal(report.summary.sessionsAfter, 0);
-  assert.equal(report.summary.viewersAfter, 0);
-  assert.deepEqual(report.failures, [], JSON.stringify({ summary: report.summary, samples: report.samples }));
-  assert.equal(report.ok, true);
-  const saved = JSON.parse(readFileSync(path.join(outDir, 'soak.json'), 'utf8')) as SoakReport;
-  assert.equal(saved.samples.length, report.samples.length);
-  assert.match(readFileSync(path.join(outDir, 'soak.md'), 'utf8'), /Verdict: PASS/);
-});
+test(
+  'a 10 s soak with one session and one viewer: frames flow in every interval and everything is freed after',
+  { skip, timeout: 90_000 },
+  async () => {
+    const outDir = mkdtempSync(path.join(os.tmpdir(), 'sds-soak-'));
+    const intervalS = 2;
+    const warmupS = 4;
+    const report = await runSoak({
+      seconds: 10,
+      sessions: 1,
+      viewersPerSession: 1,
+      intervalS,
+      warmupS,
+      fps: 10,
+      codec: 'VP8',
+      width: 320,
+      height: 240,
+      serveArgs: ['--model', DEFAULT_MODEL, '--intra-op-threads', '2'],
+      bounds: { ...DEFAULT_SOAK_BOUNDS, ...NOT_JUDGED_IN_10_S },
+      outDir,
+      quiet: true,
+    });
+    assert.ok(report.samples.length >= 4, `${report.samples.length} samples`);
+    const last = report.samples[report.samples.length - 1]!;
+    assert.ok(last.rssMb > 0 && last.heapUsedMb > 0 && last.activeHandles > 0);
+    assert.equal(last.workers, 1);
+    assert.equal(last.sessions, 1);
+    assert.equal(last.viewers, 1);
+    // Frames flowing: after warm-up every 2 s interval (20 camera frames at 10 fps) has frames at each stage. A
+    // loaded machine sends fewer, never none; an interval with none is a stall.
+    const judged = report.samples.filter((s) => s.tS > warmupS);
+    assert.ok(judged.length >= 2, `${judged.length} samples after warm-up`);
+    for (const s of judged) {
+      const where = `interval ending at ${s.tS} s: ${JSON.stringify(s)}`;
+      assert.ok(s.clientFrames > 0, `the publisher decoded restyled frames (${where})`);
+      assert.ok(s.framesOut > 0, `the server sent restyled frames (${where})`);
+      assert.ok(s.viewerPackets > 0, `the viewer received packets (${where})`);
+    }
+    assert.equal(report.summary.stalledIntervals, 0);
+    assert.equal(report.summary.minWorkers, 1);
+    // Every resource back to zero: sessions, viewers, peer connections, codecs, timers.
+    assert.deepEqual(report.summary.leakedResources, {});
+    assert.equal(report.summary.sessionsAfter, 0);
+    assert.equal(report.summary.viewersAfter, 0);
+    assert.deepEqual(report.failures, [], JSON.stringify({ summary: report.summary, samples: report.samples }));
+    assert.equal(report.ok, true);
+    const saved = JSON.parse(readFileSync(path.join(outDir, 'soak.json'), 'utf8')) as SoakReport;
+    assert.equal(saved.samples.length, report.samples.length);
+    assert.match(readFileSync(path.join(outDir, 'soak.md'), 'utf8'), /Verdict: PASS/);
+  },
+);
 
 test('the soak verdict fails on RSS growth, p95 drift, stalls, a dead worker, leaks and handle growth', () => {
   const fine: SoakReport['summary'] = {

@@ -103,7 +103,12 @@ before(async () => {
   redis = await RedisServer.start();
   for (let i = 0; i < 2; i++) {
     fronts.push(
-      await startLoopbackFrontDoor(redis.url, HEARTBEAT_MS, ['--max-sessions-per-client', String(PER_CLIENT), '--registry-grace-ms', '20000']),
+      await startLoopbackFrontDoor(redis.url, HEARTBEAT_MS, [
+        '--max-sessions-per-client',
+        String(PER_CLIENT),
+        '--registry-grace-ms',
+        '20000',
+      ]),
     );
   }
 });

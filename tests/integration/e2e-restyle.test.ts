@@ -29,7 +29,12 @@ before(async () => {
   // the garbage-RTP test when CI's 2 cores run hot.
   // The media timeout also counts from the answer to a publisher's first packet, which a loaded machine can delay by
   // seconds (ICE + DTLS in JavaScript): 5 s, still quick to find the vanished peer below.
-  server = await startTestServer({ modelDir: DEFAULT_MODEL, mediaTimeoutMs: 5000, maxSessions: 4, admissionCeiling: Number.POSITIVE_INFINITY });
+  server = await startTestServer({
+    modelDir: DEFAULT_MODEL,
+    mediaTimeoutMs: 5000,
+    maxSessions: 4,
+    admissionCeiling: Number.POSITIVE_INFINITY,
+  });
   pan = await makePanClip(await loadTestPhoto(path.join(DEFAULT_MODEL, 'testdata', 'heldout.png')), 640, 480, 90);
 });
 after(async () => {
@@ -40,61 +45,77 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-
 // How many frames come back depends on the machine (latest frame wins: a busy model drops frames instead of
 // queueing them). What does not: every sent frame is restyled or counted as dropped by the server, output keeps
 // coming until the clip ends, and each frame that comes back is the restyled input with its RTP timestamp.
 // MIN_RETURNED: 3 s of clip at even 3 fps of output, what a starved 2-core machine still manages.
 const MIN_RETURNED = 9;
 
-test('a paced 30 fps VP8 clip comes back restyled: every frame restyled or counted dropped, each with its input RTP timestamp and structure', { skip }, async () => {
-  const outputs = new Map<number, RgbImage>();
-  const client = await createLoopbackClient({
-    whipUrl: `${server.url}/whip`,
-    codec: 'VP8',
-    fps: 30,
-    frames: pan,
-    width: 640,
-    height: 480,
-    onOutputFrame: (ts, rgb) => outputs.set(ts, rgb),
-  });
-  await client.finished;
-  const session = server.sessions.all().at(-1)!;
-  // The last frame's run and its trip back: bounded by the engine going idle, not by a guess at how long it takes.
-  await until('the engine to finish the last frame', () => { const e = session.engine.stats(); return e.framesOut + e.droppedFrames + e.errors === e.framesIn; }, 10_000);
-  await sleep(200); // the last restyled packets cross loopback (well under 1 ms; 200 ms is slack for a loaded event loop)
-  const engine = session.engine.stats();
-  const diagnostics = JSON.stringify({ ...session.stats(), publisher: session.publisher.stats() });
-  await client.close();
-  const sent = client.sent;
-  const returned = [...outputs.keys()].filter((ts) => sent.has(ts));
-  assert.equal(returned.length, outputs.size, 'every output frame carries the RTP timestamp of a frame that was sent');
-  assert.equal(engine.errors, 0, diagnostics);
-  // Every frame the server took in was restyled or counted as dropped (the wait above); how many it took in depends
-  // on when the first keyframe got through (frames before it cannot be decoded), so it is not judged.
-  assert.equal(engine.framesOut + engine.droppedFrames, engine.framesIn, diagnostics);
-  assert.ok(outputs.size >= MIN_RETURNED, `${outputs.size} frames came back; ${diagnostics}`);
-  // What the engine sent, the client received (loopback loses nothing): dropped frames are the server's choice, counted.
-  assert.ok(outputs.size >= engine.framesOut - 2, `${outputs.size} of the ${engine.framesOut} frames the server sent arrived; ${diagnostics}`);
-  // Output did not stop early: a frame from the clip's last second came back.
-  const lastSecond = Math.max(...[...sent.values()].map((v) => v.index)) - 30;
-  assert.ok(returned.some((ts) => sent.get(ts)!.index > lastSecond), `no frame from the clip's last second came back; ${diagnostics}`);
+test(
+  'a paced 30 fps VP8 clip comes back restyled: every frame restyled or counted dropped, each with its input RTP timestamp and structure',
+  { skip },
+  async () => {
+    const outputs = new Map<number, RgbImage>();
+    const client = await createLoopbackClient({
+      whipUrl: `${server.url}/whip`,
+      codec: 'VP8',
+      fps: 30,
+      frames: pan,
+      width: 640,
+      height: 480,
+      onOutputFrame: (ts, rgb) => outputs.set(ts, rgb),
+    });
+    await client.finished;
+    const session = server.sessions.all().at(-1)!;
+    // The last frame's run and its trip back: bounded by the engine going idle, not by a guess at how long it takes.
+    await until(
+      'the engine to finish the last frame',
+      () => {
+        const e = session.engine.stats();
+        return e.framesOut + e.droppedFrames + e.errors === e.framesIn;
+      },
+      10_000,
+    );
+    await sleep(200); // the last restyled packets cross loopback (well under 1 ms; 200 ms is slack for a loaded event loop)
+    const engine = session.engine.stats();
+    const diagnostics = JSON.stringify({ ...session.stats(), publisher: session.publisher.stats() });
+    await client.close();
+    const sent = client.sent;
+    const returned = [...outputs.keys()].filter((ts) => sent.has(ts));
+    assert.equal(returned.length, outputs.size, 'every output frame carries the RTP timestamp of a frame that was sent');
+    assert.equal(engine.errors, 0, diagnostics);
+    // Every frame the server took in was restyled or counted as dropped (the wait above); how many it took in depends
+    // on when the first keyframe got through (frames before it cannot be decoded), so it is not judged.
+    assert.equal(engine.framesOut + engine.droppedFrames, engine.framesIn, diagnostics);
+    assert.ok(outputs.size >= MIN_RETURNED, `${outputs.size} frames came back; ${diagnostics}`);
+    // What the engine sent, the client received (loopback loses nothing): dropped frames are the server's choice, counted.
+    assert.ok(
+      outputs.size >= engine.framesOut - 2,
+      `${outputs.size} of the ${engine.framesOut} frames the server sent arrived; ${diagnostics}`,
+    );
+    // Output did not stop early: a frame from the clip's last second came back.
+    const lastSecond = Math.max(...[...sent.values()].map((v) => v.index)) - 30;
+    assert.ok(
+      returned.some((ts) => sent.get(ts)!.index > lastSecond),
+      `no frame from the clip's last second came back; ${diagnostics}`,
+    );
 
-  const { width, height } = server.restyler.info;
-  let checked = 0;
-  for (const [ts, out] of outputs) {
-    if (checked >= 5 || sent.get(ts)!.index % 17 !== 0) continue;
-    checked++;
-    assert.deepEqual([out.width, out.height], [width, height]);
-    const input = await coverResize(pan[sent.get(ts)!.index]!, width, height);
-    const [a, b] = await Promise.all([downscale(input, width / 4, height / 4), downscale(out, width / 4, height / 4)]);
-    const structure = correlation(edges(a), edges(b));
-    const change = meanAbsDiff(input, out);
-    assert.ok(structure > 0.35, `output keeps the input's structure (edge correlation ${structure.toFixed(2)})`);
-    assert.ok(change > 8, `output is restyled, not the input (mean abs difference ${change.toFixed(1)} levels)`);
-  }
-  assert.ok(checked > 0);
-});
+    const { width, height } = server.restyler.info;
+    let checked = 0;
+    for (const [ts, out] of outputs) {
+      if (checked >= 5 || sent.get(ts)!.index % 17 !== 0) continue;
+      checked++;
+      assert.deepEqual([out.width, out.height], [width, height]);
+      const input = await coverResize(pan[sent.get(ts)!.index]!, width, height);
+      const [a, b] = await Promise.all([downscale(input, width / 4, height / 4), downscale(out, width / 4, height / 4)]);
+      const structure = correlation(edges(a), edges(b));
+      const change = meanAbsDiff(input, out);
+      assert.ok(structure > 0.35, `output keeps the input's structure (edge correlation ${structure.toFixed(2)})`);
+      assert.ok(change > 8, `output is restyled, not the input (mean abs difference ${change.toFixed(1)} levels)`);
+    }
+    assert.ok(checked > 0);
+  },
+);
 
 test('a style change fades in over STYLE_TRANSITION_FRAMES frames and then holds, without renegotiation', { skip }, async () => {
   const still = Array.from({ length: 30 }, () => pan[0]!);
@@ -129,7 +150,10 @@ test('a style change fades in over STYLE_TRANSITION_FRAMES frames and then holds
     // A fade shows frames in between; a jump would go from the old look to the new one in one frame. (Under
     // load the scheduler may resend an output, so the in-between frames are looked for, not counted.)
     const between = diffs.filter((d) => d > 0.15 * done && d < 0.85 * done);
-    assert.ok(between.length >= 1, `the change fades in rather than jumping (diffs from the old look: ${diffs.map((d) => d.toFixed(1)).join(', ')})`);
+    assert.ok(
+      between.length >= 1,
+      `the change fades in rather than jumping (diffs from the old look: ${diffs.map((d) => d.toFixed(1)).join(', ')})`,
+    );
     // Same input, same style, same seed: the output is stable frame to frame (fixed noise).
     const next = outputs[arrived + 1]!.image;
     assert.ok(meanAbsDiff(outputs[arrived]!.image, next) < done / 2, 'output is stable once the change is in');
@@ -208,7 +232,11 @@ test('a peer that vanishes without DELETE is cleaned up and frees everything', {
   // mediaTimeoutMs is 2 s in this server; the production default is 10 s (well within 30 s).
   await until('vanished session to be closed', () => server.sessions.size === 0, 15_000);
   await sleep(200);
-  assert.deepEqual(Object.entries(liveResources()).filter(([, n]) => n !== 0), [], JSON.stringify(liveResources()));
+  assert.deepEqual(
+    Object.entries(liveResources()).filter(([, n]) => n !== 0),
+    [],
+    JSON.stringify(liveResources()),
+  );
 });
 
 test('admission control refuses a session that measured load says would overload the model', { skip }, async () => {

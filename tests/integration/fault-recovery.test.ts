@@ -33,13 +33,16 @@ const encoders = encodersFailingOnCue();
 
 before(async () => {
   if (skip) return;
-  server = await startTestServer({
-    modelDir: DEFAULT_MODEL,
-    mediaTimeoutMs: MEDIA_TIMEOUT_MS,
-    maxSessions: 8,
-    maxSessionsPerClient: 8,
-    admissionCeiling: Number.POSITIVE_INFINITY,
-  }, { inferenceWorker: CRASH_ON_CUE_WORKER, openEncoder: encoders.openEncoder });
+  server = await startTestServer(
+    {
+      modelDir: DEFAULT_MODEL,
+      mediaTimeoutMs: MEDIA_TIMEOUT_MS,
+      maxSessions: 8,
+      maxSessionsPerClient: 8,
+      admissionCeiling: Number.POSITIVE_INFINITY,
+    },
+    { inferenceWorker: CRASH_ON_CUE_WORKER, openEncoder: encoders.openEncoder },
+  );
   clip = await makePanClip(await loadTestPhoto(path.join(DEFAULT_MODEL, 'testdata', 'heldout.png')), 320, 240, 30);
 });
 after(async () => {
@@ -49,7 +52,6 @@ after(async () => {
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
-
 
 function publisher(onFrame: () => void, extra: { whipPath?: string } = {}) {
   return createLoopbackClient({
@@ -67,7 +69,11 @@ function publisher(onFrame: () => void, extra: { whipPath?: string } = {}) {
 /** Every stream resource is free again (sessions, viewers, peer connections, codecs, timers). */
 async function assertBaseline(): Promise<void> {
   await until('all sessions to close', () => server.sessions.size === 0 && server.sessions.viewerCount === 0, 15_000);
-  await until(`resources to return to 0: ${JSON.stringify(liveResources())}`, () => Object.values(liveResources()).every((n) => n === 0), 5000);
+  await until(
+    `resources to return to 0: ${JSON.stringify(liveResources())}`,
+    () => Object.values(liveResources()).every((n) => n === 0),
+    5000,
+  );
 }
 
 async function metric(name: string, labels: string): Promise<number> {
@@ -76,71 +82,79 @@ async function metric(name: string, labels: string): Promise<number> {
   return line ? Number(line.split(' ').pop()) : 0;
 }
 
-test('a model worker that crashes mid-stream is restarted and the live session gets restyled frames again', { skip, timeout: 60_000 }, async () => {
-  let frames = 0;
-  const client = await publisher(() => frames++);
-  try {
-    await until('restyled frames before the crash', () => frames >= 10, 20_000);
-    const runtime = server.restyler as ModelRuntime;
-    const modelErrors = await metric('sds_session_errors_total', 'kind="model"');
-    crashWorkers();
-    // The run it died in is rejected: the engine counts a model error and goes on with the next frame.
-    await until('the worker to die', async () => (await metric('sds_session_errors_total', 'kind="model"')) > modelErrors, 10_000);
-    const atCrash = frames;
-    // The pool notices the exit, respawns the worker (model load + warm-up) and the engine's next frame runs there.
-    await until('the worker to be restarted', () => runtime.liveWorkers === 1, 30_000);
-    await until(`frames to resume after the crash (${frames - atCrash} so far)`, () => frames >= atCrash + 10, 30_000);
-    assert.equal(server.sessions.size, 1, 'the session survived the crash');
-    assert.equal(runtime.queueDepth <= 1, true, 'nothing is left hanging in the restarted worker');
-  } finally {
-    await client.close();
-  }
-  await assertBaseline();
-});
-
-test('a corrupt keyframe makes the server ask for a keyframe (PLI) and it recovers when a good one arrives', { skip, timeout: 60_000 }, async () => {
-  // One keyframe, then inter frames: the corrupt copy of the keyframe leaves nothing decodable until a PLI is answered.
-  const pictures: EncodedPicture[] = await encodePictures('VP8', clip.slice(0, 20));
-  const good = pictures[0]!;
-  assert.ok(good.keyframe);
-  // Keep the 10-byte VP8 keyframe header's size fields but break its sync code and cut the partitions short.
-  const corrupt: EncodedPicture = { keyframe: true, data: Buffer.from(good.data.subarray(0, Math.floor(good.data.length / 3))) };
-  corrupt.data[3] = 0x00;
-  corrupt.data[4] = 0x00;
-  // A sendonly (OBS-like) publisher: the engine's output count says what was restyled.
-  const pub = await startRawPublisher({ baseUrl: server.url, codec: 'VP8' });
-  try {
-    const session = server.sessions.whip(pub.sessionId)!;
-    assert.ok(session);
-    const restyled = (): number => session.engine.stats().framesOut;
-    let ts = 1000;
-    // Let the start-of-stream PLI (sent on the first packet) and its rate limit pass first.
-    pub.sendPicture(corrupt, (ts += 6000));
-    await sleep(500);
-    const requestsBefore = pub.keyframeRequests.length;
-    pub.sendPicture(corrupt, (ts += 6000));
-    for (let i = 1; i < 8; i++) {
-      pub.sendPicture(pictures[i]!, (ts += 6000));
-      await sleep(66);
+test(
+  'a model worker that crashes mid-stream is restarted and the live session gets restyled frames again',
+  { skip, timeout: 60_000 },
+  async () => {
+    let frames = 0;
+    const client = await publisher(() => frames++);
+    try {
+      await until('restyled frames before the crash', () => frames >= 10, 20_000);
+      const runtime = server.restyler as ModelRuntime;
+      const modelErrors = await metric('sds_session_errors_total', 'kind="model"');
+      crashWorkers();
+      // The run it died in is rejected: the engine counts a model error and goes on with the next frame.
+      await until('the worker to die', async () => (await metric('sds_session_errors_total', 'kind="model"')) > modelErrors, 10_000);
+      const atCrash = frames;
+      // The pool notices the exit, respawns the worker (model load + warm-up) and the engine's next frame runs there.
+      await until('the worker to be restarted', () => runtime.liveWorkers === 1, 30_000);
+      await until(`frames to resume after the crash (${frames - atCrash} so far)`, () => frames >= atCrash + 10, 30_000);
+      assert.equal(server.sessions.size, 1, 'the session survived the crash');
+      assert.equal(runtime.queueDepth <= 1, true, 'nothing is left hanging in the restarted worker');
+    } finally {
+      await client.close();
     }
-    await until('a PLI after the corrupt keyframe', () => pub.keyframeRequests.length > requestsBefore, 3000);
-    const stats = session.publisher.stats();
-    assert.ok(stats.decodeErrors + stats.framesLost >= 1, `the corrupt keyframe was noticed: ${JSON.stringify(stats)}`);
-    assert.equal(restyled(), 0, 'nothing decodable arrived yet');
-    // Answer the PLI as an encoder would: a good keyframe, then the inter frames that follow it.
-    for (let round = 0; round < 2; round++) {
-      for (const picture of pictures) {
-        pub.sendPicture(picture, (ts += 6000));
+    await assertBaseline();
+  },
+);
+
+test(
+  'a corrupt keyframe makes the server ask for a keyframe (PLI) and it recovers when a good one arrives',
+  { skip, timeout: 60_000 },
+  async () => {
+    // One keyframe, then inter frames: the corrupt copy of the keyframe leaves nothing decodable until a PLI is answered.
+    const pictures: EncodedPicture[] = await encodePictures('VP8', clip.slice(0, 20));
+    const good = pictures[0]!;
+    assert.ok(good.keyframe);
+    // Keep the 10-byte VP8 keyframe header's size fields but break its sync code and cut the partitions short.
+    const corrupt: EncodedPicture = { keyframe: true, data: Buffer.from(good.data.subarray(0, Math.floor(good.data.length / 3))) };
+    corrupt.data[3] = 0x00;
+    corrupt.data[4] = 0x00;
+    // A sendonly (OBS-like) publisher: the engine's output count says what was restyled.
+    const pub = await startRawPublisher({ baseUrl: server.url, codec: 'VP8' });
+    try {
+      const session = server.sessions.whip(pub.sessionId)!;
+      assert.ok(session);
+      const restyled = (): number => session.engine.stats().framesOut;
+      let ts = 1000;
+      // Let the start-of-stream PLI (sent on the first packet) and its rate limit pass first.
+      pub.sendPicture(corrupt, (ts += 6000));
+      await sleep(500);
+      const requestsBefore = pub.keyframeRequests.length;
+      pub.sendPicture(corrupt, (ts += 6000));
+      for (let i = 1; i < 8; i++) {
+        pub.sendPicture(pictures[i]!, (ts += 6000));
         await sleep(66);
       }
+      await until('a PLI after the corrupt keyframe', () => pub.keyframeRequests.length > requestsBefore, 3000);
+      const stats = session.publisher.stats();
+      assert.ok(stats.decodeErrors + stats.framesLost >= 1, `the corrupt keyframe was noticed: ${JSON.stringify(stats)}`);
+      assert.equal(restyled(), 0, 'nothing decodable arrived yet');
+      // Answer the PLI as an encoder would: a good keyframe, then the inter frames that follow it.
+      for (let round = 0; round < 2; round++) {
+        for (const picture of pictures) {
+          pub.sendPicture(picture, (ts += 6000));
+          await sleep(66);
+        }
+      }
+      await until('restyled frames after the good keyframe', () => restyled() >= 10, 15_000);
+      assert.ok(session.publisher.stats().framesDecoded >= 10);
+    } finally {
+      await pub.close();
     }
-    await until('restyled frames after the good keyframe', () => restyled() >= 10, 15_000);
-    assert.ok(session.publisher.stats().framesDecoded >= 10);
-  } finally {
-    await pub.close();
-  }
-  await assertBaseline();
-});
+    await assertBaseline();
+  },
+);
 
 test('an encode error re-opens the encoder (fresh keyframe) and the stream goes on', { skip, timeout: 60_000 }, async () => {
   let frames = 0;
@@ -187,7 +201,10 @@ test('an encoder that keeps failing ends the session with a clear reason and fre
 test('DTLS that cannot complete (fingerprint mismatch) ends the session within the media timeout', { skip, timeout: 30_000 }, async () => {
   const peer = await makeOffer({ codecs: ['VP8'] });
   // Another certificate's fingerprint: the server must refuse the peer's real certificate.
-  const forged = peer.offer.replace(/a=fingerprint:sha-256 [0-9A-F:]+/i, `a=fingerprint:sha-256 ${Array.from({ length: 32 }, (_, i) => ((i * 37 + 11) & 0xff).toString(16).padStart(2, '0').toUpperCase()).join(':')}`);
+  const forged = peer.offer.replace(
+    /a=fingerprint:sha-256 [0-9A-F:]+/i,
+    `a=fingerprint:sha-256 ${Array.from({ length: 32 }, (_, i) => ((i * 37 + 11) & 0xff).toString(16).padStart(2, '0').toUpperCase()).join(':')}`,
+  );
   assert.notEqual(forged, peer.offer);
   try {
     const res = await fetch(`${server.url}/whip`, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: forged });
@@ -247,7 +264,10 @@ test('a WHEP viewer vanishing mid-stream disturbs neither the publisher nor the 
     // A stall is the staying viewer's video stopping until the vanished one is detected (MEDIA_TIMEOUT_MS of
     // silence): so the bound is the media timeout itself. Shorter gaps are a loaded machine, not a disturbance.
     assert.ok(longestStallMs < MEDIA_TIMEOUT_MS, `the staying viewer stalled for ${longestStallMs} ms`);
-    assert.ok(stay.stats().framesDecoded - atVanish.viewer >= 10, `the staying viewer kept decoding (${stay.stats().framesDecoded - atVanish.viewer} frames)`);
+    assert.ok(
+      stay.stats().framesDecoded - atVanish.viewer >= 10,
+      `the staying viewer kept decoding (${stay.stats().framesDecoded - atVanish.viewer} frames)`,
+    );
     assert.ok(frames - atVanish.publisher >= 10, `the publisher kept getting its restyled video (${frames - atVanish.publisher} frames)`);
     assert.equal(server.sessions.size, 1);
   } finally {

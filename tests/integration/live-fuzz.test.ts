@@ -51,7 +51,6 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-
 /**
  * Runs `attack` and checks that the healthy session never went `maxGapMs` without a restyled frame meanwhile.
  * The bound is for a stall (output stopping), not for slowing: 5 s is 75 frame intervals at 15 fps, and the
@@ -67,7 +66,10 @@ async function whileHealthyFlows(what: string, attack: () => Promise<void>, maxG
   const times = [start, ...during, end];
   let gap = 0;
   for (let i = 1; i < times.length; i++) gap = Math.max(gap, times[i]! - times[i - 1]!);
-  assert.ok(healthyFrames.length - before >= 5, `${what}: the healthy session got only ${healthyFrames.length - before} frames (seed ${SEED})`);
+  assert.ok(
+    healthyFrames.length - before >= 5,
+    `${what}: the healthy session got only ${healthyFrames.length - before} frames (seed ${SEED})`,
+  );
   assert.ok(gap < maxGapMs, `${what}: the healthy session went ${gap} ms without a frame (seed ${SEED})`);
   assert.equal((await fetch(`${server.url}/healthz`)).status, 200);
 }
@@ -160,11 +162,21 @@ async function fuzzRtp(pub: RawPublisher, pictures: EncodedPicture[], inputs: nu
   const valid = pictures.flatMap((pic, i) => samplePackets(pub.codec, pic, i * 6000).map((p) => p.payload));
   for (let i = 0; i < inputs; i++) {
     if (chance(0.1)) seq = int(0x10000); // sequence jump
-    if (chance(0.1)) ts = int(0x100000000); // timestamp jump
+    if (chance(0.1))
+      ts = int(0x100000000); // timestamp jump
     else if (chance(0.3)) ts += 6000;
     const payloadType = chance(0.1) ? int(128) : undefined; // wrong payload type
     const ssrc = chance(0.05) ? int(0x100000000) : undefined; // unknown SSRC
-    pub.sendRawRtp({ sequenceNumber: seq++, timestamp: ts, marker: chance(0.3), ...(payloadType === undefined ? {} : { payloadType }), ...(ssrc === undefined ? {} : { ssrc }) }, mutatePayload(pub.codec, pick(valid)));
+    pub.sendRawRtp(
+      {
+        sequenceNumber: seq++,
+        timestamp: ts,
+        marker: chance(0.3),
+        ...(payloadType === undefined ? {} : { payloadType }),
+        ...(ssrc === undefined ? {} : { ssrc }),
+      },
+      mutatePayload(pub.codec, pick(valid)),
+    );
     // Now and then a valid frame in between, so mutations also land on a decoder with good state.
     if (chance(0.03)) pub.sendPicture(pick(pictures), (ts += 6000));
     if (i % 40 === 39) await sleep(25);
@@ -210,43 +222,51 @@ async function fuzzDatagrams(pub: RawPublisher, inputs: number): Promise<void> {
 }
 
 for (const codec of ['VP8', 'H264'] as const) {
-  test(`(a) mutated ${codec} RTP and random RTCP over DTLS-SRTP, and unencrypted datagrams: no crash, the healthy session flows`, { skip, timeout: 120_000 }, async () => {
-    const pictures = await encodePictures(codec, clip.slice(0, 6), 3);
-    const pub = await startRawPublisher({ baseUrl: server.url, codec });
-    try {
-      await whileHealthyFlows(`${codec} RTP`, () => fuzzRtp(pub, pictures, n(700)));
-      // Good media meanwhile keeps the session inside --media-timeout-ms while RTCP and raw bytes are thrown at it.
-      let keepTs = 20_000_000;
-      const alive = setInterval(() => pub.sendPicture(pictures[0]!, (keepTs += 18_000)), 250);
-      let refused = 0;
+  test(
+    `(a) mutated ${codec} RTP and random RTCP over DTLS-SRTP, and unencrypted datagrams: no crash, the healthy session flows`,
+    { skip, timeout: 120_000 },
+    async () => {
+      const pictures = await encodePictures(codec, clip.slice(0, 6), 3);
+      const pub = await startRawPublisher({ baseUrl: server.url, codec });
       try {
-        await whileHealthyFlows(`${codec} RTCP`, async () => {
-          refused = await fuzzRtcp(pub, n(codec === 'VP8' ? 300 : 150));
-        });
-        if (codec === 'VP8') await whileHealthyFlows('raw datagrams', () => fuzzDatagrams(pub, n(300)));
-      } finally {
-        clearInterval(alive);
-      }
-      // The attacked session is still there and still takes good media: its decoder recovers on a keyframe.
-      const session = server.sessions.whip(pub.sessionId);
-      assert.ok(session, 'the fuzzed session was not torn down by garbage');
-      const stats = session.publisher.stats();
-      const decodedBefore = stats.framesDecoded;
-      let ts = 50_000_000;
-      for (let round = 0; round < 2; round++) {
-        for (const picture of pictures) {
-          pub.sendPicture(picture, (ts += 6000));
-          await sleep(40);
+        await whileHealthyFlows(`${codec} RTP`, () => fuzzRtp(pub, pictures, n(700)));
+        // Good media meanwhile keeps the session inside --media-timeout-ms while RTCP and raw bytes are thrown at it.
+        let keepTs = 20_000_000;
+        const alive = setInterval(() => pub.sendPicture(pictures[0]!, (keepTs += 18_000)), 250);
+        let refused = 0;
+        try {
+          await whileHealthyFlows(`${codec} RTCP`, async () => {
+            refused = await fuzzRtcp(pub, n(codec === 'VP8' ? 300 : 150));
+          });
+          if (codec === 'VP8') await whileHealthyFlows('raw datagrams', () => fuzzDatagrams(pub, n(300)));
+        } finally {
+          clearInterval(alive);
         }
+        // The attacked session is still there and still takes good media: its decoder recovers on a keyframe.
+        const session = server.sessions.whip(pub.sessionId);
+        assert.ok(session, 'the fuzzed session was not torn down by garbage');
+        const stats = session.publisher.stats();
+        const decodedBefore = stats.framesDecoded;
+        let ts = 50_000_000;
+        for (let round = 0; round < 2; round++) {
+          for (const picture of pictures) {
+            pub.sendPicture(picture, (ts += 6000));
+            await sleep(40);
+          }
+        }
+        await until(
+          `${codec} session to decode good frames again: ${JSON.stringify(session.publisher.stats())}`,
+          () => session.publisher.stats().framesDecoded >= decodedBefore + 3,
+          5000,
+        );
+        console.log(
+          `${codec}: RTP ${tried[`RTP ${codec}`]} inputs (malformed ${stats.malformedPackets}, decode errors ${stats.decodeErrors}, frames lost ${stats.framesLost}, keyframe requests ${stats.keyframeRequestsSent}); RTCP ${n(codec === 'VP8' ? 300 : 150)} compounds (${refused} refused by SRTCP)`,
+        );
+      } finally {
+        await pub.close();
       }
-      await until(`${codec} session to decode good frames again: ${JSON.stringify(session.publisher.stats())}`, () => session.publisher.stats().framesDecoded >= decodedBefore + 3, 5000);
-      console.log(
-        `${codec}: RTP ${tried[`RTP ${codec}`]} inputs (malformed ${stats.malformedPackets}, decode errors ${stats.decodeErrors}, frames lost ${stats.framesLost}, keyframe requests ${stats.keyframeRequestsSent}); RTCP ${n(codec === 'VP8' ? 300 : 150)} compounds (${refused} refused by SRTCP)`,
-      );
-    } finally {
-      await pub.close();
-    }
-  });
+    },
+  );
 }
 
 // ---- DataChannel ------------------------------------------------------------------------------------------
@@ -269,7 +289,8 @@ function randomJson(depth = 0): unknown {
     default: {
       const o: Record<string, unknown> = {};
       for (let i = 0, k = int(6); i < k; i++) {
-        o[pick(['type', 'params', 'style', 'strength', 'steps', 'seed', 'consistency', 'similarityFilter', 'prompt', '__proto__', 'x'])] = randomJson(depth + 1);
+        o[pick(['type', 'params', 'style', 'strength', 'steps', 'seed', 'consistency', 'similarityFilter', 'prompt', '__proto__', 'x'])] =
+          randomJson(depth + 1);
       }
       return o;
     }
@@ -301,53 +322,60 @@ function anyControlMessage(): string | Buffer {
     case 4:
       return bytes(1 + int(300)); // binary message
     default:
-      return JSON.stringify({ type: 'params', params: { style: pick(['sketch', 'cartoon', 'nope']), steps: pick([0, 1, 2, 5, -1, 1.5]), strength: pick([0, 0.5, 1, 2, -0.1]) } });
+      return JSON.stringify({
+        type: 'params',
+        params: { style: pick(['sketch', 'cartoon', 'nope']), steps: pick([0, 1, 2, 5, -1, 1.5]), strength: pick([0, 0.5, 1, 2, -0.1]) },
+      });
   }
 }
 
-test('(b) random JSON, non-JSON and binary on the DataChannel: every message gets a params or error reply', { skip, timeout: 120_000 }, async () => {
-  const pub = await startRawPublisher({ baseUrl: server.url, codec: 'VP8' });
-  // Media keeps the session alive (--media-timeout-ms) while werift's SCTP works through a long burst.
-  const keyframe = (await encodePictures('VP8', clip.slice(0, 1)))[0]!;
-  let ts = 0;
-  const alive = setInterval(() => pub.sendPicture(keyframe, (ts += 18_000)), 200);
-  const replies: Array<{ type?: unknown }> = [];
-  let unparsable = 0;
-  pub.dataChannel.onMessage.subscribe((m) => {
-    try {
-      const reply = JSON.parse(typeof m === 'string' ? m : m.toString('utf8')) as { type?: unknown };
-      if (reply.type !== 'stats') replies.push(reply);
-    } catch {
-      unparsable++;
-    }
-  });
-  try {
-    await until('the DataChannel to open', () => pub.dataChannel.readyState === 'open', 10_000);
-    const inputs = n(400);
-    await whileHealthyFlows('DataChannel', async () => {
-      for (let i = 0; i < inputs; i++) {
-        pub.dataChannel.send(controlMessage());
-        if (i % 25 === 24) await sleep(20);
+test(
+  '(b) random JSON, non-JSON and binary on the DataChannel: every message gets a params or error reply',
+  { skip, timeout: 120_000 },
+  async () => {
+    const pub = await startRawPublisher({ baseUrl: server.url, codec: 'VP8' });
+    // Media keeps the session alive (--media-timeout-ms) while werift's SCTP works through a long burst.
+    const keyframe = (await encodePictures('VP8', clip.slice(0, 1)))[0]!;
+    let ts = 0;
+    const alive = setInterval(() => pub.sendPicture(keyframe, (ts += 18_000)), 200);
+    const replies: Array<{ type?: unknown }> = [];
+    let unparsable = 0;
+    pub.dataChannel.onMessage.subscribe((m) => {
+      try {
+        const reply = JSON.parse(typeof m === 'string' ? m : m.toString('utf8')) as { type?: unknown };
+        if (reply.type !== 'stats') replies.push(reply);
+      } catch {
+        unparsable++;
       }
-      await until(`replies (${replies.length} of ${inputs})`, () => replies.length >= inputs, 15_000 * SCALE);
     });
-    count('DataChannel', inputs);
-    assert.equal(unparsable, 0, 'every reply is JSON');
-    assert.equal(replies.length, inputs, 'one reply per message');
-    const kinds = { params: 0, error: 0 };
-    for (const r of replies) {
-      assert.ok(r.type === 'params' || r.type === 'error', `reply type ${String(r.type)}`);
-      kinds[r.type as 'params' | 'error']++;
-      if (r.type === 'error') assert.match(String((r as { message?: unknown }).message), /\w+/);
+    try {
+      await until('the DataChannel to open', () => pub.dataChannel.readyState === 'open', 10_000);
+      const inputs = n(400);
+      await whileHealthyFlows('DataChannel', async () => {
+        for (let i = 0; i < inputs; i++) {
+          pub.dataChannel.send(controlMessage());
+          if (i % 25 === 24) await sleep(20);
+        }
+        await until(`replies (${replies.length} of ${inputs})`, () => replies.length >= inputs, 15_000 * SCALE);
+      });
+      count('DataChannel', inputs);
+      assert.equal(unparsable, 0, 'every reply is JSON');
+      assert.equal(replies.length, inputs, 'one reply per message');
+      const kinds = { params: 0, error: 0 };
+      for (const r of replies) {
+        assert.ok(r.type === 'params' || r.type === 'error', `reply type ${String(r.type)}`);
+        kinds[r.type as 'params' | 'error']++;
+        if (r.type === 'error') assert.match(String((r as { message?: unknown }).message), /\w+/);
+      }
+      assert.ok(kinds.error > 0 && kinds.params > 0, `both outcomes seen: ${JSON.stringify(kinds)}`);
+      console.log(`DataChannel: ${inputs} messages → ${kinds.params} params replies, ${kinds.error} error replies`);
+      assert.ok(server.sessions.get(pub.sessionId), 'the session is still live');
+    } finally {
+      clearInterval(alive);
+      await pub.close();
     }
-    assert.ok(kinds.error > 0 && kinds.params > 0, `both outcomes seen: ${JSON.stringify(kinds)}`);
-    console.log(`DataChannel: ${inputs} messages → ${kinds.params} params replies, ${kinds.error} error replies`);
-    assert.ok(server.sessions.get(pub.sessionId), 'the session is still live');
-  } finally {
-    clearInterval(alive);
-    await pub.close();
-  }
-});
+  },
+);
 
 // ---- WebSocket fallback -----------------------------------------------------------------------------------
 
@@ -383,69 +411,86 @@ function mutateJpeg(jpeg: Buffer): Buffer {
   }
 }
 
-test('(c) random bytes and mutated JPEGs on the WebSocket fallback: clear errors, the socket keeps working', { skip, timeout: 120_000 }, async () => {
-  const frame = clip[0]!;
-  const jpeg = await sharp(Buffer.from(frame.data.buffer, frame.data.byteOffset, frame.data.byteLength), { raw: { width: frame.width, height: frame.height, channels: 3 } })
-    .jpeg({ quality: 70 })
-    .toBuffer();
-  const ws = new WebSocket(`${server.url.replace('http', 'ws')}/ws`);
-  const texts: Array<{ type?: unknown; message?: unknown }> = [];
-  let binaries = 0;
-  let closed = false;
-  ws.on('message', (data, isBinary) => {
-    if (isBinary) binaries++;
-    else texts.push(JSON.parse(data.toString()) as { type?: unknown });
-  });
-  ws.on('close', () => (closed = true));
-  await new Promise<void>((resolve, reject) => {
-    ws.once('open', () => resolve());
-    ws.once('error', reject);
-  });
-  try {
-    const inputs = n(200);
-    let slowest = 0;
-    let unanswered = 0;
-    await whileHealthyFlows('WebSocket', async () => {
-      for (let i = 0; i < inputs; i++) {
-        const t0 = Date.now();
-        const before = texts.length + binaries;
-        if (chance(0.1)) ws.send(bytes(int(300)).toString('latin1')); // text that is not JSON
-        else ws.send(chance(0.8) ? mutateJpeg(jpeg) : bytes(int(5000)));
-        // One at a time: each input gets its answer (an error, or a frame for a mutation that still decodes —
-        // though the deadline scheduler may drop a decodable frame, so silence is counted, not fatal).
-        while (texts.length + binaries === before && !closed && Date.now() - t0 < 3000) await sleep(10);
-        if (texts.length + binaries === before) unanswered++;
-        else slowest = Math.max(slowest, Date.now() - t0);
-      }
+test(
+  '(c) random bytes and mutated JPEGs on the WebSocket fallback: clear errors, the socket keeps working',
+  { skip, timeout: 120_000 },
+  async () => {
+    const frame = clip[0]!;
+    const jpeg = await sharp(Buffer.from(frame.data.buffer, frame.data.byteOffset, frame.data.byteLength), {
+      raw: { width: frame.width, height: frame.height, channels: 3 },
+    })
+      .jpeg({ quality: 70 })
+      .toBuffer();
+    const ws = new WebSocket(`${server.url.replace('http', 'ws')}/ws`);
+    const texts: Array<{ type?: unknown; message?: unknown }> = [];
+    let binaries = 0;
+    let closed = false;
+    ws.on('message', (data, isBinary) => {
+      if (isBinary) binaries++;
+      else texts.push(JSON.parse(data.toString()) as { type?: unknown });
     });
-    count('WebSocket', inputs);
-    assert.equal(closed, false, 'the server kept the socket open');
-    assert.ok(unanswered <= inputs / 10, `${unanswered} of ${inputs} inputs got no answer`);
-    const errors = texts.filter((t) => t.type === 'error');
-    assert.ok(errors.length > inputs / 4, `undecodable input is answered with errors (${errors.length})`);
-    for (const e of errors) assert.match(String(e.message), /JPEG|JSON|restyle|message/);
-    // Good frames still come back restyled after all that (a few: the deadline scheduler may drop one).
-    const framesBefore = binaries;
-    for (let i = 0; i < 20 && binaries === framesBefore; i++) {
-      ws.send(jpeg);
-      await sleep(500);
+    ws.on('close', () => (closed = true));
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    try {
+      const inputs = n(200);
+      let slowest = 0;
+      let unanswered = 0;
+      await whileHealthyFlows('WebSocket', async () => {
+        for (let i = 0; i < inputs; i++) {
+          const t0 = Date.now();
+          const before = texts.length + binaries;
+          if (chance(0.1))
+            ws.send(bytes(int(300)).toString('latin1')); // text that is not JSON
+          else ws.send(chance(0.8) ? mutateJpeg(jpeg) : bytes(int(5000)));
+          // One at a time: each input gets its answer (an error, or a frame for a mutation that still decodes —
+          // though the deadline scheduler may drop a decodable frame, so silence is counted, not fatal).
+          while (texts.length + binaries === before && !closed && Date.now() - t0 < 3000) await sleep(10);
+          if (texts.length + binaries === before) unanswered++;
+          else slowest = Math.max(slowest, Date.now() - t0);
+        }
+      });
+      count('WebSocket', inputs);
+      assert.equal(closed, false, 'the server kept the socket open');
+      assert.ok(unanswered <= inputs / 10, `${unanswered} of ${inputs} inputs got no answer`);
+      const errors = texts.filter((t) => t.type === 'error');
+      assert.ok(errors.length > inputs / 4, `undecodable input is answered with errors (${errors.length})`);
+      for (const e of errors) assert.match(String(e.message), /JPEG|JSON|restyle|message/);
+      // Good frames still come back restyled after all that (a few: the deadline scheduler may drop one).
+      const framesBefore = binaries;
+      for (let i = 0; i < 20 && binaries === framesBefore; i++) {
+        ws.send(jpeg);
+        await sleep(500);
+      }
+      await until(`a restyled frame for a good JPEG; last answers ${JSON.stringify(texts.slice(-3))}`, () => binaries > framesBefore, 5000);
+      console.log(
+        `WebSocket: ${inputs} inputs → ${errors.length} errors, ${binaries} frames, ${unanswered} unanswered; slowest answer ${slowest} ms`,
+      );
+      // How long the answers took is reported, not judged (a loaded machine promises no delay); each input gets 3 s
+      // before it counts as unanswered, and the count of unanswered ones is judged above.
+    } finally {
+      ws.close();
     }
-    await until(`a restyled frame for a good JPEG; last answers ${JSON.stringify(texts.slice(-3))}`, () => binaries > framesBefore, 5000);
-    console.log(`WebSocket: ${inputs} inputs → ${errors.length} errors, ${binaries} frames, ${unanswered} unanswered; slowest answer ${slowest} ms`);
-    // How long the answers took is reported, not judged (a loaded machine promises no delay); each input gets 3 s
-    // before it counts as unanswered, and the count of unanswered ones is judged above.
-  } finally {
-    ws.close();
-  }
-});
+  },
+);
 
-test('(d) afterwards: no crash, the healthy session is still restyling, and every fuzzed resource is freed', { skip, timeout: 60_000 }, async () => {
-  const before = healthyFrames.length;
-  await until('healthy frames after the fuzzing', () => healthyFrames.length >= before + 5, 5000);
-  await until('only the healthy session to remain', () => server.sessions.size === 1, 15_000);
-  await healthy.close();
-  await until('the healthy session to close', () => server.sessions.size === 0, 10_000);
-  await until(`resources back to 0: ${JSON.stringify(liveResources())}`, () => Object.values(liveResources()).every((v) => v === 0), 5000);
-  assert.equal((await fetch(`${server.url}/healthz`)).status, 200);
-  console.log(`live fuzz inputs per target (seed ${SEED}): ${JSON.stringify(tried)}; crashes 0; leaks 0`);
-});
+test(
+  '(d) afterwards: no crash, the healthy session is still restyling, and every fuzzed resource is freed',
+  { skip, timeout: 60_000 },
+  async () => {
+    const before = healthyFrames.length;
+    await until('healthy frames after the fuzzing', () => healthyFrames.length >= before + 5, 5000);
+    await until('only the healthy session to remain', () => server.sessions.size === 1, 15_000);
+    await healthy.close();
+    await until('the healthy session to close', () => server.sessions.size === 0, 10_000);
+    await until(
+      `resources back to 0: ${JSON.stringify(liveResources())}`,
+      () => Object.values(liveResources()).every((v) => v === 0),
+      5000,
+    );
+    assert.equal((await fetch(`${server.url}/healthz`)).status, 200);
+    console.log(`live fuzz inputs per target (seed ${SEED}): ${JSON.stringify(tried)}; crashes 0; leaks 0`);
+  },
+);

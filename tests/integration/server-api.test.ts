@@ -116,7 +116,11 @@ test('a session is created, takes parameters, refuses a second one when full, an
     const del = await fetch(`${server.url}${location}`, { method: 'DELETE' });
     assert.equal(del.status, 200);
     assert.equal((await fetch(`${server.url}${location}`)).status, 404);
-    assert.deepEqual(Object.values(liveResources()).filter((n) => n !== 0), [], JSON.stringify(liveResources()));
+    assert.deepEqual(
+      Object.values(liveResources()).filter((n) => n !== 0),
+      [],
+      JSON.stringify(liveResources()),
+    );
     assert.equal(server.sessions.size, 0);
   } finally {
     await peer.close();
@@ -128,7 +132,15 @@ test('/metrics serves Prometheus text with the pipeline metrics', async () => {
   const res = await fetch(`${server.url}/metrics`);
   assert.equal(res.status, 200);
   const text = await res.text();
-  for (const name of ['sds_stage_duration_ms', 'sds_frame_latency_ms', 'sds_sessions', 'sds_event_loop_delay_ms', 'sds_model_queue_depth', 'sds_model_utilization', 'sds_frames_dropped_total']) {
+  for (const name of [
+    'sds_stage_duration_ms',
+    'sds_frame_latency_ms',
+    'sds_sessions',
+    'sds_event_loop_delay_ms',
+    'sds_model_queue_depth',
+    'sds_model_utilization',
+    'sds_frames_dropped_total',
+  ]) {
     assert.match(text, new RegExp(`^# TYPE ${name} `, 'm'), name);
   }
 });

@@ -175,7 +175,23 @@ test('(a) ~300 mutated SDP offers: 201, 400 or 415, never a 5xx or a hang', asyn
   const N = 300;
   for (let i = 0; i < N; i++) {
     const body = mutateOffer(pick(peers).offer);
-    const query = rand() < 0.1 ? pick(['?strength=2', '?steps=99', '?style=%00', '?seed=1e400', '?strength=0.5&steps=1', '?x=y', '?style=a&style=b', '?__proto__=1', '?constructor[prototype]=1', '?strength=&steps=', '?prompt=' + 'p'.repeat(3000), '?similarityFilter=maybe']) : '';
+    const query =
+      rand() < 0.1
+        ? pick([
+            '?strength=2',
+            '?steps=99',
+            '?style=%00',
+            '?seed=1e400',
+            '?strength=0.5&steps=1',
+            '?x=y',
+            '?style=a&style=b',
+            '?__proto__=1',
+            '?constructor[prototype]=1',
+            '?strength=&steps=',
+            '?prompt=' + 'p'.repeat(3000),
+            '?similarityFilter=maybe',
+          ])
+        : '';
     const started = Date.now();
     const res = await send('POST', `/whip${query}`, body, 'application/sdp');
     if (Date.now() - started > 1000) slow.push(`offer #${i}: ${res.status} after ${Date.now() - started} ms`);
@@ -197,7 +213,19 @@ test('(a) ~300 mutated SDP offers: 201, 400 or 415, never a 5xx or a hang', asyn
 
 // ---- (b) random parameter patches ------------------------------------------------------------------
 
-const PARAM_KEYS = ['style', 'prompt', 'strength', 'steps', 'seed', 'consistency', 'similarityFilter', '__proto__', 'constructor', 'toString', ''];
+const PARAM_KEYS = [
+  'style',
+  'prompt',
+  'strength',
+  'steps',
+  'seed',
+  'consistency',
+  'similarityFilter',
+  '__proto__',
+  'constructor',
+  'toString',
+  '',
+];
 
 function randomJson(depth: number, styles: readonly string[]): unknown {
   switch (int(depth > 2 ? 4 : 8)) {
@@ -260,8 +288,19 @@ test('(b) ~300 random JSON values and garbage bodies to PATCH /sessions/:id/para
     if (kind < 3) body = JSON.stringify(plausiblePatch(styles));
     else if (kind < 7) body = JSON.stringify(randomJson(0, styles));
     else if (kind === 7) body = randomBytes(int(200));
-    else if (kind === 8) body = JSON.stringify(randomJson(0, styles)).slice(0, -1 - int(3)); // truncated JSON
-    else body = pick(['', ' ', '{"__proto__":{"strength":1}}', '{"constructor":{"prototype":{"x":1}}}', '[]', '"', '1'.repeat(400), '{"a":' .repeat(200)]);
+    else if (kind === 8)
+      body = JSON.stringify(randomJson(0, styles)).slice(0, -1 - int(3)); // truncated JSON
+    else
+      body = pick([
+        '',
+        ' ',
+        '{"__proto__":{"strength":1}}',
+        '{"constructor":{"prototype":{"x":1}}}',
+        '[]',
+        '"',
+        '1'.repeat(400),
+        '{"a":'.repeat(200),
+      ]);
     const res = await send('PATCH', `${liveLocation}/params`, body, 'application/json');
     tally(counts, res.status);
     assert.ok([200, 400].includes(res.status), `patch #${i} (seed ${SEED}): ${res.status} ${res.body}\n${body.toString()}`);
@@ -346,6 +385,10 @@ test('(d) afterwards the server is healthy and holds no session or native resour
     await new Promise((r) => setTimeout(r, 50));
   }
   assert.equal(server.sessions.size, 0);
-  assert.deepEqual(Object.values(liveResources()).filter((n) => n !== 0), [], JSON.stringify(liveResources()));
+  assert.deepEqual(
+    Object.values(liveResources()).filter((n) => n !== 0),
+    [],
+    JSON.stringify(liveResources()),
+  );
   assert.equal((await send('GET', '/healthz')).status, 200);
 });

@@ -54,7 +54,10 @@ describe('config', () => {
     assert.equal(none.token, undefined);
     assert.equal(none.maxSessionsPerClient, 2);
     assert.equal(none.requestTimeoutMs, 15_000);
-    assert.throws(() => parseServeConfig(['--token', 'has space'], {}), (e: Error) => !e.message.includes('has space'));
+    assert.throws(
+      () => parseServeConfig(['--token', 'has space'], {}),
+      (e: Error) => !e.message.includes('has space'),
+    );
   });
 
   test('bearer checks: missing, wrong (any length), right', () => {
@@ -228,7 +231,11 @@ describe('without a token', () => {
     }
     assert.equal(server.sessions.size, 0);
     assert.equal(server.sessions.sessionsOf('127.0.0.1'), 0);
-    assert.deepEqual(Object.values(liveResources()).filter((n) => n !== 0), [], JSON.stringify(liveResources()));
+    assert.deepEqual(
+      Object.values(liveResources()).filter((n) => n !== 0),
+      [],
+      JSON.stringify(liveResources()),
+    );
   });
 
   test('failed offers do not use up the per-client allowance', async () => {
@@ -276,13 +283,19 @@ describe('without a token', () => {
   // check, and a server without the timeout keeps the socket for the whole 8 s the exchange waits.
   test('a slow client that sends half a request is cut off after --request-timeout-ms', async () => {
     const headersOnly = await rawExchange(server.port, 'POST /whip HTTP/1.1\r\nHost: x\r\nContent-Type: application/sdp\r\n', 8000);
-    assert.ok(headersOnly.closedAfterMs !== undefined && headersOnly.closedAfterMs < 5000, `half headers: closed after ${headersOnly.closedAfterMs} ms`);
+    assert.ok(
+      headersOnly.closedAfterMs !== undefined && headersOnly.closedAfterMs < 5000,
+      `half headers: closed after ${headersOnly.closedAfterMs} ms`,
+    );
     const halfBody = await rawExchange(
       server.port,
       'POST /whip HTTP/1.1\r\nHost: x\r\nContent-Type: application/sdp\r\nContent-Length: 1000\r\n\r\nv=0\r\n',
       8000,
     );
-    assert.ok(halfBody.closedAfterMs !== undefined && halfBody.closedAfterMs < 5000, `half body: closed after ${halfBody.closedAfterMs} ms`);
+    assert.ok(
+      halfBody.closedAfterMs !== undefined && halfBody.closedAfterMs < 5000,
+      `half body: closed after ${halfBody.closedAfterMs} ms`,
+    );
     assert.equal((await fetch(`${server.url}/healthz`)).status, 200);
   });
 });

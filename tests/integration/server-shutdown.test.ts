@@ -34,9 +34,13 @@ after(() => {
 });
 
 async function serve(): Promise<ServeProcess> {
-  const child = spawn(process.execPath, [SDS, 'serve', '--host', '127.0.0.1', '--port', '0', '--model', DEFAULT_MODEL, '--intra-op-threads', '2', '--log-level', 'info'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [SDS, 'serve', '--host', '127.0.0.1', '--port', '0', '--model', DEFAULT_MODEL, '--intra-op-threads', '2', '--log-level', 'info'],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   started.push(child);
   const log: Array<Record<string, unknown>> = [];
   let stderr = '';
@@ -54,14 +58,21 @@ async function serve(): Promise<ServeProcess> {
     }
   });
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
   // Loading the model and listening take a few seconds on an idle machine.
   const serving = await until(`sds serve to listen (stderr: ${stderr})`, () => log.find((l) => l.msg === 'serving'), 60_000, 100);
   return { child, url: String(serving.url), log, exited };
 }
 
 function exitWithin(p: ServeProcess, ms: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  return Promise.race([p.exited, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`sds serve did not exit within ${ms} ms; log: ${JSON.stringify(p.log.slice(-5))}`)), ms))]);
+  return Promise.race([
+    p.exited,
+    new Promise<never>((_, reject) =>
+      setTimeout(() => reject(new Error(`sds serve did not exit within ${ms} ms; log: ${JSON.stringify(p.log.slice(-5))}`)), ms),
+    ),
+  ]);
 }
 
 test('SIGTERM ends every session, tells each client why, frees everything and exits 0', { skip, timeout: 120_000 }, async () => {
@@ -74,7 +85,9 @@ test('SIGTERM ends every session, tells each client why, frees everything and ex
     ws.on('message', (data, isBinary) => {
       if (!isBinary) wsTexts.push(JSON.parse(data.toString()) as { type: string; reason?: string });
     });
-    const wsClosed = new Promise<{ code: number; reason: string }>((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+    const wsClosed = new Promise<{ code: number; reason: string }>((resolve) =>
+      ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })),
+    );
     await until('the WebSocket hello', () => wsTexts.some((m) => m.type === 'hello'), 10_000);
     // ...and a WHIP publisher with a DataChannel, getting restyled frames back.
     const publisherTexts: string[] = [];
@@ -99,13 +112,27 @@ test('SIGTERM ends every session, tells each client why, frees everything and ex
     const closedSessions = server.log.filter((l) => l.msg === 'session closed');
     assert.equal(closedSessions.length, 2, JSON.stringify(closedSessions));
     assert.ok(closedSessions.every((l) => l.reason === 'server shutting down'));
-    assert.ok(server.log.some((l) => l.msg === 'shut down' && l.signal === 'SIGTERM'), 'the CLI found no resource left live');
+    assert.ok(
+      server.log.some((l) => l.msg === 'shut down' && l.signal === 'SIGTERM'),
+      'the CLI found no resource left live',
+    );
     assert.ok(!server.log.some((l) => l.msg === 'resources still live after shutdown'));
     // The clients were told, not just cut off.
-    assert.deepEqual(wsTexts.find((m) => m.type === 'closed'), { type: 'closed', reason: 'server shutting down', retry: true });
+    assert.deepEqual(
+      wsTexts.find((m) => m.type === 'closed'),
+      { type: 'closed', reason: 'server shutting down', retry: true },
+    );
     assert.equal((await wsClosed).code, 1000, 'a WebSocket close frame, not a dropped connection (1006)');
-    await until(`the publisher's DataChannel to say why (got ${JSON.stringify(publisherTexts)})`, () => publisherTexts.some((t) => t.includes('"closed"')), 5000);
-    assert.deepEqual(JSON.parse(publisherTexts.find((t) => t.includes('"closed"'))!), { type: 'closed', reason: 'server shutting down', retry: true });
+    await until(
+      `the publisher's DataChannel to say why (got ${JSON.stringify(publisherTexts)})`,
+      () => publisherTexts.some((t) => t.includes('"closed"')),
+      5000,
+    );
+    assert.deepEqual(JSON.parse(publisherTexts.find((t) => t.includes('"closed"'))!), {
+      type: 'closed',
+      reason: 'server shutting down',
+      retry: true,
+    });
   } finally {
     await publisher?.close({ deleteSession: false });
   }
@@ -120,7 +147,8 @@ test('SIGINT (Ctrl-C) shuts down the same way', { skip, timeout: 90_000 }, async
 });
 
 test('bad flags: exit code 2 and a message naming the flag, before anything loads', () => {
-  const run = (...args: string[]) => spawnSync(process.execPath, [SDS, ...args], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, PORT: '' } });
+  const run = (...args: string[]) =>
+    spawnSync(process.execPath, [SDS, ...args], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, PORT: '' } });
   const cases: Array<{ args: string[]; message: RegExp }> = [
     { args: ['serve', '--port', 'abc'], message: /--port must be an integer from 0 to 65535 \(got "abc"\)/ },
     { args: ['serve', '--max-viewers', '-1'], message: /--max-viewers/ },

@@ -174,7 +174,8 @@ describe('PublisherSession echo over real WebRTC', { timeout: 120_000 }, () => {
         `${codec} 640x480 → ${TARGET.width}x${TARGET.height} stages (median / p95 ms): ` +
           [...server.stages].map(([k, v]) => `${k} ${median(v).toFixed(2)} / ${p95(v).toFixed(2)}`).join(', '),
       );
-      for (const name of ['depacketize', 'decode', 'scale', 'encode', 'packetize']) assert.ok(server.stages.has(name), `stage ${name} recorded`);
+      for (const name of ['depacketize', 'decode', 'scale', 'encode', 'packetize'])
+        assert.ok(server.stages.has(name), `stage ${name} recorded`);
       assert.equal(unmatched, 0, 'every output frame carries an input RTP timestamp');
       // How many come back is the machine's speed (reported above); that they keep coming is the echo's job.
       assert.ok(received.size >= MIN_ECHOED, `received ${received.size} of ${FRAMES}`);
@@ -283,7 +284,14 @@ describe('PublisherSession echo over real WebRTC', { timeout: 120_000 }, () => {
   });
 
   test('a malformed offer is an SdpError with status 400', async () => {
-    const options = { target: TARGET, codecs: ['VP8', 'H264'] as VideoCodecName[], maxBitrateKbps: 1000, onFrame() {}, onData() {}, onClosed() {} };
+    const options = {
+      target: TARGET,
+      codecs: ['VP8', 'H264'] as VideoCodecName[],
+      maxBitrateKbps: 1000,
+      onFrame() {},
+      onData() {},
+      onClosed() {},
+    };
     await assert.rejects(createPublisherSession('hello', options), (e: unknown) => e instanceof SdpError && e.status === 400);
     const res = await fetch(server.url, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: 'v=0\r\n' });
     assert.equal(res.status, 400);
@@ -308,7 +316,14 @@ describe('PublisherSession echo over real WebRTC', { timeout: 120_000 }, () => {
       'a=rtpmap:45 AV1/90000',
       '',
     ].join('\r\n');
-    const options = { target: TARGET, codecs: ['VP8', 'H264'] as VideoCodecName[], maxBitrateKbps: 1000, onFrame() {}, onData() {}, onClosed() {} };
+    const options = {
+      target: TARGET,
+      codecs: ['VP8', 'H264'] as VideoCodecName[],
+      maxBitrateKbps: 1000,
+      onFrame() {},
+      onData() {},
+      onClosed() {},
+    };
     await assert.rejects(createPublisherSession(sdp, options), (e: unknown) => {
       assert.ok(e instanceof UnsupportedCodecError);
       assert.equal(e.status, 415);

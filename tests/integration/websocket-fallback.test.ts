@@ -163,7 +163,12 @@ test('backpressure: a client that stops reading gets frames skipped, not queued 
       const skippedBefore = egress.stats().framesSkipped;
       egress.send({ image: { width: side, height: side, data: noise }, rtpTimestamp: i * 3000, arrivalMs: 0, seq: i, stages: [] });
       // Each frame is either skipped at once or JPEG-encoded (sharp's threads) and handed to the socket.
-      await until('the frame to be sent or skipped', () => egress.stats().framesSent > sentBefore || egress.stats().framesSkipped > skippedBefore, 10_000, 5);
+      await until(
+        'the frame to be sent or skipped',
+        () => egress.stats().framesSent > sentBefore || egress.stats().framesSkipped > skippedBefore,
+        10_000,
+        5,
+      );
       peakBuffered = Math.max(peakBuffered, serverSide.bufferedAmount);
     }
     const { framesSent, framesSkipped } = egress.stats();

@@ -24,7 +24,6 @@ let publisher: LoopbackClient;
 const viewers: WhepViewer[] = [];
 let clip: Awaited<ReturnType<typeof makePanClip>>;
 
-
 async function viewer(codec: 'VP8' | 'H264' = 'VP8', audio = false): Promise<WhepViewer> {
   const v = await startWhepViewer({ whepUrl: `${server.url}/whep/${STREAM}`, codec, audio });
   viewers.push(v);
@@ -32,7 +31,12 @@ async function viewer(codec: 'VP8' | 'H264' = 'VP8', audio = false): Promise<Whe
 }
 
 before(async () => {
-  server = await startTestServer({ modelDir: DEFAULT_MODEL, mediaTimeoutMs: MEDIA_TIMEOUT_MS, maxSessionsPerClient: 4, admissionCeiling: 1 });
+  server = await startTestServer({
+    modelDir: DEFAULT_MODEL,
+    mediaTimeoutMs: MEDIA_TIMEOUT_MS,
+    maxSessionsPerClient: 4,
+    admissionCeiling: 1,
+  });
   clip = await makePanClip(await loadTestPhoto(), 320, 240, 45);
   publisher = await createLoopbackClient({
     whipUrl: `${server.url}/whip/${STREAM}`,
@@ -87,12 +91,19 @@ test('a viewer joining mid-stream decodes a keyframe forced for its join, not th
   const encoded = (): number => session.egress.stats().codecs['VP8']?.framesEncoded ?? 0;
   const encodedAtJoin = encoded();
   const late = await viewer();
-  const encodedAtFirstPicture = await until('the late viewer decoded a picture', () => late.firstDecodedMs() !== null && encoded(), 20_000, 10).catch(async (error: Error) => {
+  const encodedAtFirstPicture = await until(
+    'the late viewer decoded a picture',
+    () => late.firstDecodedMs() !== null && encoded(),
+    20_000,
+    10,
+  ).catch(async (error: Error) => {
     const server_ = await (await fetch(late.location)).text();
     throw new Error(`${error.message}; viewer ${JSON.stringify(late.stats())}; server ${server_}`);
   });
   const frames = encodedAtFirstPicture - encodedAtJoin;
-  console.log(`late viewer: first picture ${(late.firstDecodedMs()! - late.answeredMs).toFixed(0)} ms and ${frames} encoded frames after joining`);
+  console.log(
+    `late viewer: first picture ${(late.firstDecodedMs()! - late.answeredMs).toFixed(0)} ms and ${frames} encoded frames after joining`,
+  );
   assert.ok(frames <= MAX_FRAMES_TO_FIRST_PICTURE, `first picture ${frames} encoded frames after joining`);
   assert.ok(late.stats().keyframes >= 1);
 });
@@ -126,23 +137,27 @@ test('a viewer that vanishes without DELETE is dropped after the media timeout',
   await until('the server dropped the vanished viewer', () => server.sessions.viewerCount === before - 1, MEDIA_TIMEOUT_MS + 5000);
 });
 
-test("a browser-like sendrecv publisher gets its restyled video back from the same encoder its viewers share", { timeout: 30_000 }, async () => {
-  const encodersBefore = liveResources().encoders;
-  let back = 0;
-  const browser = await publishLoopedClip(`${server.url}/whip/${STREAM}-browser`, clip, { onOutputFrame: () => back++ });
-  const watcher = await startWhepViewer({ whepUrl: `${server.url}/whep/${STREAM}-browser`, codec: 'VP8' });
-  try {
-    await until('the publisher and its viewer both got restyled frames', () => back >= 5 && watcher.stats().framesDecoded >= 5, 15_000);
-    const session = server.sessions.byStreamName(`${STREAM}-browser`)!;
-    assert.ok(session.publisher.returnPath, 'sendrecv: the publisher is a consumer too');
-    assert.equal(session.egress.stats().codecs.VP8?.consumers, 2);
-    assert.equal(liveResources().encoders, encodersBefore + 1, 'one more stream, one more encoder — not two');
-  } finally {
-    await watcher.close();
-    await browser.close();
-  }
-  assert.equal(liveResources().encoders, encodersBefore);
-});
+test(
+  'a browser-like sendrecv publisher gets its restyled video back from the same encoder its viewers share',
+  { timeout: 30_000 },
+  async () => {
+    const encodersBefore = liveResources().encoders;
+    let back = 0;
+    const browser = await publishLoopedClip(`${server.url}/whip/${STREAM}-browser`, clip, { onOutputFrame: () => back++ });
+    const watcher = await startWhepViewer({ whepUrl: `${server.url}/whep/${STREAM}-browser`, codec: 'VP8' });
+    try {
+      await until('the publisher and its viewer both got restyled frames', () => back >= 5 && watcher.stats().framesDecoded >= 5, 15_000);
+      const session = server.sessions.byStreamName(`${STREAM}-browser`)!;
+      assert.ok(session.publisher.returnPath, 'sendrecv: the publisher is a consumer too');
+      assert.equal(session.egress.stats().codecs.VP8?.consumers, 2);
+      assert.equal(liveResources().encoders, encodersBefore + 1, 'one more stream, one more encoder — not two');
+    } finally {
+      await watcher.close();
+      await browser.close();
+    }
+    assert.equal(liveResources().encoders, encodersBefore);
+  },
+);
 
 test('when the stream ends, its viewers are freed; then nothing is left', { timeout: 20_000 }, async () => {
   assert.ok(server.sessions.viewerCount >= 1);
@@ -151,7 +166,10 @@ test('when the stream ends, its viewers are freed; then nothing is left', { time
   assert.equal(server.sessions.viewerCount, 0);
   assert.equal(liveResources().viewers, 0);
   assert.equal(liveResources().encoders, 0);
-  assert.equal((await fetch(`${server.url}/whep/${STREAM}`, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: 'v=0' })).status, 404);
+  assert.equal(
+    (await fetch(`${server.url}/whep/${STREAM}`, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: 'v=0' })).status,
+    404,
+  );
   for (const v of viewers.splice(0)) await v.close({ deleteResource: false });
   await publisher.close({ deleteSession: false });
   const left = Object.entries(liveResources()).filter(([, n]) => n !== 0);

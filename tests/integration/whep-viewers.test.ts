@@ -30,7 +30,13 @@ const viewers: WhepViewer[] = [];
 
 before(async () => {
   if (skip) return;
-  server = await startTestServer({ modelDir: DEFAULT_MODEL, token: TOKEN, maxViewers: 2, mediaTimeoutMs: MEDIA_TIMEOUT_MS, admissionCeiling: Number.POSITIVE_INFINITY });
+  server = await startTestServer({
+    modelDir: DEFAULT_MODEL,
+    token: TOKEN,
+    maxViewers: 2,
+    mediaTimeoutMs: MEDIA_TIMEOUT_MS,
+    admissionCeiling: Number.POSITIVE_INFINITY,
+  });
   clip = await makePanClip(await loadTestPhoto(), 320, 240, 30);
 });
 after(async () => {
@@ -52,83 +58,114 @@ async function watch(name: string, codec: 'VP8' | 'H264' = 'VP8'): Promise<WhepV
 }
 
 async function allFreed(): Promise<void> {
-  await until(`every resource to be freed: ${JSON.stringify(liveResources())}`, () => Object.values(liveResources()).every((n) => n === 0), 10_000);
+  await until(
+    `every resource to be freed: ${JSON.stringify(liveResources())}`,
+    () => Object.values(liveResources()).every((n) => n === 0),
+    10_000,
+  );
 }
 
-test('a token-protected server: a viewer with the token receives restyled media; without it, 401; with a wrong one, 403', { skip, timeout: 60_000 }, async () => {
-  const pub = await publish('guarded');
-  const v = await watch('guarded');
-  await until('the viewer to decode frames', () => v.stats().framesDecoded >= 5, FRAMES_WITHIN_MS);
-  assert.equal(v.stats().decodeErrors, 0);
-  for (const [headers, status] of [[{}, 401], [{ Authorization: 'Bearer wrong' }, 403]] as const) {
-    const res = await fetch(`${server.url}/whep/guarded`, { method: 'POST', headers: { 'Content-Type': 'application/sdp', ...headers }, body: 'v=0\r\n' });
-    assert.equal(res.status, status);
-  }
-  // The viewer resource needs the token too: DELETE without it is refused, with it the viewer ends.
-  assert.equal((await fetch(v.location, { method: 'DELETE' })).status, 401);
-  assert.equal((await fetch(v.location, { method: 'DELETE', headers: AUTH })).status, 200);
-  viewers.splice(viewers.indexOf(v), 1);
-  await v.close({ deleteResource: false });
-  await pub.close();
-  publishers.splice(publishers.indexOf(pub), 1);
-  await allFreed();
-});
-
-test('--max-viewers: the viewer over the limit gets 503 with Retry-After, and gets in once a slot is free', { skip, timeout: 60_000 }, async () => {
-  const pub = await publish('popular');
-  const a = await watch('popular');
-  const b = await watch('popular');
-  const over = await fetch(`${server.url}/whep/popular`, { method: 'POST', headers: { 'Content-Type': 'application/sdp', ...AUTH }, body: 'v=0\r\n' });
-  assert.equal(over.status, 503);
-  assert.match(over.headers.get('retry-after') ?? '', /^\d+$/);
-  assert.match(await over.text(), /--max-viewers/);
-  await a.close(); // DELETE frees its slot
-  viewers.splice(viewers.indexOf(a), 1);
-  const c = await watch('popular');
-  await until('the late viewer to decode frames', () => c.stats().framesDecoded >= 3, FRAMES_WITHIN_MS);
-  for (const v of [b, c]) {
-    await v.close();
+test(
+  'a token-protected server: a viewer with the token receives restyled media; without it, 401; with a wrong one, 403',
+  { skip, timeout: 60_000 },
+  async () => {
+    const pub = await publish('guarded');
+    const v = await watch('guarded');
+    await until('the viewer to decode frames', () => v.stats().framesDecoded >= 5, FRAMES_WITHIN_MS);
+    assert.equal(v.stats().decodeErrors, 0);
+    for (const [headers, status] of [
+      [{}, 401],
+      [{ Authorization: 'Bearer wrong' }, 403],
+    ] as const) {
+      const res = await fetch(`${server.url}/whep/guarded`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/sdp', ...headers },
+        body: 'v=0\r\n',
+      });
+      assert.equal(res.status, status);
+    }
+    // The viewer resource needs the token too: DELETE without it is refused, with it the viewer ends.
+    assert.equal((await fetch(v.location, { method: 'DELETE' })).status, 401);
+    assert.equal((await fetch(v.location, { method: 'DELETE', headers: AUTH })).status, 200);
     viewers.splice(viewers.indexOf(v), 1);
-  }
-  await pub.close();
-  publishers.splice(publishers.indexOf(pub), 1);
-  await allFreed();
-});
+    await v.close({ deleteResource: false });
+    await pub.close();
+    publishers.splice(publishers.indexOf(pub), 1);
+    await allFreed();
+  },
+);
 
-test('an H.264-only viewer of a VP8 stream gets its own encoder, closed when the viewer vanishes without DELETE', { skip, timeout: 60_000 }, async () => {
-  const pub = await publish('mixed');
-  const vp8 = await watch('mixed');
-  await until('the VP8 viewer to decode frames', () => vp8.stats().framesDecoded >= 3, FRAMES_WITHIN_MS);
-  const h264 = await watch('mixed', 'H264');
-  await until('the H.264 viewer to decode frames', () => h264.stats().framesDecoded >= 3, FRAMES_WITHIN_MS);
-  assert.equal(liveResources().encoders, 2, 'one encoder per codec');
-  // Gone without DELETE and without a DTLS close (werift sends none): the server notices the silence after
-  // MEDIA_TIMEOUT_MS; 10 s more is slack for a loaded machine's timers.
-  await h264.close({ deleteResource: false });
-  viewers.splice(viewers.indexOf(h264), 1);
-  await until('the vanished H.264 viewer to be dropped', () => server.sessions.viewerCount === 1, MEDIA_TIMEOUT_MS + 10_000);
-  await until('the H.264 encoder to close', () => liveResources().encoders === 1, 5000);
-  const before = vp8.stats().framesDecoded;
-  await until('the VP8 viewer to keep decoding', () => vp8.stats().framesDecoded >= before + 3, FRAMES_WITHIN_MS);
-  await vp8.close();
-  viewers.splice(viewers.indexOf(vp8), 1);
-  await pub.close();
-  publishers.splice(publishers.indexOf(pub), 1);
-  await allFreed();
-});
+test(
+  '--max-viewers: the viewer over the limit gets 503 with Retry-After, and gets in once a slot is free',
+  { skip, timeout: 60_000 },
+  async () => {
+    const pub = await publish('popular');
+    const a = await watch('popular');
+    const b = await watch('popular');
+    const over = await fetch(`${server.url}/whep/popular`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/sdp', ...AUTH },
+      body: 'v=0\r\n',
+    });
+    assert.equal(over.status, 503);
+    assert.match(over.headers.get('retry-after') ?? '', /^\d+$/);
+    assert.match(await over.text(), /--max-viewers/);
+    await a.close(); // DELETE frees its slot
+    viewers.splice(viewers.indexOf(a), 1);
+    const c = await watch('popular');
+    await until('the late viewer to decode frames', () => c.stats().framesDecoded >= 3, FRAMES_WITHIN_MS);
+    for (const v of [b, c]) {
+      await v.close();
+      viewers.splice(viewers.indexOf(v), 1);
+    }
+    await pub.close();
+    publishers.splice(publishers.indexOf(pub), 1);
+    await allFreed();
+  },
+);
 
-test("an H.264-only viewer whose stream ends: the viewer is ended and its encoder closed with the stream's", { skip, timeout: 60_000 }, async () => {
-  const pub = await publish('ending');
-  const h264 = await watch('ending', 'H264');
-  await until('the H.264 viewer to decode frames', () => h264.stats().framesDecoded >= 3, FRAMES_WITHIN_MS);
-  assert.equal(liveResources().encoders, 1, 'only the H.264 encoder: no viewer asked for VP8');
-  await pub.close(); // DELETE: the stream ends
-  publishers.splice(publishers.indexOf(pub), 1);
-  assert.equal(server.sessions.viewerCount, 0, 'the viewer ended with its stream');
-  assert.equal((await fetch(h264.location, { headers: AUTH })).status, 404, 'the viewer resource is gone');
-  assert.equal(liveResources().encoders, 0, "the H.264 encoder closed with the stream");
-  // The test's own viewer decodes in this process with the same codec classes: close it before counting the rest.
-  await h264.close({ deleteResource: false });
-  viewers.splice(viewers.indexOf(h264), 1);
-  await allFreed();
-});
+test(
+  'an H.264-only viewer of a VP8 stream gets its own encoder, closed when the viewer vanishes without DELETE',
+  { skip, timeout: 60_000 },
+  async () => {
+    const pub = await publish('mixed');
+    const vp8 = await watch('mixed');
+    await until('the VP8 viewer to decode frames', () => vp8.stats().framesDecoded >= 3, FRAMES_WITHIN_MS);
+    const h264 = await watch('mixed', 'H264');
+    await until('the H.264 viewer to decode frames', () => h264.stats().framesDecoded >= 3, FRAMES_WITHIN_MS);
+    assert.equal(liveResources().encoders, 2, 'one encoder per codec');
+    // Gone without DELETE and without a DTLS close (werift sends none): the server notices the silence after
+    // MEDIA_TIMEOUT_MS; 10 s more is slack for a loaded machine's timers.
+    await h264.close({ deleteResource: false });
+    viewers.splice(viewers.indexOf(h264), 1);
+    await until('the vanished H.264 viewer to be dropped', () => server.sessions.viewerCount === 1, MEDIA_TIMEOUT_MS + 10_000);
+    await until('the H.264 encoder to close', () => liveResources().encoders === 1, 5000);
+    const before = vp8.stats().framesDecoded;
+    await until('the VP8 viewer to keep decoding', () => vp8.stats().framesDecoded >= before + 3, FRAMES_WITHIN_MS);
+    await vp8.close();
+    viewers.splice(viewers.indexOf(vp8), 1);
+    await pub.close();
+    publishers.splice(publishers.indexOf(pub), 1);
+    await allFreed();
+  },
+);
+
+test(
+  "an H.264-only viewer whose stream ends: the viewer is ended and its encoder closed with the stream's",
+  { skip, timeout: 60_000 },
+  async () => {
+    const pub = await publish('ending');
+    const h264 = await watch('ending', 'H264');
+    await until('the H.264 viewer to decode frames', () => h264.stats().framesDecoded >= 3, FRAMES_WITHIN_MS);
+    assert.equal(liveResources().encoders, 1, 'only the H.264 encoder: no viewer asked for VP8');
+    await pub.close(); // DELETE: the stream ends
+    publishers.splice(publishers.indexOf(pub), 1);
+    assert.equal(server.sessions.viewerCount, 0, 'the viewer ended with its stream');
+    assert.equal((await fetch(h264.location, { headers: AUTH })).status, 404, 'the viewer resource is gone');
+    assert.equal(liveResources().encoders, 0, 'the H.264 encoder closed with the stream');
+    // The test's own viewer decodes in this process with the same codec classes: close it before counting the rest.
+    await h264.close({ deleteResource: false });
+    viewers.splice(viewers.indexOf(h264), 1);
+    await allFreed();
+  },
+);

@@ -36,7 +36,11 @@ async function offer(): Promise<string> {
   return peer.offer;
 }
 
-function post(path: string, body: string, headers: Record<string, string> = { ...AUTH, 'Content-Type': 'application/sdp' }): Promise<Response> {
+function post(
+  path: string,
+  body: string,
+  headers: Record<string, string> = { ...AUTH, 'Content-Type': 'application/sdp' },
+): Promise<Response> {
   return fetch(`${server.url}${path}`, { method: 'POST', headers, body });
 }
 
@@ -61,7 +65,12 @@ describe('authorization (Bearer token, RFC 9725 §4.5)', () => {
     });
   }
   test('viewer, session and stream-parameter resources need the token too', async () => {
-    for (const [method, path] of [['DELETE', '/viewers/x'], ['GET', '/streams/cam/params'], ['PATCH', '/streams/cam/params'], ['DELETE', '/sessions/x']] as const) {
+    for (const [method, path] of [
+      ['DELETE', '/viewers/x'],
+      ['GET', '/streams/cam/params'],
+      ['PATCH', '/streams/cam/params'],
+      ['DELETE', '/sessions/x'],
+    ] as const) {
       assertTextError(await fetch(`${server.url}${path}`, { method }), 401);
     }
   });
@@ -205,7 +214,10 @@ describe('parameters per stream name', () => {
     const live = server.sessions.byStreamName('later')!;
     assert.deepEqual([live.engine.currentParams.strength, live.engine.currentParams.steps, live.engine.currentParams.seed], [0.25, 2, 11]);
 
-    const patch = await params('later', { method: 'PATCH', body: JSON.stringify({ strength: 0.5, ...(styles[0] ? { style: styles[0] } : {}) }) });
+    const patch = await params('later', {
+      method: 'PATCH',
+      body: JSON.stringify({ strength: 0.5, ...(styles[0] ? { style: styles[0] } : {}) }),
+    });
     assert.equal(patch.status, 200);
     assert.equal(live.engine.currentParams.strength, 0.5, 'applied to the live stream at once');
     await fetch(`${server.url}${res.headers.get('location')}`, { method: 'DELETE', headers: AUTH });

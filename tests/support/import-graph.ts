@@ -16,7 +16,10 @@ interface FolderRule {
   why: string;
 }
 
-const under = (...folders: string[]) => (path: string) => folders.some((f) => path.startsWith(`${f}/`));
+const under =
+  (...folders: string[]) =>
+  (path: string) =>
+    folders.some((f) => path.startsWith(`${f}/`));
 const anything = () => true;
 
 /** Each rule forbids an edge from a file its `from` matches to a file its `to` matches. */
@@ -24,10 +27,18 @@ export const FOLDER_RULES: readonly FolderRule[] = [
   { from: under('frame'), to: (p) => !p.startsWith('frame/'), why: 'frame/ is the bottom: it imports no other folder' },
   { from: under('models'), to: under('realtime', 'stream', 'server', 'bench', 'bin', 'client'), why: 'models/ knows nothing of streams' },
   { from: under('realtime'), to: under('stream', 'server', 'bench', 'bin', 'client'), why: 'realtime/ is transport-agnostic' },
-  { from: under('stream'), to: under('realtime', 'server', 'bench', 'bin', 'client'), why: "stream/ imports neither realtime's engine nor server/" },
+  {
+    from: under('stream'),
+    to: under('realtime', 'server', 'bench', 'bin', 'client'),
+    why: "stream/ imports neither realtime's engine nor server/",
+  },
   { from: under('client'), to: (p) => !p.startsWith('client/'), why: 'client/ imports no server-side code' },
   { from: (p) => !p.startsWith('tests/'), to: under('tests'), why: 'nothing outside tests/ imports tests/' },
-  { from: under('server', 'stream', 'realtime', 'models', 'frame'), to: under('bench', 'bin'), why: 'the product imports no bench or CLI code' },
+  {
+    from: under('server', 'stream', 'realtime', 'models', 'frame'),
+    to: under('bench', 'bin'),
+    why: 'the product imports no bench or CLI code',
+  },
 ];
 
 export interface FolderViolation extends ImportEdge {

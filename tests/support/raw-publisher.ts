@@ -22,14 +22,16 @@ export interface RawPublisher {
   /** Packetize one encoded picture at `timestamp` and send it through werift's sender. */
   sendPicture(picture: EncodedPicture, timestamp: number): number;
   /** Send one RTP packet with exactly this header (SSRC, payload type, sequence number included) and payload. */
-  sendRawRtp(header: { sequenceNumber: number; timestamp: number; marker: boolean; payloadType?: number; ssrc?: number }, payload: Buffer): void;
+  sendRawRtp(
+    header: { sequenceNumber: number; timestamp: number; marker: boolean; payloadType?: number; ssrc?: number },
+    payload: Buffer,
+  ): void;
   /** Encrypt `compound` as SRTCP (whatever it contains) and send it. False when SRTCP refused to encrypt it. */
   sendRawRtcp(compound: Buffer): boolean;
   /** Send bytes unencrypted on the ICE connection, as a peer without the SRTP keys would. */
   sendRawDatagram(bytes: Buffer): void;
   close(options?: { deleteSession?: boolean }): Promise<void>;
 }
-
 
 interface DtlsInternals {
   sendRtp(payload: Buffer, header: RtpHeader): Promise<number>;
@@ -38,7 +40,12 @@ interface DtlsInternals {
   onRtcp: { subscribe(cb: (rtcp: never) => void): { unSubscribe(): void } };
 }
 
-export async function startRawPublisher(options: { baseUrl: string; codec: VideoCodecName; path?: string; connectTimeoutMs?: number }): Promise<RawPublisher> {
+export async function startRawPublisher(options: {
+  baseUrl: string;
+  codec: VideoCodecName;
+  path?: string;
+  connectTimeoutMs?: number;
+}): Promise<RawPublisher> {
   const { codec } = options;
   const rtcpFeedback = [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }, { type: 'goog-remb' }];
   const pc = new RTCPeerConnection({

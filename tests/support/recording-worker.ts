@@ -10,7 +10,11 @@ serveInference({
     const real = new StreamRestyler(model);
     return {
       restyle: (req) => {
-        parentPort!.postMessage({ type: 'log', level: 'info', message: `restyle ${streamId} ${req.image.width}x${req.image.height} scale ${req.scale}` });
+        parentPort!.postMessage({
+          type: 'log',
+          level: 'info',
+          message: `restyle ${streamId} ${req.image.width}x${req.image.height} scale ${req.scale}`,
+        });
         return real.restyle(req);
       },
     };

@@ -37,5 +37,8 @@ export function requireChromium(): { executablePath: string; skip: string | fals
 /** The skip option of tests that need the embedded default model (or the one SDS_TEST_MODEL names). */
 export function requireDefaultModel(): string | false {
   const present = existsSync(path.join(DEFAULT_MODEL, 'manifest.json'));
-  return requireOrSkip('the default model', present ? false : `${DEFAULT_MODEL}/manifest.json is missing (train/export it first, or set SDS_TEST_MODEL)`);
+  return requireOrSkip(
+    'the default model',
+    present ? false : `${DEFAULT_MODEL}/manifest.json is missing (train/export it first, or set SDS_TEST_MODEL)`,
+  );
 }

@@ -28,6 +28,8 @@ export async function awaitRestyledVideo(page: Page, o: { timeoutMs: number; min
     .catch(async (err: Error) => {
       const title = await page.textContent('#notice-title').catch(() => '');
       const detail = await page.textContent('#notice-detail').catch(() => '');
-      throw new Error(`no restyled video within ${o.timeoutMs / 1000} s (page says “${title}” — ${detail})\n${err.message}\nserver log:\n${o.serverLog()}`);
+      throw new Error(
+        `no restyled video within ${o.timeoutMs / 1000} s (page says “${title}” — ${detail})\n${err.message}\nserver log:\n${o.serverLog()}`,
+      );
     });
 }

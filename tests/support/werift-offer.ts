@@ -9,7 +9,9 @@ export interface OfferingPeer {
   close(): Promise<void>;
 }
 
-export async function makeOffer(options: { codecs?: ('VP8' | 'H264' | 'AV1')[]; audio?: boolean; headerExtensions?: RTCRtpHeaderExtensionParameters[] } = {}): Promise<OfferingPeer> {
+export async function makeOffer(
+  options: { codecs?: ('VP8' | 'H264' | 'AV1')[]; audio?: boolean; headerExtensions?: RTCRtpHeaderExtensionParameters[] } = {},
+): Promise<OfferingPeer> {
   const video = (options.codecs ?? ['VP8']).map((name, i) =>
     name === 'H264'
       ? new RTCRtpCodecParameters({

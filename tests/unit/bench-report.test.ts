@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { type FrameRecord, type RunConfig, distribution, renderComparison, renderHtml, renderMarkdown, summarize } from '../../bench/e2e-report.js';
+import {
+  type FrameRecord,
+  type RunConfig,
+  distribution,
+  renderComparison,
+  renderHtml,
+  renderMarkdown,
+  summarize,
+} from '../../bench/e2e-report.js';
 
 const config: RunConfig = {
   label: 'test',
@@ -32,8 +40,18 @@ function frame(i: number, latency: number | undefined): FrameRecord {
     { name: 'dispatch' as const, startMs: arrival + latency - 4.5, endMs: arrival + latency - 4 },
     { name: 'encode' as const, startMs: arrival + latency - 4, endMs: arrival + latency },
   ];
-  const path = i === 3 ? { kind: 'model' as const, steps: 1, scale: 0.5 as const } : { kind: 'model' as const, steps: 1, scale: 1 as const };
-  return { session: 0, rtpTimestamp: i * 9000, sentByClientMs: arrival - 2, arrivalMs: arrival, firstPacketOutMs: arrival + latency, stages, path, receivedByClientMs: arrival + latency + 1 };
+  const path =
+    i === 3 ? { kind: 'model' as const, steps: 1, scale: 0.5 as const } : { kind: 'model' as const, steps: 1, scale: 1 as const };
+  return {
+    session: 0,
+    rtpTimestamp: i * 9000,
+    sentByClientMs: arrival - 2,
+    arrivalMs: arrival,
+    firstPacketOutMs: arrival + latency,
+    stages,
+    path,
+    receivedByClientMs: arrival + latency + 1,
+  };
 }
 
 test('distribution uses nearest-rank percentiles', () => {
@@ -60,7 +78,14 @@ test('summarize: stage records add up to the frame latency, repeated stages are 
   assert.equal(r.dropRate, 0.25);
   assert.ok(Math.abs(r.deadlineMissRate - 1 / 3) < 1e-9);
   // Per frame, in arrival order: when, latency, the engine's path and each stage's ms (dispatch in + out summed).
-  assert.deepEqual(r.frames.map((f) => [f.atS, f.latencyMs, f.path?.kind === 'model' ? f.path.scale : 'reuse']), [[0.1, 20, 1], [0.2, 30, 1], [0.4, 50, 0.5]]);
+  assert.deepEqual(
+    r.frames.map((f) => [f.atS, f.latencyMs, f.path?.kind === 'model' ? f.path.scale : 'reuse']),
+    [
+      [0.1, 20, 1],
+      [0.2, 30, 1],
+      [0.4, 50, 0.5],
+    ],
+  );
   assert.deepEqual(r.frames[2]!.stagesMs, { decode: 3, mailbox: 1, dispatch: 1, denoise: 41, encode: 4 });
   assert.match(renderMarkdown(r), /model at full \/ half resolution \/ previous output again \| 2 \/ 1 \/ 0 \|/);
   assert.equal(r.timeToFirstFrameMs, 21);

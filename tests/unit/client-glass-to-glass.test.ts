@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { type BrowserRunConfig, renderBrowserMarkdown, renderBrowserTable, rtpStatsAverages, summarizeBrowserRun } from '../../bench/browser-report.js';
+import {
+  type BrowserRunConfig,
+  renderBrowserMarkdown,
+  renderBrowserTable,
+  rtpStatsAverages,
+  summarizeBrowserRun,
+} from '../../bench/browser-report.js';
 import { distribution } from '../../bench/e2e-report.js';
 import {
   estimateRtpCaptureOffset,
@@ -23,7 +29,14 @@ function lcg(seed: number): () => number {
  * A camera as WebRTC sees it: captures every `intervalMs` (± jitter), RTP = 90 × whole capture ms + offset
  * (mod 2^32), each frame encoded `encodeMs` later.
  */
-function camera(options: { frames: number; intervalMs?: number; jitterMs?: number; rtpOffset: number; encodeMs: (i: number) => number; startMs?: number }) {
+function camera(options: {
+  frames: number;
+  intervalMs?: number;
+  jitterMs?: number;
+  rtpOffset: number;
+  encodeMs: (i: number) => number;
+  startMs?: number;
+}) {
   const { frames, intervalMs = 1000 / 30, jitterMs = 0, rtpOffset, encodeMs, startMs = 1000 } = options;
   const random = lcg(7);
   const out: Array<{ captureMs: number; rtp32: number; sentMs: number }> = [];
@@ -206,7 +219,11 @@ describe('browser benchmark report (bench/browser-report.ts)', () => {
       inputFps: 30,
       overlay: '60 / 80 ms',
     });
-    assert.deepEqual(report.frames, [[90, 80, 20], [180, 50, 10], [270, 80, null]]);
+    assert.deepEqual(report.frames, [
+      [90, 80, 20],
+      [180, 50, 10],
+      [270, 80, null],
+    ]);
     assert.equal(report.glassToGlassMs.p50, 80);
     assert.equal(report.serverLatencyMs.count, 2);
     assert.deepEqual([...[report.serverShare.p50, report.serverShare.max]].sort(), [0.2, 0.25]);
@@ -221,8 +238,22 @@ describe('browser benchmark report (bench/browser-report.ts)', () => {
 
   test('getStats counters become per-frame averages over the window, and unknown where a counter is missing', () => {
     const avg = rtpStatsAverages(
-      { totalEncodeTime: 1, framesEncoded: 100, jitterBufferDelay: 4, jitterBufferEmittedCount: 100, totalDecodeTime: 0.1, framesDecoded: 100 },
-      { totalEncodeTime: 1.5, framesEncoded: 200, jitterBufferDelay: 7, jitterBufferEmittedCount: 150, totalDecodeTime: 0.2, framesDecoded: 150 },
+      {
+        totalEncodeTime: 1,
+        framesEncoded: 100,
+        jitterBufferDelay: 4,
+        jitterBufferEmittedCount: 100,
+        totalDecodeTime: 0.1,
+        framesDecoded: 100,
+      },
+      {
+        totalEncodeTime: 1.5,
+        framesEncoded: 200,
+        jitterBufferDelay: 7,
+        jitterBufferEmittedCount: 150,
+        totalDecodeTime: 0.2,
+        framesDecoded: 150,
+      },
     );
     assert.equal(avg.encodeMs, 5);
     assert.equal(avg.jitterBufferMs, 60);

@@ -64,5 +64,11 @@ test('the reader finds static, re-exported, dynamic and worker-URL imports, and 
     "import 'side-effect-package';",
     "import fs from 'node:fs';",
   ].join('\n');
-  assert.deepEqual(importsOf(src, 'models/x.ts').sort(), ['models/b.ts', 'models/worker/w.ts', 'realtime/frame.ts', 'server/t.ts', 'stream/d.ts']);
+  assert.deepEqual(importsOf(src, 'models/x.ts').sort(), [
+    'models/b.ts',
+    'models/worker/w.ts',
+    'realtime/frame.ts',
+    'server/t.ts',
+    'stream/d.ts',
+  ]);
 });

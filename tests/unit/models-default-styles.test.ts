@@ -13,7 +13,7 @@ import { ssim } from '../support/image-metrics.js';
 const MODEL = path.join(PACKAGE_ROOT, 'models', 'default');
 const TESTDATA = path.join(MODEL, 'testdata');
 
-test('each style restyles a held-out photo closer to its own target than to any other style\'s', async () => {
+test("each style restyles a held-out photo closer to its own target than to any other style's", async () => {
   const photo = await loadPhoto(path.join(TESTDATA, 'heldout.png'));
   const rt = await ModelRuntime.load({ modelDir: MODEL, intraOpThreads: 2 });
   try {
@@ -41,7 +41,10 @@ test('each style restyles a held-out photo closer to its own target than to any 
       rows.push(`${style}: ${scores.map(([t, v]) => `${t} ${v.toFixed(3)}`).join(', ')}`);
       const own = scores.find(([t]) => t === style)![1];
       const bestOther = Math.max(...scores.filter(([t]) => t !== style).map(([, v]) => v));
-      assert.ok(own > bestOther, `style ${style}: SSIM to own target ${own.toFixed(3)} vs best other ${bestOther.toFixed(3)}\n${rows.join('\n')}`);
+      assert.ok(
+        own > bestOther,
+        `style ${style}: SSIM to own target ${own.toFixed(3)} vs best other ${bestOther.toFixed(3)}\n${rows.join('\n')}`,
+      );
     }
   } finally {
     await rt.close();

@@ -45,7 +45,24 @@ describe('float16', () => {
 
 describe('float16 array conversion', () => {
   it('encodes exactly as the per-value reference, halfway points, subnormals, overflow and NaN included', () => {
-    const values: number[] = [0, -0, 65504, 65519, 65520, 65535.9, 65536, 1e6, Infinity, -Infinity, NaN, 2 ** -24, 2 ** -25, 3 * 2 ** -26, 2 ** -14, 2 ** -14 - 2 ** -25];
+    const values: number[] = [
+      0,
+      -0,
+      65504,
+      65519,
+      65520,
+      65535.9,
+      65536,
+      1e6,
+      Infinity,
+      -Infinity,
+      NaN,
+      2 ** -24,
+      2 ** -25,
+      3 * 2 ** -26,
+      2 ** -14,
+      2 ** -14 - 2 ** -25,
+    ];
     for (let bits = 0; bits < 0x7c00; bits++) {
       const v = fromFloat16Bits(bits);
       const next = fromFloat16Bits(bits + 1);

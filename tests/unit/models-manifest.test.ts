@@ -30,22 +30,42 @@ function validManifest(): Record<string, unknown> {
     latent: { channels: 4, downscale: 8, scalingFactor: 0.18215 },
     pixelRange: [-1, 1],
     resolution: { width: 320, height: 256 },
-    resolutions: [[320, 256], [512, 512]],
+    resolutions: [
+      [320, 256],
+      [512, 512],
+    ],
     sizeMultiple: 8,
-    scheduler: { betaSchedule: 'scaled_linear', betaStart: 0.00085, betaEnd: 0.012, numTrainTimesteps: 1000, predictionType: 'sample', timestepSpacing: 'trailing' },
+    scheduler: {
+      betaSchedule: 'scaled_linear',
+      betaStart: 0.00085,
+      betaEnd: 0.012,
+      numTrainTimesteps: 1000,
+      predictionType: 'sample',
+      timestepSpacing: 'trailing',
+    },
     steps: [1, 2, 3, 4],
     defaults: { steps: 1, strength: 0.5, style: 'ink' },
-    conditioning: { kind: 'styles', dim: 3, styles: [{ id: 'ink', label: 'Ink', embedding: [1, 0, 0] }, { id: 'oil', label: 'Oil', embedding: [0, 1, 0] }] },
+    conditioning: {
+      kind: 'styles',
+      dim: 3,
+      styles: [
+        { id: 'ink', label: 'Ink', embedding: [1, 0, 0] },
+        { id: 'oil', label: 'Oil', embedding: [0, 1, 0] },
+      ],
+    },
   };
 }
 const onnxFiles = { 'enc.onnx': 'x', 'den.onnx': 'x', 'dec.onnx': 'x' };
 
 function rejects(dir: string, pattern: RegExp): void {
-  assert.throws(() => loadManifest(dir), (err: unknown) => {
-    assert.ok(err instanceof ModelLoadError, `expected ModelLoadError, got ${String(err)}`);
-    assert.match(err.message, pattern);
-    return true;
-  });
+  assert.throws(
+    () => loadManifest(dir),
+    (err: unknown) => {
+      assert.ok(err instanceof ModelLoadError, `expected ModelLoadError, got ${String(err)}`);
+      assert.match(err.message, pattern);
+      return true;
+    },
+  );
 }
 
 describe('sds-model/1 manifest', () => {
@@ -65,7 +85,10 @@ describe('sds-model/1 manifest', () => {
   });
 
   it('names a component file that does not exist', () => {
-    rejects(folder({ 'manifest.json': validManifest(), 'enc.onnx': 'x', 'dec.onnx': 'x' }), /components\.denoiser names den\.onnx, which does not exist/);
+    rejects(
+      folder({ 'manifest.json': validManifest(), 'enc.onnx': 'x', 'dec.onnx': 'x' }),
+      /components\.denoiser names den\.onnx, which does not exist/,
+    );
   });
 
   it('names a missing field', () => {

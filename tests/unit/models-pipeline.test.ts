@@ -37,7 +37,11 @@ function testImage(width: number, height: number): RgbImage {
   return { width, height, data };
 }
 
-async function run(m: Awaited<ReturnType<typeof model>>, image: RgbImage, opts: { steps?: number; strength?: number; style?: string | { from: string; to: string; t: number }; seed?: number } = {}) {
+async function run(
+  m: Awaited<ReturnType<typeof model>>,
+  image: RgbImage,
+  opts: { steps?: number; strength?: number; style?: string | { from: string; to: string; t: number }; seed?: number } = {},
+) {
   const stages: StageTiming[] = [];
   const { contextTokens, contextDim } = m.components.denoiser;
   const { image: out } = await img2img(
@@ -65,7 +69,10 @@ describe('pixel conversion', () => {
 
   it('maps RGB24 to planar NCHW in the pixel range [-1, 1]', () => {
     const t = rgbToTensor({ width: 2, height: 1, data: Uint8Array.from([0, 255, 51, 255, 0, 204]) }, { ...manifest, sizeMultiple: 1 });
-    assert.deepEqual([...t].map((v) => Math.round(v * 100) / 100), [-1, 1, 1, -1, -0.6, 0.6]);
+    assert.deepEqual(
+      [...t].map((v) => Math.round(v * 100) / 100),
+      [-1, 1, 1, -1, -0.6, 0.6],
+    );
   });
 
   it('maps back with clamping and rounding, and round-trips every byte value', () => {
@@ -78,7 +85,10 @@ describe('pixel conversion', () => {
 
   it('writes a float16 encoder input directly, bit for bit what converting the float32 tensor gives', () => {
     const img = { width: 256, height: 1, data: Uint8Array.from({ length: 256 * 3 }, (_, i) => (i * 7) % 256) };
-    for (const pixelRange of [[-1, 1], [0, 1]] as [number, number][]) {
+    for (const pixelRange of [
+      [-1, 1],
+      [0, 1],
+    ] as [number, number][]) {
       const m = { ...manifest, sizeMultiple: 1, pixelRange };
       assert.deepEqual(rgbToTensor(img, m, 'float16'), float32ToFloat16(rgbToTensor(img, m)));
     }
@@ -86,7 +96,10 @@ describe('pixel conversion', () => {
 
   it('maps every float16 decoder output to the byte the float32 path gives (clamp, rounding, NaN, infinities)', () => {
     const halves = Uint16Array.from({ length: 3 * 0x10000 }, (_, i) => (i * 40503) & 0xffff); // each plane: every half
-    for (const pixelRange of [[-1, 1], [0, 1]] as [number, number][]) {
+    for (const pixelRange of [
+      [-1, 1],
+      [0, 1],
+    ] as [number, number][]) {
       const m = { ...manifest, pixelRange };
       assert.deepEqual(tensorToRgb(halves, 0x10000, 1, m).data, tensorToRgb(float16ToFloat32(halves), 0x10000, 1, m).data);
     }
@@ -97,12 +110,18 @@ describe('ONNX component metadata', () => {
   it('reads input/output names, types and shapes from the session', async () => {
     const unet = await OnnxComponent.load(join(FIXTURES, 'sd-tiny/unet/model.onnx'), SESSION);
     try {
-      assert.deepEqual(unet.inputs.map((s) => [s.name, s.type, s.shape.length]), [
-        ['sample', 'float32', 4],
-        ['timestep', 'float32', 0],
-        ['encoder_hidden_states', 'float32', 3],
-      ]);
-      assert.deepEqual(unet.outputs.map((s) => s.name), ['out_sample']);
+      assert.deepEqual(
+        unet.inputs.map((s) => [s.name, s.type, s.shape.length]),
+        [
+          ['sample', 'float32', 4],
+          ['timestep', 'float32', 0],
+          ['encoder_hidden_states', 'float32', 3],
+        ],
+      );
+      assert.deepEqual(
+        unet.outputs.map((s) => s.name),
+        ['out_sample'],
+      );
     } finally {
       await unet.release();
     }
@@ -135,7 +154,10 @@ describe('img2img on the SD-Turbo-layout fixture', () => {
     assert.equal(out.data.length, 64 * 64 * 3);
     // The VAE is wrapped in pixel graphs: no host pre/postprocessing stage.
     assert.ok(m.components.encoder.inGraph && m.components.decoder.inGraph);
-    assert.deepEqual(stages.map((s) => s.name), ['vae_encode', 'denoise', 'vae_decode']);
+    assert.deepEqual(
+      stages.map((s) => s.name),
+      ['vae_encode', 'denoise', 'vae_decode'],
+    );
     for (let i = 0; i < stages.length; i++) {
       assert.ok(stages[i]!.endMs >= stages[i]!.startMs);
       if (i > 0) assert.ok(stages[i]!.startMs >= stages[i - 1]!.endMs);
@@ -212,7 +234,11 @@ describe('style conditioning', () => {
       JSON.stringify({
         format: 'sds-model/1',
         name: 'style-fixture',
-        components: { vae_encoder: base.components.vae_encoder, denoiser: base.components.denoiser, vae_decoder: base.components.vae_decoder },
+        components: {
+          vae_encoder: base.components.vae_encoder,
+          denoiser: base.components.denoiser,
+          vae_decoder: base.components.vae_decoder,
+        },
         latent: base.latent,
         pixelRange: [-1, 1],
         resolution: { width: 64, height: 64 },
@@ -220,7 +246,14 @@ describe('style conditioning', () => {
         scheduler: { ...base.scheduler },
         steps: [1, 2],
         defaults: { steps: 1, strength: 0.5, style: 'ink' },
-        conditioning: { kind: 'styles', dim: 32, styles: [{ id: 'ink', label: 'Ink', embedding: emb(1) }, { id: 'oil', label: 'Oil', embedding: emb(2) }] },
+        conditioning: {
+          kind: 'styles',
+          dim: 32,
+          styles: [
+            { id: 'ink', label: 'Ink', embedding: emb(1) },
+            { id: 'oil', label: 'Oil', embedding: emb(2) },
+          ],
+        },
       }),
     );
     return loadManifest(scratch);

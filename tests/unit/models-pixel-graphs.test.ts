@@ -56,14 +56,21 @@ describe('pixel graphs match the host path', () => {
       const graph = await loadComponents(manifest, SESSION);
       const host = await loadComponents(manifest, { ...SESSION, pixelGraphs: false });
       loaded.push(graph, host);
-      assert.deepEqual([graph.encoder.inGraph, graph.decoder.inGraph, host.encoder.inGraph, host.decoder.inGraph], [true, true, false, false]);
+      assert.deepEqual(
+        [graph.encoder.inGraph, graph.decoder.inGraph, host.encoder.inGraph, host.decoder.inGraph],
+        [true, true, false, false],
+      );
 
       const image = photoLike(width, height);
       const stages: StageTiming[] = [];
       const a = await graph.encoder.encode(image, stages);
       const b = await host.encoder.encode(image, []);
       assert.deepEqual(a.dims, b.dims);
-      assert.deepEqual(stages.map((s) => s.name), ['vae_encode'], 'no host preprocessing stage');
+      assert.deepEqual(
+        stages.map((s) => s.name),
+        ['vae_encode'],
+        'no host preprocessing stage',
+      );
       const { diff, scale } = maxDiff(a.data, b.data);
       // float16 models differ by a rounding of the input here and there; float32 ones only in the last bits.
       const tolerance = dir.endsWith('fp16') ? 2e-2 : 1e-4;
@@ -104,12 +111,17 @@ describe('the denoiser step graph matches the host scheduler arithmetic', () => 
       const schedule = new NoiseSchedule(manifest.scheduler);
       const table = new ConditioningTable(manifest);
       const run = (components: DiffusionComponents) =>
-        img2img({ manifest, schedule, components }, photoLike(width, height), {
-          steps: 2,
-          strength: 0.6,
-          conditioning: table.embedding(manifest.defaults.style, components.denoiser.contextTokens, components.denoiser.contextDim),
-          noise: new FixedNoise(3),
-        }, []);
+        img2img(
+          { manifest, schedule, components },
+          photoLike(width, height),
+          {
+            steps: 2,
+            strength: 0.6,
+            conditioning: table.embedding(manifest.defaults.style, components.denoiser.contextTokens, components.denoiser.contextDim),
+            noise: new FixedNoise(3),
+          },
+          [],
+        );
       const [a, b] = [await run(graph), await run(host)];
       const { diff, scale } = maxDiff(a.outputLatent, b.outputLatent);
       const tolerance = dir.endsWith('fp16') ? 3e-2 : 1e-3;
@@ -129,7 +141,10 @@ function tinyModel(opset: number, external: boolean): Uint8Array {
 describe('a model that cannot be wrapped is refused with its reason', () => {
   const options = { pixelRange: [-1, 1] as const, scalingFactor: 0.18, channels: 4 };
   it('weights in external data files', () => {
-    assert.throws(() => imageEncoderGraph(tinyModel(17, true), options), (e: Error) => e instanceof PixelGraphError && /external data/.test(e.message));
+    assert.throws(
+      () => imageEncoderGraph(tinyModel(17, true), options),
+      (e: Error) => e instanceof PixelGraphError && /external data/.test(e.message),
+    );
   });
   it('an opset before 11', () => {
     assert.throws(() => imageDecoderGraph(tinyModel(9, false), options), /opset is 9; wrapping needs 11/);

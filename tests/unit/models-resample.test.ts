@@ -51,7 +51,12 @@ function bilinearReference(image: { width: number; height: number; data: Uint8Ar
 
 test('double gives the same bytes as the float bilinear formula, edges included, with a reused Doubler', () => {
   const doubler = new Doubler();
-  for (const [w, h, seed] of [[7, 5, 1], [16, 9, 2], [1, 1, 3], [32, 32, 4]] as const) {
+  for (const [w, h, seed] of [
+    [7, 5, 1],
+    [16, 9, 2],
+    [1, 1, 3],
+    [32, 32, 4],
+  ] as const) {
     let s = seed;
     const data = Uint8Array.from({ length: w * h * 3 }, () => ((s = (s * 1103515245 + 12345) >>> 0) >>> 16) & 0xff);
     const image = { width: w, height: h, data };

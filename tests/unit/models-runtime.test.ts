@@ -22,7 +22,10 @@ function request(streamId: string, width = 64, height = 64, seed = 1): RestyleRe
   return { streamId, image: { width, height, data }, style: '', prompt: '', strength: 0.5, steps: 2, seed, consistency: 0 };
 }
 
-async function withRuntime(options: Partial<Parameters<typeof ModelRuntime.load>[0]>, fn: (rt: ModelRuntime) => Promise<void>): Promise<void> {
+async function withRuntime(
+  options: Partial<Parameters<typeof ModelRuntime.load>[0]>,
+  fn: (rt: ModelRuntime) => Promise<void>,
+): Promise<void> {
   const rt = await ModelRuntime.load({ modelDir: SD_TINY, intraOpThreads: 1, ...options });
   try {
     await fn(rt);
@@ -36,7 +39,18 @@ describe('ModelRuntime', () => {
     await withRuntime({}, async (rt) => {
       assert.deepEqual(
         { ...rt.info, steps: [...rt.info.steps], styles: [...rt.info.styles] },
-        { name: 'sd-tiny', width: 64, height: 64, styles: [], styleLabels: {}, steps: [1, 2, 3, 4], conditioning: 'text', defaults: { steps: 1, strength: 0.5, style: '' }, provider: 'cpu', workers: 1 },
+        {
+          name: 'sd-tiny',
+          width: 64,
+          height: 64,
+          styles: [],
+          styleLabels: {},
+          steps: [1, 2, 3, 4],
+          conditioning: 'text',
+          defaults: { steps: 1, strength: 0.5, style: '' },
+          provider: 'cpu',
+          workers: 1,
+        },
       );
     });
   });
@@ -51,9 +65,15 @@ describe('ModelRuntime', () => {
       assert.equal(rt.queueDepth, 0);
       assert.deepEqual([res.image.width, res.image.height, res.image.data.length], [64, 64, 64 * 64 * 3]);
       // sd-tiny is a text model: its prompt is encoded (or taken from the cache) first.
-      assert.deepEqual(res.stages.map((s) => s.name), ['text_encode', 'vae_encode', 'denoise', 'vae_decode']);
+      assert.deepEqual(
+        res.stages.map((s) => s.name),
+        ['text_encode', 'vae_encode', 'denoise', 'vae_decode'],
+      );
       const now = performance.timeOrigin + performance.now();
-      assert.ok(res.stages.every((s) => s.startMs <= s.endMs && s.endMs <= now && s.startMs > now - 60_000), 'stage times are epoch ms');
+      assert.ok(
+        res.stages.every((s) => s.startMs <= s.endMs && s.endMs <= now && s.startMs > now - 60_000),
+        'stage times are epoch ms',
+      );
     });
   });
 
@@ -93,7 +113,10 @@ describe('ModelRuntime', () => {
       const after = await rt.restyle(request('a'));
       assert.equal(after.image.data.length, 64 * 64 * 3);
       assert.equal(rt.liveWorkers, 1);
-      assert.ok(lines.some((l) => /inference worker 0 exited .*restarting/.test(l)), lines.join('\n'));
+      assert.ok(
+        lines.some((l) => /inference worker 0 exited .*restarting/.test(l)),
+        lines.join('\n'),
+      );
     });
   });
 
@@ -146,7 +169,12 @@ describe('the default model (models/default)', () => {
       assert.ok(rt.info.styles.includes(rt.info.defaults.style));
       const { width, height } = rt.info;
       for (const style of rt.info.styles) {
-        const res = await rt.restyle({ ...request('d', width, height), style, steps: rt.info.defaults.steps, strength: rt.info.defaults.strength });
+        const res = await rt.restyle({
+          ...request('d', width, height),
+          style,
+          steps: rt.info.defaults.steps,
+          strength: rt.info.defaults.strength,
+        });
         assert.deepEqual([res.image.width, res.image.height], [width, height], style);
       }
     } finally {
@@ -201,16 +229,28 @@ describe('ModelRuntime shutdown under load', () => {
 describe('ModelRuntime warm-up', () => {
   // onnxruntime's first run at a new input shape re-plans and re-allocates: warming up at the model's native size
   // left a stream served at another size, and its first switch to half resolution, to pay it on live frames.
-  it('warms up at the served resolution and at its half, not at the model\'s native size', async () => {
+  it("warms up at the served resolution and at its half, not at the model's native size", async () => {
     const lines: string[] = [];
     const logger = { info: (m: string) => lines.push(m), warn: (m: string) => lines.push(m) };
     const workerEntry = new URL('../support/recording-worker.js', import.meta.url);
-    const rt = await ModelRuntime.load({ modelDir: SD_TINY, intraOpThreads: 1, workerEntry, logger, servedResolution: { width: 128, height: 96 } });
+    const rt = await ModelRuntime.load({
+      modelDir: SD_TINY,
+      intraOpThreads: 1,
+      workerEntry,
+      logger,
+      servedResolution: { width: 128, height: 96 },
+    });
     try {
       const warmUp = lines.filter((l) => l.startsWith(`restyle ${WARM_UP_STREAM} `));
       assert.ok(warmUp.length >= 3, `warm-up runs: ${lines.join(' | ')}`);
-      assert.ok(warmUp.every((l) => l.includes(' 128x96 ')), `every warm-up frame is 128×96 (sd-tiny is 64×64 natively): ${warmUp.join(' | ')}`);
-      assert.ok(warmUp.some((l) => l.endsWith('scale 1')) && warmUp.some((l) => l.endsWith('scale 0.5')), `full and half: ${warmUp.join(' | ')}`);
+      assert.ok(
+        warmUp.every((l) => l.includes(' 128x96 ')),
+        `every warm-up frame is 128×96 (sd-tiny is 64×64 natively): ${warmUp.join(' | ')}`,
+      );
+      assert.ok(
+        warmUp.some((l) => l.endsWith('scale 1')) && warmUp.some((l) => l.endsWith('scale 0.5')),
+        `full and half: ${warmUp.join(' | ')}`,
+      );
     } finally {
       await rt.close();
     }

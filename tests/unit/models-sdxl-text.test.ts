@@ -139,7 +139,11 @@ describe('SDXL text conditioning', () => {
     const b = await encoder.embed('a blue sky');
     assert.equal(a.pooled?.length, POOLED);
     // The engine's transition sends [from: 1 − t, to: t]; t = 0 and t = 1 are exactly the endpoints.
-    const at = (t: number) => blendPrompts(encoder, [{ prompt: 'a red car', weight: 1 - t }, { prompt: 'a blue sky', weight: t }]);
+    const at = (t: number) =>
+      blendPrompts(encoder, [
+        { prompt: 'a red car', weight: 1 - t },
+        { prompt: 'a blue sky', weight: t },
+      ]);
     assert.deepEqual(await at(0), a);
     assert.deepEqual(await at(1), b);
     const quarter = await at(0.25);
@@ -181,10 +185,26 @@ describe('SDXL text conditioning', () => {
 });
 
 describe('SDXL through the worker runtime', () => {
-  const frame = (): RestyleRequest['image'] => ({ width: 64, height: 64, data: Uint8Array.from({ length: 64 * 64 * 3 }, (_, i) => (i * 13) & 0xff) });
+  const frame = (): RestyleRequest['image'] => ({
+    width: 64,
+    height: 64,
+    data: Uint8Array.from({ length: 64 * 64 * 3 }, (_, i) => (i * 13) & 0xff),
+  });
   let n = 0;
   const restyle = async (rt: ModelRuntime, extra: Partial<RestyleRequest>) =>
-    (await rt.restyle({ streamId: `s${n++}`, image: frame(), style: '', prompt: '', strength: 0.6, steps: 2, seed: 3, consistency: 0, ...extra })).image.data;
+    (
+      await rt.restyle({
+        streamId: `s${n++}`,
+        image: frame(),
+        style: '',
+        prompt: '',
+        strength: 0.6,
+        steps: 2,
+        seed: 3,
+        consistency: 0,
+        ...extra,
+      })
+    ).image.data;
 
   it('restyles by prompt, and a prompt blend at weight 0 is the other prompt exactly', async () => {
     const logger = recordingLogger();
@@ -194,8 +214,24 @@ describe('SDXL through the worker runtime', () => {
       const car = await restyle(rt, { prompt: 'a red car' });
       const sky = await restyle(rt, { prompt: 'a blue sky' });
       assert.notDeepEqual(car, sky);
-      assert.deepEqual(await restyle(rt, { promptBlend: [{ prompt: 'a red car', weight: 1 }, { prompt: 'a blue sky', weight: 0 }] }), car);
-      assert.deepEqual(await restyle(rt, { promptBlend: [{ prompt: 'a red car', weight: 0 }, { prompt: 'a blue sky', weight: 1 }] }), sky);
+      assert.deepEqual(
+        await restyle(rt, {
+          promptBlend: [
+            { prompt: 'a red car', weight: 1 },
+            { prompt: 'a blue sky', weight: 0 },
+          ],
+        }),
+        car,
+      );
+      assert.deepEqual(
+        await restyle(rt, {
+          promptBlend: [
+            { prompt: 'a red car', weight: 0 },
+            { prompt: 'a blue sky', weight: 1 },
+          ],
+        }),
+        sky,
+      );
     } finally {
       await rt.close();
     }
@@ -208,7 +244,11 @@ describe('SDXL through the worker runtime', () => {
     const rt = await ModelRuntime.load({ modelDir: dir, intraOpThreads: 1, logger });
     try {
       assert.equal(logger.warnings.filter((w) => /text_encoder_2/.test(w)).length, 1, logger.warnings.join('\n'));
-      assert.notDeepEqual(await restyle(rt, { prompt: 'a red car' }), await restyle(rt, { prompt: 'a blue sky' }), 'text_encoder still conditions it');
+      assert.notDeepEqual(
+        await restyle(rt, { prompt: 'a red car' }),
+        await restyle(rt, { prompt: 'a blue sky' }),
+        'text_encoder still conditions it',
+      );
     } finally {
       await rt.close();
     }

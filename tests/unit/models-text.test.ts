@@ -49,7 +49,12 @@ test('a long prompt is truncated to 77 ids and keeps its EOS; SD 1.x configs pad
     }
     const sd1 = ClipTokenizer.load(dir);
     assert.equal(sd1.padId, sd1.eosId);
-    assert.ok(sd1.encode('a cat').slice(3).every((v) => v === sd1.eosId));
+    assert.ok(
+      sd1
+        .encode('a cat')
+        .slice(3)
+        .every((v) => v === sd1.eosId),
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -106,17 +111,42 @@ test('the SD-layout model restyles by prompt: prompts change the output, blends 
   };
   let n = 0;
   const run = async (extra: Partial<RestyleRequest>) =>
-    (await rt.restyle({ streamId: `s${n++}`, image: frame(), style: '', prompt: '', strength: 0.6, steps: 2, seed: 3, consistency: 0, ...extra })).image.data;
+    (
+      await rt.restyle({
+        streamId: `s${n++}`,
+        image: frame(),
+        style: '',
+        prompt: '',
+        strength: 0.6,
+        steps: 2,
+        seed: 3,
+        consistency: 0,
+        ...extra,
+      })
+    ).image.data;
   try {
     const car = await run({ prompt: 'a red car' });
     assert.deepEqual(await run({ prompt: 'a red car' }), car, 'same prompt, same seed: same output');
     const sky = await run({ prompt: 'a blue sky' });
     assert.notDeepEqual(sky, car, 'the prompt reaches the denoiser');
-    assert.deepEqual(await run({ prompt: 'ignored', promptBlend: [{ prompt: 'a red car', weight: 1 }] }), car, 'a blend overrides the prompt');
-    const mixed = await run({ promptBlend: [{ prompt: 'a red car', weight: 1 }, { prompt: 'a blue sky', weight: 1 }] });
+    assert.deepEqual(
+      await run({ prompt: 'ignored', promptBlend: [{ prompt: 'a red car', weight: 1 }] }),
+      car,
+      'a blend overrides the prompt',
+    );
+    const mixed = await run({
+      promptBlend: [
+        { prompt: 'a red car', weight: 1 },
+        { prompt: 'a blue sky', weight: 1 },
+      ],
+    });
     assert.notDeepEqual(mixed, car);
     assert.notDeepEqual(mixed, sky);
-    assert.deepEqual(await run({ prompt: 'a red car', seed: 99, seedBlend: [{ seed: 3, weight: 1 }] }), car, 'a seed blend overrides the seed');
+    assert.deepEqual(
+      await run({ prompt: 'a red car', seed: 99, seedBlend: [{ seed: 3, weight: 1 }] }),
+      car,
+      'a seed blend overrides the seed',
+    );
     assert.notDeepEqual(await run({ prompt: 'a red car', seed: 4 }), car, 'the seed reaches the noise');
   } finally {
     await rt.close();

@@ -19,7 +19,16 @@ async function restyleClip(rt: ModelRuntime, frames: RgbImage[], streamId: strin
   const out: RgbImage[] = [];
   for (const [t, frame] of frames.entries()) {
     const c = Array.isArray(consistency) ? consistency[t]! : consistency;
-    const r = await rt.restyle({ streamId, image: { ...frame, data: frame.data.slice() }, style: 'sketch', prompt: '', strength: 0.1, steps: 1, seed: 42, consistency: c });
+    const r = await rt.restyle({
+      streamId,
+      image: { ...frame, data: frame.data.slice() },
+      style: 'sketch',
+      prompt: '',
+      strength: 0.1,
+      steps: 1,
+      seed: 42,
+      consistency: c,
+    });
     out.push(r.image);
   }
   return out;
@@ -62,7 +71,11 @@ test('consistency 1 calms a static scene with camera noise', async () => {
 
 test('the latent cache guides nothing without a previous frame, at consistency 0, or at another size', () => {
   const cache = new LatentCache(4);
-  const img = (w: number, h: number, v: number): RgbImage => ({ width: w, height: h, data: new Uint8Array(w * h * 3).map((_, i) => (i * 7 + v) & 0xff) });
+  const img = (w: number, h: number, v: number): RgbImage => ({
+    width: w,
+    height: h,
+    data: new Uint8Array(w * h * 3).map((_, i) => (i * 7 + v) & 0xff),
+  });
   const gray = cache.flowFrame(img(64, 32, 0), []);
   const dims = [1, 4, 4, 8];
   const latent = new Float32Array(4 * 4 * 8).map((_, i) => Math.sin(i));
@@ -76,7 +89,10 @@ test('the latent cache guides nothing without a previous frame, at consistency 0
   assert.ok(g.validFraction > 0.99);
   for (let i = 0; i < latent.length; i++) assert.ok(Math.abs(g.warped[i]! - latent[i]!) < 1e-4);
   assert.ok(Math.abs(g.weight[0]! - LATENT_GUIDANCE_WEIGHT) < 1e-6);
-  assert.deepEqual(stages.map((s) => s.name), ['flow', 'warp']);
+  assert.deepEqual(
+    stages.map((s) => s.name),
+    ['flow', 'warp'],
+  );
   // Half the consistency, half the weight.
   assert.ok(Math.abs(cache.guide(gray, dims, 0.5, [])!.weight[5]! - LATENT_GUIDANCE_WEIGHT / 2) < 1e-6);
 });
@@ -179,7 +195,16 @@ test('a running stream allocates no typed-array memory per frame', () => {
   run(frames[0]!);
   run(frames[1]!);
   // Every typed-array constructor, counting the calls that allocate (a view on an existing buffer does not).
-  const kinds = ['Float32Array', 'Float64Array', 'Int32Array', 'Int16Array', 'Uint8Array', 'Uint8ClampedArray', 'Uint16Array', 'Uint32Array'] as const;
+  const kinds = [
+    'Float32Array',
+    'Float64Array',
+    'Int32Array',
+    'Int16Array',
+    'Uint8Array',
+    'Uint8ClampedArray',
+    'Uint16Array',
+    'Uint32Array',
+  ] as const;
   const saved = kinds.map((k) => globalThis[k]);
   let allocated = 0;
   try {

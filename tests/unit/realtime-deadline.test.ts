@@ -60,7 +60,10 @@ test('it never drops more than two frames in a row: the third runs the cheapest 
   const s = new DeadlineScheduler({ budgetMs: 40 });
   loaded(s, 0, 10);
   const late = { arrivalMs: 0, nowMs: 0, steps: 1, similarity: undefined };
-  assert.deepEqual([pick(s.plan(late)), pick(s.plan(late)), pick(s.plan(late)), pick(s.plan(late))], [['drop'], ['drop'], ['run', 1, 0.5], ['drop']]);
+  assert.deepEqual(
+    [pick(s.plan(late)), pick(s.plan(late)), pick(s.plan(late)), pick(s.plan(late))],
+    [['drop'], ['drop'], ['run', 1, 0.5], ['drop']],
+  );
 });
 
 test('a path given up at start-up is probed again after 250 ms, not after the whole stale time', () => {

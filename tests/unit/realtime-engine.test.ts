@@ -108,7 +108,10 @@ test('under load the newest frame wins and replaced frames count as dropped', as
   await settle();
   restyler.release();
   await settle();
-  assert.deepEqual(out.map((f) => f.seq), [0, 4]);
+  assert.deepEqual(
+    out.map((f) => f.seq),
+    [0, 4],
+  );
   assert.equal(engine.stats().droppedFrames, 3);
   engine.close();
 });
@@ -121,7 +124,13 @@ test('a parameter change applies to the next frame dispatched', async () => {
   engine.updateParams({ style: 'b', steps: 2 });
   engine.push(frame(2));
   await settle();
-  assert.deepEqual(restyler.requests.map((r) => [r.style, r.steps]), [['a', 1], ['b', 2]]);
+  assert.deepEqual(
+    restyler.requests.map((r) => [r.style, r.steps]),
+    [
+      ['a', 1],
+      ['b', 2],
+    ],
+  );
   // ...and the new style fades in: the first frame after the change conditions on a blend.
   assert.deepEqual(restyler.requests[1]!.styleBlend, { from: 'a', to: 'b', t: 1 / STYLE_TRANSITION_FRAMES });
   engine.close();

@@ -5,7 +5,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadPhoto } from '../../bench/loopback-client.js';
 import { makeMotionClip, type MotionKind } from '../../bench/motion-clips.js';
-import { downsampleFlow, downsamplePlane, endPointError, occlusionMask, photometricMask, validityMask, warpPlanes } from '../../realtime/flow-warp.js';
+import {
+  downsampleFlow,
+  downsamplePlane,
+  endPointError,
+  occlusionMask,
+  photometricMask,
+  validityMask,
+  warpPlanes,
+} from '../../realtime/flow-warp.js';
 import { estimateFlow, FlowEstimator, grayFromRgb } from '../../realtime/optical-flow.js';
 
 const W = 320;
@@ -154,7 +162,10 @@ test('the validity mask is the occlusion mask times the photometric mask, bit fo
     const pm = photometricMask(cur, prev, backward);
     const out = new Float32Array(fb.length).fill(7); // stale values are overwritten
     assert.equal(validityMask(cur, prev, backward, forward, out), out);
-    assert.deepEqual(out, fb.map((v, i) => v * pm[i]!));
+    assert.deepEqual(
+      out,
+      fb.map((v, i) => v * pm[i]!),
+    );
   }
 });
 

@@ -27,18 +27,36 @@ test('each bad value is refused with a message naming the field and the accepted
     [{ colour: 'red' }, /unknown parameter "colour"/],
   ];
   for (const [input, message] of cases) {
-    assert.throws(() => parseParamsPatch(input, limits), (e: unknown) => e instanceof ParamsError && message.test(e.message), JSON.stringify(input));
+    assert.throws(
+      () => parseParamsPatch(input, limits),
+      (e: unknown) => e instanceof ParamsError && message.test(e.message),
+      JSON.stringify(input),
+    );
   }
 });
 
 test('prompt and seed blends: lists of 1–4 weighted parts, null to clear, and clear errors otherwise', () => {
-  assert.deepEqual(parseParamsPatch({ promptBlend: [{ prompt: 'a cat', weight: 1 }, { prompt: 'a dog', weight: 0.5 }] }, limits), {
-    promptBlend: [
-      { prompt: 'a cat', weight: 1 },
-      { prompt: 'a dog', weight: 0.5 },
-    ],
+  assert.deepEqual(
+    parseParamsPatch(
+      {
+        promptBlend: [
+          { prompt: 'a cat', weight: 1 },
+          { prompt: 'a dog', weight: 0.5 },
+        ],
+      },
+      limits,
+    ),
+    {
+      promptBlend: [
+        { prompt: 'a cat', weight: 1 },
+        { prompt: 'a dog', weight: 0.5 },
+      ],
+    },
+  );
+  assert.deepEqual(parseParamsPatch({ seedBlend: [{ seed: 7, weight: 2 }], promptBlend: null }, limits), {
+    seedBlend: [{ seed: 7, weight: 2 }],
+    promptBlend: null,
   });
-  assert.deepEqual(parseParamsPatch({ seedBlend: [{ seed: 7, weight: 2 }], promptBlend: null }, limits), { seedBlend: [{ seed: 7, weight: 2 }], promptBlend: null });
   const bad: Array<[unknown, RegExp]> = [
     [{ promptBlend: [] }, /list of 1 to 4/],
     [{ promptBlend: 'a cat' }, /list of 1 to 4/],
@@ -50,5 +68,10 @@ test('prompt and seed blends: lists of 1–4 weighted parts, null to clear, and 
     [{ seedBlend: [{ seed: 1.5, weight: 1 }] }, /each seed must be an integer/],
     [{ seedBlend: [null] }, /list of 1 to 4/],
   ];
-  for (const [input, message] of bad) assert.throws(() => parseParamsPatch(input, limits), (e: unknown) => e instanceof ParamsError && message.test(e.message), JSON.stringify(input));
+  for (const [input, message] of bad)
+    assert.throws(
+      () => parseParamsPatch(input, limits),
+      (e: unknown) => e instanceof ParamsError && message.test(e.message),
+      JSON.stringify(input),
+    );
 });

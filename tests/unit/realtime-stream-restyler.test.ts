@@ -16,7 +16,8 @@ function frame(shift: number): RgbImage {
   const width = 320;
   const height = 256;
   const data = new Uint8Array(width * height * 3);
-  for (let y = 0, i = 0; y < height; y++) for (let x = 0; x < width; x++, i += 3) data[i] = data[i + 1] = data[i + 2] = (((x + shift) >> 3) * 37 + (y >> 3) * 11) & 0xff;
+  for (let y = 0, i = 0; y < height; y++)
+    for (let x = 0; x < width; x++, i += 3) data[i] = data[i + 1] = data[i + 2] = (((x + shift) >> 3) * 37 + (y >> 3) * 11) & 0xff;
   return { width, height, data };
 }
 
@@ -72,24 +73,43 @@ test('half scale runs the model on a half-size frame and returns the full size',
   const out = await s.restyle(request(frame(0), { scale: 0.5 }));
   assert.deepEqual([out.image.width, out.image.height, out.image.data.length], [320, 256, 320 * 256 * 3]);
   // The VAE converts pixels in its graphs: preprocess and postprocess are the halving and the upscale alone.
-  assert.deepEqual(out.stages.filter((st) => st.name === 'preprocess' || st.name === 'postprocess').map((st) => st.name), ['preprocess', 'postprocess']);
+  assert.deepEqual(
+    out.stages.filter((st) => st.name === 'preprocess' || st.name === 'postprocess').map((st) => st.name),
+    ['preprocess', 'postprocess'],
+  );
 });
 
 test('with the image blend in a graph (--image-blend graph) consistency gives what the host loop gives, inside the frame', async () => {
-  const onGraph = await LoadedModel.load(DEFAULT_MODEL, { provider: 'cpu', fallbackToCpu: true, intraOpThreads: 1, logger: quiet, imageBlend: 'graph' });
+  const onGraph = await LoadedModel.load(DEFAULT_MODEL, {
+    provider: 'cpu',
+    fallbackToCpu: true,
+    intraOpThreads: 1,
+    logger: quiet,
+    imageBlend: 'graph',
+  });
   assert.ok(onGraph.imageBlend && !(await model).imageBlend, 'auto keeps the host loop on the CPU');
   const graph = new StreamRestyler(onGraph);
   const host = new StreamRestyler(await model);
   const outs: RgbImage[][] = [[], []];
   for (const shift of [0, 4, 8]) {
-    const [g, h] = [await graph.restyle(request(frame(shift), { consistency: 1 })), await host.restyle(request(frame(shift), { consistency: 1 }))];
+    const [g, h] = [
+      await graph.restyle(request(frame(shift), { consistency: 1 })),
+      await host.restyle(request(frame(shift), { consistency: 1 })),
+    ];
     outs[0]!.push(g.image);
     outs[1]!.push(h.image);
-    if (shift > 0) assert.ok(g.stages.some((s) => s.name === 'warp'), 'the previous output was blended in');
+    if (shift > 0)
+      assert.ok(
+        g.stages.some((s) => s.name === 'warp'),
+        'the previous output was blended in',
+      );
   }
   // Away from a 16-pixel border the two differ by rounding only.
   const [a, b] = [outs[0]![2]!, outs[1]![2]!];
   let worst = 0;
-  for (let y = 16; y < a.height - 16; y++) for (let x = 16; x < a.width - 16; x++) for (let c = 0; c < 3; c++) worst = Math.max(worst, Math.abs(a.data[(y * a.width + x) * 3 + c]! - b.data[(y * a.width + x) * 3 + c]!));
+  for (let y = 16; y < a.height - 16; y++)
+    for (let x = 16; x < a.width - 16; x++)
+      for (let c = 0; c < 3; c++)
+        worst = Math.max(worst, Math.abs(a.data[(y * a.width + x) * 3 + c]! - b.data[(y * a.width + x) * 3 + c]!));
   assert.ok(worst <= 2, `inside the frame the outputs differ by up to ${worst}`);
 });

@@ -6,7 +6,10 @@ import { ConfigError, parseServeConfig } from '../../server/config.js';
 
 test('cluster roles need Redis; standalone needs nothing', () => {
   assert.equal(parseServeConfig([], {}).role, 'standalone');
-  assert.throws(() => parseServeConfig(['--role', 'worker'], {}), (e: unknown) => e instanceof ConfigError && /needs --redis/.test(e.message));
+  assert.throws(
+    () => parseServeConfig(['--role', 'worker'], {}),
+    (e: unknown) => e instanceof ConfigError && /needs --redis/.test(e.message),
+  );
   assert.throws(() => parseServeConfig(['--role', 'front', '--redis', 'http://x'], {}), ConfigError);
   assert.throws(() => parseServeConfig(['--role', 'boss'], {}), ConfigError);
   const w = parseServeConfig(['--role', 'worker', '--redis', 'redis://127.0.0.1:6379', '--public-url', 'http://10.0.0.5:8080/x'], {});

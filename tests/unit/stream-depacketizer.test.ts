@@ -53,7 +53,10 @@ test('VP8: a lost packet drops its frame, reports loss, and asks again for every
   const f3 = pk.packetize(vp8Frame(false, 1500, 3), 9000).map(view);
   const f4 = pk.packetize(vp8Frame(true, 1500, 4), 12000).map(view);
   const out = pushAll(a, [...f1, f2[0]! /* f2[1] lost */, ...f3, ...f4]);
-  assert.deepEqual(out.map((f) => f.rtpTimestamp), [3000, 12000]);
+  assert.deepEqual(
+    out.map((f) => f.rtpTimestamp),
+    [3000, 12000],
+  );
   assert.deepEqual(losses, ['loss', 'still awaiting a keyframe']);
   assert.equal(a.stats.framesLost, 1);
   assert.equal(a.stats.framesSkippedAwaitingKeyframe, 1);
@@ -68,7 +71,10 @@ test('VP8: padding-only packets between frames are skipped, not treated as loss'
   const pad2 = { sequenceNumber: 102, timestamp: 3000, marker: false, payload: Buffer.alloc(0) };
   const f2 = new Vp8Packetizer({ maxPayloadSize: 1200, sequenceNumber: 103 }).packetize(vp8Frame(false, 500, 2), 6000).map(view);
   const out = pushAll(a, [...f1, pad1, ...f2, pad2]); // pad2 arrives late, after the frame that follows it
-  assert.deepEqual(out.map((f) => f.rtpTimestamp), [3000, 6000]);
+  assert.deepEqual(
+    out.map((f) => f.rtpTimestamp),
+    [3000, 6000],
+  );
   assert.deepEqual(losses, []);
   assert.equal(a.stats.paddingPackets, 2);
 });
@@ -82,7 +88,10 @@ test('H.264: STAP-A (SPS+PPS) and FU-A (large IDR) reassemble to the Annex-B acc
   const packets = new H264Packetizer({ maxPayloadSize: 1200 }).packetize(au, 90000).map(view);
   const types = packets.map((p) => p.payload[0]! & 0x1f);
   assert.equal(types[0], 24, 'SPS+PPS aggregated in a STAP-A');
-  assert.ok(types.slice(1).every((t) => t === 28), 'IDR fragmented in FU-As');
+  assert.ok(
+    types.slice(1).every((t) => t === 28),
+    'IDR fragmented in FU-As',
+  );
   const out = pushAll(new FrameAssembler('H264'), packets);
   assert.equal(out.length, 1);
   assert.ok(out[0]!.keyframe);
@@ -100,7 +109,10 @@ test('H.264: a lost FU-A fragment drops the access unit and requests a keyframe'
   const f2 = pk.packetize(inter(2), 2).map(view);
   const f3 = pk.packetize(inter(3), 3).map(view);
   const out = pushAll(a, [...f1, f2[0]!, f2[2]!, ...f3]);
-  assert.deepEqual(out.map((f) => f.rtpTimestamp), [1]);
+  assert.deepEqual(
+    out.map((f) => f.rtpTimestamp),
+    [1],
+  );
   assert.deepEqual(losses, ['loss', 'still awaiting a keyframe']);
 });
 
@@ -122,7 +134,10 @@ test('garbage payloads never throw and are counted; a later keyframe still comes
     const key =
       codec === 'VP8'
         ? new Vp8Packetizer({ sequenceNumber: seq & 0xffff }).packetize(vp8Frame(true, 800, 9), 10_000_000)
-        : new H264Packetizer({ sequenceNumber: seq & 0xffff }).packetize(Buffer.concat([Buffer.from([0, 0, 0, 1, 0x65]), randomBytes(800)]), 10_000_000);
+        : new H264Packetizer({ sequenceNumber: seq & 0xffff }).packetize(
+            Buffer.concat([Buffer.from([0, 0, 0, 1, 0x65]), randomBytes(800)]),
+            10_000_000,
+          );
     const out = pushAll(a, key.map(view));
     assert.equal(out.at(-1)?.rtpTimestamp, 10_000_000, `${codec}: keyframe after garbage`);
     assert.ok(out.at(-1)!.keyframe);

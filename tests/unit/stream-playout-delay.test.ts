@@ -13,8 +13,10 @@ test('the payload is two 12-bit delays in 10 ms units', () => {
   assert.deepEqual([...playoutDelayPayload(0, 1e9)], [0x00, 0x0f, 0xff], 'clamped to 12 bits');
 });
 
-test('packets are stamped with the peer\'s extension id, on a copy; nothing when not negotiated or off', () => {
-  const transceiver = { headerExtensions: [new RTCRtpHeaderExtensionParameters({ uri: PLAYOUT_DELAY_URI, id: 7 })] } as unknown as RTCRtpTransceiver;
+test("packets are stamped with the peer's extension id, on a copy; nothing when not negotiated or off", () => {
+  const transceiver = {
+    headerExtensions: [new RTCRtpHeaderExtensionParameters({ uri: PLAYOUT_DELAY_URI, id: 7 })],
+  } as unknown as RTCRtpTransceiver;
   const packet = new RtpPacket(new RtpHeader({ payloadType: 96, sequenceNumber: 1, timestamp: 90, ssrc: 1 }), Buffer.from([1, 2, 3]));
   const stamped = playoutDelayStamper(transceiver, 0)!(packet);
   assert.deepEqual(stamped.header.extensions, [{ id: 7, payload: Buffer.from([0, 0, 0]) }]);
@@ -37,7 +39,7 @@ test('a publisher that offers playout-delay gets it in the answer, under its own
     onClosed: () => {},
   });
   try {
-    assert.ok(session.answerSdp.includes(`a=extmap:${offered[1]} ${PLAYOUT_DELAY_URI}`), 'answered under the offer\'s id');
+    assert.ok(session.answerSdp.includes(`a=extmap:${offered[1]} ${PLAYOUT_DELAY_URI}`), "answered under the offer's id");
   } finally {
     await session.close();
     await peer.close();

@@ -42,7 +42,10 @@ test('the codec is the first of the server preference that the offer has', () =>
 });
 
 test('offers without video, ICE credentials or a fingerprint are SdpErrors that say so', () => {
-  assert.throws(() => parseOffer(''), (e: unknown) => e instanceof SdpError && /empty/.test(e.message));
+  assert.throws(
+    () => parseOffer(''),
+    (e: unknown) => e instanceof SdpError && /empty/.test(e.message),
+  );
   assert.throws(() => parseOffer(obsOffer.replace(/m=video[^]*$/, '')), /no video m-line/);
   assert.throws(() => parseOffer(obsOffer.replaceAll('a=ice-pwd:', 'a=x-pwd:')), /ICE credentials/);
   assert.throws(() => parseOffer(obsOffer.replaceAll('a=fingerprint:', 'a=x:')), /fingerprint/);

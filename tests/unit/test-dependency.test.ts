@@ -23,7 +23,11 @@ test('uses the widget', { skip }, () => { throw new Error('ran without its depen
 function run(env: Record<string, string | undefined>): { status: number | null; out: string } {
   // NODE_TEST_CONTEXT would make the child report to this runner instead of running its own file.
   const { NODE_TEST_CONTEXT: _, ...inherited } = process.env;
-  const r = spawnSync(process.execPath, ['--test', '--test-reporter=spec', file], { encoding: 'utf8', env: { ...inherited, ...env }, timeout: 60_000 });
+  const r = spawnSync(process.execPath, ['--test', '--test-reporter=spec', file], {
+    encoding: 'utf8',
+    env: { ...inherited, ...env },
+    timeout: 60_000,
+  });
   return { status: r.status, out: r.stdout + r.stderr };
 }
 
