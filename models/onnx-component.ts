@@ -133,9 +133,20 @@ export function floatTypeOf(spec: TensorSpec): FloatTensorType {
 /** A float tensor in the spec's declared element type; half bits (Uint16Array) are taken as they are. */
 export function floatTensor(spec: TensorSpec, data: FloatTensorData, dims: readonly number[]): ort.Tensor {
   const type = floatTypeOf(spec);
-  if (type === 'float16') return new ort.Tensor('float16', data instanceof Uint16Array ? data : float32ToFloat16(data), dims);
+  if (type === 'float16') return float16Tensor(data instanceof Uint16Array ? data : float32ToFloat16(data), dims);
   if (data instanceof Uint16Array) throw new ModelComponentError(`input ${spec.name} is float32; got float16 bits`);
   return new ort.Tensor('float32', data, dims);
+}
+
+/**
+ * A float16 tensor over half bits, fed as they are. Where the runtime has a global Float16Array (Node 24),
+ * onnxruntime-common wraps the bits in one, which onnxruntime-node's binding cannot read (it sees 0 bytes and
+ * refuses the run): the tensor keeps the Uint16Array instead — the same bytes, the form the binding reads.
+ */
+export function float16Tensor(bits: Uint16Array, dims: readonly number[]): ort.Tensor {
+  const tensor = new ort.Tensor('float16', bits, dims);
+  if (!(tensor.data instanceof Uint16Array)) (tensor as unknown as { cpuData: Uint16Array }).cpuData = bits;
+  return tensor;
 }
 
 /** A float tensor's data as the model produced it: float32, or float16 as half bits. */
@@ -184,7 +195,7 @@ export function scalarTensor(spec: TensorSpec, value: number, batch = 1): ort.Te
         dims,
       );
     case 'float16':
-      return new ort.Tensor('float16', float32ToFloat16(new Float32Array(n).fill(value)), dims);
+      return float16Tensor(float32ToFloat16(new Float32Array(n).fill(value)), dims);
     case 'float32':
     case 'unknown':
       return new ort.Tensor('float32', new Float32Array(n).fill(value), dims);
