@@ -13,9 +13,14 @@ import { PictureScaler, VideoDecoder, type VideoCodecName } from '../stream/vide
 export interface ClientIce {
   iceServers?: RTCIceServer[];
   iceTransportPolicy?: 'all' | 'relay';
+  /** Gather every interface's address too (a client in a test's network namespace); default: loopback only. */
+  gatherInterfaces?: boolean;
 }
 
-/** A peer connection that gathers a loopback candidate and bundles everything on one transport. */
+/**
+ * A peer connection that bundles everything on one transport and, unless told to gather interfaces, offers only a
+ * loopback candidate: tests and benches keep their media on loopback, never this machine's other addresses.
+ */
 export function loopbackPeerConnection(
   codec: VideoCodecName,
   rtcpFeedback: { type: string; parameter?: string }[],
@@ -25,6 +30,7 @@ export function loopbackPeerConnection(
     codecs: { video: [videoCodecParameters(codec, rtcpFeedback)], audio: [opusParameters()] },
     headerExtensions: { video: [useSdesMid()], audio: [useSdesMid()] },
     iceAdditionalHostAddresses: ['127.0.0.1'],
+    ...(ice.gatherInterfaces ? {} : { iceUseIpv4: false, iceUseIpv6: false }),
     // Always a list: werift's default holds a public STUN server.
     iceServers: ice.iceServers ?? [],
     iceTransportPolicy: ice.iceTransportPolicy ?? 'all',

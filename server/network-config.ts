@@ -24,6 +24,21 @@ export function parseIceNetwork(flags: NetworkFlags, interfaces: Interfaces = ne
   return network;
 }
 
+/**
+ * The ICE network every peer uses. A server listening on a loopback address (`--host 127.0.0.1`, as tests and
+ * benches run it) serves only this machine, so unless --ice-interfaces says otherwise its peers offer that loopback
+ * address, not every interface's: media then stays on loopback as the signalling does.
+ */
+export function peerIceNetwork(network: IceNetwork, host: string): IceNetwork {
+  if (network.hostAddresses || !isLoopbackAddress(host)) return network;
+  return { ...network, hostAddresses: [unbracket(host)] };
+}
+
+function isLoopbackAddress(host: string): boolean {
+  const address = unbracket(host);
+  return (isIP(address) === 4 && address.startsWith('127.')) || address === '::1';
+}
+
 function list(raw: string | undefined): string[] {
   return (raw ?? '')
     .split(',')

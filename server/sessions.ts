@@ -4,6 +4,8 @@
 // owns all of them and frees them in close(); the SessionManager admits, names, finds and closes sessions
 // and viewers, and keeps per-name parameters for publishers yet to come. open() is the one place a
 // pipeline is opened, for every kind of publisher, behind the same admission.
+import type { IceNetwork } from '../stream/ice-network.js';
+import { peerIceNetwork } from './network-config.js';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Restyler } from '../models/restyle-types.js';
@@ -226,6 +228,8 @@ export class SessionManager {
   /** Set while the server drains: new publishers are refused with this message; live sessions carry on. */
   private refusal: string | undefined;
   readonly frameObservers = new Set<FrameObserver>();
+  /** Every publisher's and viewer's ICE settings (a server on a loopback address offers loopback candidates). */
+  private readonly network: IceNetwork;
 
   constructor(
     private readonly config: ServerConfig,
@@ -234,7 +238,9 @@ export class SessionManager {
     private readonly logger: Logger,
     /** Opens each stream's encoders (default: FFmpeg's). */
     private readonly openEncoder?: OpenEncoder,
-  ) {}
+  ) {
+    this.network = peerIceNetwork(config.network, config.host);
+  }
 
   get size(): number {
     return this.sessions.size;
@@ -351,7 +357,7 @@ export class SessionManager {
           codecs: this.config.codecs,
           maxBitrateKbps: this.config.maxBitrateKbps,
           mediaTimeoutMs: this.config.mediaTimeoutMs,
-          network: this.config.network,
+          network: this.network,
           playoutDelayMaxMs: this.config.playoutDelayMaxMs,
           logger,
           onFrame: (frame) => pipeline.push(frame),
@@ -503,7 +509,7 @@ export class SessionManager {
       const viewer = await createViewerSession(offerSdp, {
         codecs: this.config.codecs,
         mediaTimeoutMs: this.config.mediaTimeoutMs,
-        network: this.config.network,
+        network: this.network,
         playoutDelayMaxMs: this.config.playoutDelayMaxMs,
         logger: log,
         onClosed: (reason) => void this.closeViewer(id, reason),

@@ -32,7 +32,8 @@ async function main(request: NatClientRequest): Promise<NatClientResult> {
     const client = await publishLoopedClip(request.whipUrl, clip, {
       fps: 30,
       connectTimeoutMs: request.connectTimeoutMs,
-      ...(request.ice ? { ice: request.ice } : {}),
+      // In its namespace the client reaches the server through its own interface, not loopback.
+      ice: { ...request.ice, gatherInterfaces: true },
       onOutputFrame: () => received++,
     });
     const answerCandidates = sdpCandidates(client.answerSdp).map((c) => `${c.address}:${c.port}`);

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import type { NetworkInterfaceInfo } from 'node:os';
 import { describe, test } from 'node:test';
 import { ConfigError, parseServeConfig } from '../../server/config.js';
-import { socketsPerPeer, type Interfaces } from '../../server/network-config.js';
+import { peerIceNetwork, socketsPerPeer, type Interfaces } from '../../server/network-config.js';
 import { peerNetworkConfig } from '../../stream/ice-network.js';
 
 function info(address: string, internal = false): NetworkInterfaceInfo {
@@ -132,5 +132,17 @@ describe('peerNetworkConfig (the one place peers get their ICE settings)', () =>
   test('socketsPerPeer counts one socket per distinct candidate address', () => {
     assert.equal(socketsPerPeer({ announcedAddresses: [] }, MACHINE), 3);
     assert.equal(socketsPerPeer({ announcedAddresses: ['10.0.0.5'], hostAddresses: ['10.0.0.5', '127.0.0.1'] }, MACHINE), 2);
+  });
+});
+
+describe('peerIceNetwork (a server on a loopback --host offers loopback candidates)', () => {
+  test('a loopback host with no --ice-interfaces gathers that address only', () => {
+    assert.deepEqual(peerIceNetwork({ announcedAddresses: [] }, '127.0.0.1').hostAddresses, ['127.0.0.1']);
+    assert.deepEqual(peerIceNetwork({ announcedAddresses: [] }, '[::1]').hostAddresses, ['::1']);
+  });
+  test('any other host, or chosen interfaces, keep the configured network', () => {
+    assert.equal(peerIceNetwork({ announcedAddresses: [] }, '0.0.0.0').hostAddresses, undefined);
+    assert.equal(peerIceNetwork({ announcedAddresses: [] }, '192.0.2.2').hostAddresses, undefined);
+    assert.deepEqual(peerIceNetwork({ announcedAddresses: [], hostAddresses: ['10.0.0.5'] }, '127.0.0.1').hostAddresses, ['10.0.0.5']);
   });
 });
