@@ -42,13 +42,16 @@ export interface BrowserBenchOptions {
 
 export class ChromiumMissingError extends Error {}
 
-/** The Chromium flags of docs NOTES-webrtc: loopback ICE, fake camera from a file, no GPU, nothing online. */
-export function chromiumArgs(clip: string): string[] {
+/**
+ * The Chromium flags of docs NOTES-webrtc: loopback ICE, a fake camera (from `clip`, a y4m file, when given; else
+ * Chromium's own test pattern), no GPU, nothing online. Tests and the browser bench launch with these.
+ */
+export function chromiumArgs(clip?: string): string[] {
   return [
     '--no-sandbox',
     '--use-fake-ui-for-media-stream',
     '--use-fake-device-for-media-stream',
-    `--use-file-for-fake-video-capture=${clip}`,
+    ...(clip ? [`--use-file-for-fake-video-capture=${clip}`] : []),
     '--allow-loopback-in-peer-connection',
     '--disable-gpu',
     '--disable-background-networking',

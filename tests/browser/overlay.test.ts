@@ -3,6 +3,7 @@
 // as a 503's Retry-After says; when the stream ends its probe finds the viewer gone and it plays again once the
 // publisher is back, and a connection that stalls while its viewer lives is dropped by the watchdog. Backoff and Retry-After run on Playwright's fake clock (each wait is stepped, not
 // slept); the stall needs real media, so it runs on the real clock with its margins written next to it.
+import { chromiumArgs } from '../../bench/browser-bench.js';
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -48,16 +49,7 @@ describe('overlay page /overlay/<name>', { skip, timeout: 120_000 }, () => {
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       headless: true,
-      args: [
-        '--no-sandbox',
-        '--allow-loopback-in-peer-connection',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-        '--autoplay-policy=no-user-gesture-required',
-      ],
+      args: [...chromiumArgs(), '--autoplay-policy=no-user-gesture-required'],
     });
   });
   after(async () => {

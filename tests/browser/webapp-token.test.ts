@@ -2,6 +2,7 @@
 // without a token the page says how to add one (401), with a wrong one that it is not valid (403), with the right
 // one on a full server that it is full and when to try again (503 + Retry-After), and once a slot is free the same
 // token gets a live, restyled session that Stop ends (its DELETE carries the token too).
+import { chromiumArgs } from '../../bench/browser-bench.js';
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -33,17 +34,7 @@ describe('web app with ?token= on a token-protected server', { skip, timeout: 12
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       headless: true,
-      args: [
-        '--no-sandbox',
-        '--allow-loopback-in-peer-connection',
-        '--use-fake-ui-for-media-stream',
-        '--use-fake-device-for-media-stream',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
+      args: chromiumArgs(),
     });
   });
   after(async () => {

@@ -4,6 +4,7 @@
 // negotiated codec names in both directions, the control channel's replies, REMB from the server, and the
 // browser decoding the server's frames. Frame rates are not asserted: 2 loaded cores promise none.
 // Skipped where Chromium is absent (failed under CI=true).
+import { chromiumArgs } from '../../bench/browser-bench.js';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -54,17 +55,8 @@ describe('Chromium publishing to the real server over WHIP', { skip, timeout: 12
     context = await chromium.launchPersistentContext(userDataDir, {
       executablePath: CHROMIUM,
       headless: true,
-      args: [
-        '--no-sandbox',
-        '--allow-loopback-in-peer-connection',
-        '--use-fake-ui-for-media-stream',
-        '--use-fake-device-for-media-stream=fps=30',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
+      // The last --use-fake-device-for-media-stream wins: the fake camera at 30 fps.
+      args: [...chromiumArgs(), '--use-fake-device-for-media-stream=fps=30'],
     });
   });
   after(async () => {

@@ -3,6 +3,7 @@
 // page /overlay/<name> over WHEP. The pixels Chromium shows must be the restyled stream: the model's size,
 // moving, and far from the raw colour-bar pattern. Skipped only where GStreamer's webrtcbin (or Chromium) is
 // missing locally (failed where it is missing under CI=true); .ci/run installs both.
+import { chromiumArgs } from '../../bench/browser-bench.js';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -92,16 +93,7 @@ describe('GStreamer webrtcbin publisher (like OBS) → Chromium overlay over WHE
     context = await chromium.launchPersistentContext(userDataDir, {
       executablePath: CHROMIUM,
       headless: true,
-      args: [
-        '--no-sandbox',
-        '--allow-loopback-in-peer-connection',
-        '--autoplay-policy=no-user-gesture-required',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
+      args: [...chromiumArgs(), '--autoplay-policy=no-user-gesture-required'],
     });
   });
 
